@@ -1,0 +1,237 @@
+// File: shm/protocol/messages.cc
+#include "shm/protocol/messages.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace modelpool::proto {
+namespace {
+
+Status field_error(std::string_view key, std::string_view want) {
+  return error(ErrorCode::kBadRequest,
+               "field \"" + std::string(key) + "\" must be " + std::string(want));
+}
+
+const json* find(const json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+Result<Request> decode_request(std::string_view payload) {
+  json doc;
+  try {
+    doc = json::parse(payload);
+  } catch (const json::exception& e) {
+    return error(ErrorCode::kBadRequest, std::string("frame is not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) return error(ErrorCode::kBadRequest, "frame is not a JSON object");
+  Request r;
+  if (const json* id = find(doc, "id")) r.id = *id;
+  const json* op = find(doc, "op");
+  if (op == nullptr) return error(ErrorCode::kBadRequest, "missing field \"op\"");
+  if (!op->is_string()) return field_error("op", "a string");
+  r.op = op->get<std::string>();
+  r.body = std::move(doc);
+  return r;
+}
+
+std::string encode_request(std::string_view op, const json& id, json fields) {
+  if (!fields.is_object()) fields = json::object();
+  fields["op"] = op;
+  if (!id.is_null()) fields["id"] = id;
+  return fields.dump();
+}
+
+Result<Reply> decode_reply(std::string_view payload) {
+  json doc;
+  try {
+    doc = json::parse(payload);
+  } catch (const json::exception& e) {
+    return error(ErrorCode::kProtocol, std::string("reply is not valid JSON: ") + e.what());
+  }
+  const json* ok = find(doc, "ok");
+  if (ok == nullptr || !ok->is_boolean()) {
+    return error(ErrorCode::kProtocol, "reply has no boolean \"ok\"");
+  }
+  if (!ok->get<bool>()) {
+    const json* err = find(doc, "error");
+    const json* code = err ? find(*err, "code") : nullptr;
+    const json* msg = err ? find(*err, "message") : nullptr;
+    if (code == nullptr || !code->is_string()) {
+      return error(ErrorCode::kProtocol, "error reply has no string \"error.code\"");
+    }
+    auto c = error_code_from_string(code->get<std::string>());
+    std::string text = (msg && msg->is_string()) ? msg->get<std::string>() : "";
+    if (!c || *c == ErrorCode::kOk) {
+      return error(ErrorCode::kProtocol, "unknown error code \"" + code->get<std::string>() +
+                                             "\": " + text);
+    }
+    return error(*c, std::move(text));
+  }
+  Reply r;
+  if (const json* id = find(doc, "id")) r.id = *id;
+  r.body = std::move(doc);
+  return r;
+}
+
+std::string encode_ok(const json& id, json fields) {
+  if (!fields.is_object()) fields = json::object();
+  fields["id"] = id;
+  fields["ok"] = true;
+  return fields.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_error(const json& id, const Status& status) {
+  json doc = {{"id", id},
+              {"ok", false},
+              {"error",
+               {{"code", std::string(to_string(status.code()))},
+                {"message", status.message()}}}};
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<std::string> get_string(const json& obj, std::string_view key) {
+  const json* v = find(obj, key);
+  if (v == nullptr) return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
+  if (!v->is_string()) return field_error(key, "a string");
+  return v->get<std::string>();
+}
+
+Result<std::uint64_t> get_uint(const json& obj, std::string_view key) {
+  const json* v = find(obj, key);
+  if (v == nullptr) return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
+  if (!v->is_number_unsigned()) return field_error(key, "a non-negative integer");
+  return v->get<std::uint64_t>();
+}
+
+Result<std::optional<std::uint64_t>> get_opt_uint(const json& obj, std::string_view key) {
+  const json* v = find(obj, key);
+  if (v == nullptr || v->is_null()) return std::optional<std::uint64_t>{};
+  if (!v->is_number_unsigned()) return field_error(key, "a non-negative integer");
+  return std::optional<std::uint64_t>{v->get<std::uint64_t>()};
+}
+
+Result<std::optional<bool>> get_opt_bool(const json& obj, std::string_view key) {
+  const json* v = find(obj, key);
+  if (v == nullptr || v->is_null()) return std::optional<bool>{};
+  if (!v->is_boolean()) return field_error(key, "a boolean");
+  return std::optional<bool>{v->get<bool>()};
+}
+
+std::string checksum_to_hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::optional<std::uint64_t> checksum_from_hex(std::string_view s) {
+  if (s.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// ---- worker ops ----------------------------------------------------------
+
+json to_json(const HelloReply& m) {
+  return {{"proto", m.proto},
+          {"pool", m.pool},
+          {"segment_path", m.segment_path},
+          {"segment_size", m.segment_size},
+          {"page_size", m.page_size}};
+}
+
+Result<HelloReply> decode_hello_reply(const json& body) {
+  HelloReply m;
+  auto proto = get_uint(body, "proto");
+  auto pool = get_string(body, "pool");
+  auto path = get_string(body, "segment_path");
+  auto size = get_uint(body, "segment_size");
+  auto page = get_opt_uint(body, "page_size");
+  for (const Status* s : {&proto.status(), &pool.status(), &path.status(), &size.status(),
+                          &page.status()}) {
+    if (!s->ok()) return error(ErrorCode::kProtocol, "hello reply: " + s->message());
+  }
+  m.proto = static_cast<int>(*proto);
+  m.pool = *pool;
+  m.segment_path = *path;
+  m.segment_size = *size;
+  m.page_size = page->value_or(4096);
+  return m;
+}
+
+json to_json(const AcquireRequest& m) {
+  json j = {{"model", m.model}};
+  if (m.wait_ms) j["wait_ms"] = *m.wait_ms;
+  return j;
+}
+
+Result<AcquireRequest> decode_acquire_request(const json& body) {
+  auto model = get_string(body, "model");
+  if (!model.ok()) return model.status();
+  auto wait = get_opt_uint(body, "wait_ms");
+  if (!wait.ok()) return wait.status();
+  return AcquireRequest{*model, *wait};
+}
+
+json to_json(const AcquireReply& m) {
+  return {{"handle", m.handle},         {"model", m.model},
+          {"offset", m.offset},         {"size", m.size},
+          {"generation", m.generation}, {"checksum", checksum_to_hex(m.checksum)},
+          {"format", m.format},         {"cached", m.cached}};
+}
+
+Result<AcquireReply> decode_acquire_reply(const json& body) {
+  AcquireReply m;
+  auto handle = get_uint(body, "handle");
+  auto model = get_string(body, "model");
+  auto offset = get_uint(body, "offset");
+  auto size = get_uint(body, "size");
+  auto gen = get_uint(body, "generation");
+  auto sum = get_string(body, "checksum");
+  auto format = get_string(body, "format");
+  for (const Status* s : {&handle.status(), &model.status(), &offset.status(), &size.status(),
+                          &gen.status(), &sum.status(), &format.status()}) {
+    if (!s->ok()) return error(ErrorCode::kProtocol, "acquire reply: " + s->message());
+  }
+  auto cached = get_opt_bool(body, "cached");
+  auto checksum = checksum_from_hex(*sum);
+  if (!checksum) return error(ErrorCode::kProtocol, "acquire reply: bad checksum \"" + *sum + "\"");
+  m.handle = *handle;
+  m.model = *model;
+  m.offset = *offset;
+  m.size = *size;
+  m.generation = *gen;
+  m.checksum = *checksum;
+  m.format = *format;
+  m.cached = cached.ok() && cached->value_or(false);
+  return m;
+}
+
+json to_json(const ReleaseRequest& m) { return {{"handle", m.handle}}; }
+
+Result<ReleaseRequest> decode_release_request(const json& body) {
+  auto handle = get_uint(body, "handle");
+  if (!handle.ok()) return handle.status();
+  return ReleaseRequest{*handle};
+}
+
+json to_json(const ModelRequest& m) {
+  json j = {{"model", m.model}};
+  if (m.pin) j["pin"] = true;
+  return j;
+}
+
+Result<ModelRequest> decode_model_request(const json& body) {
+  auto model = get_string(body, "model");
+  if (!model.ok()) return model.status();
+  auto pin = get_opt_bool(body, "pin");
+  if (!pin.ok()) return pin.status();
+  return ModelRequest{*model, pin->value_or(false)};
+}
+
+}  // namespace modelpool::proto
