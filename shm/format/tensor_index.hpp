@@ -1,0 +1,55 @@
+// File: shm/format/tensor_index.hpp
+//
+// The tensor index of a model file: what the safetensors and GGUF readers
+// produce, what the broker validates at load and what the client library
+// exposes as zero-copy tensor views. Readers treat the bytes as untrusted:
+// every offset in a returned index lies inside the file, and tensors do not
+// overlap. Pure functions; thread-safe.
+#ifndef MODELPOOL_SHM_FORMAT_TENSOR_INDEX_HPP_
+#define MODELPOOL_SHM_FORMAT_TENSOR_INDEX_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shm/layout/segment_layout.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::format {
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;            // as the format spells it: "F32", "BF16", "Q4_K", ...
+  std::vector<std::int64_t> shape;
+  std::uint64_t offset = 0;     // from the start of the file
+  std::uint64_t size = 0;       // bytes
+};
+
+struct TensorIndex {
+  layout::Format format = layout::Format::kRaw;
+  std::vector<TensorInfo> tensors;  // in file order
+  nlohmann::json metadata = nlohmann::json::object();  // safetensors __metadata__ / GGUF key-values
+
+  // The tensor called `name`, or nullptr.
+  const TensorInfo* find(std::string_view name) const;
+};
+
+// Which reader applies to `file` (by magic/header shape); kRaw when none.
+layout::Format detect(std::span<const std::byte> file);
+
+// Detects the format and validates the whole index against the file size.
+// kRaw files give an empty index. Invalid files give load_failed with the
+// precise reason.
+Result<TensorIndex> parse(std::span<const std::byte> file);
+
+Result<TensorIndex> parse_safetensors(std::span<const std::byte> file);
+Result<TensorIndex> parse_gguf(std::span<const std::byte> file);
+
+}  // namespace modelpool::format
+
+#endif  // MODELPOOL_SHM_FORMAT_TENSOR_INDEX_HPP_
