@@ -1,0 +1,271 @@
+// File: broker/pool/pool.cc
+//
+// The load path of the pool: lookups, begin/finish/fail of a load, refcounts
+// and the one place entries are removed (take). begin_load() plans first —
+// victims, extent, slot — and mutates only once the plan is known to work, so
+// a refusal leaves the pool exactly as it was. Admin operations, adoption and
+// the self-check are in pool_admin.cc.
+#include "broker/pool/pool.hpp"
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+using layout::EntryState;
+using layout::format_bytes;
+
+Pool::Pool(PoolConfig config)
+    : config_(std::move(config)),
+      allocator_(config_.data_begin, config_.data_end, config_.alignment),
+      slots_(config_.catalog_capacity),
+      policy_(make_eviction_policy(config_.eviction)) {
+  if (policy_ == nullptr) {
+    policy_ = make_eviction_policy(kDefaultEvictionPolicy);
+    config_.eviction = std::string(kDefaultEvictionPolicy);
+  }
+}
+
+Status Pool::validate_config(const PoolConfig& c) {
+  auto bad = [](const std::string& what) { return error(ErrorCode::kBadRequest, what); };
+  if (c.budget == 0) return bad("the memory budget is zero");
+  if (!(c.low_watermark > 0 && c.low_watermark <= c.high_watermark && c.high_watermark <= 1)) {
+    return bad("watermarks must satisfy 0 < low <= high <= 1");
+  }
+  if (make_eviction_policy(c.eviction) == nullptr) {
+    return bad("unknown eviction policy '" + c.eviction + "'");
+  }
+  if (c.alignment == 0) return bad("extent alignment is zero");
+  if (c.catalog_capacity == 0) return bad("catalog capacity is zero");
+  if (ExtentAllocator(c.data_begin, c.data_end, c.alignment).capacity() == 0) {
+    return bad("the data offset space holds no aligned extent");
+  }
+  return Status::ok_status();
+}
+
+const EntryInfo* Pool::find_current(std::string_view name) const {
+  auto it = current_.find(name);
+  return it == current_.end() ? nullptr : get(it->second);
+}
+
+const EntryInfo* Pool::get(EntryId id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+EntryInfo* Pool::mutable_entry(EntryId id) {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+void Pool::note_time(std::int64_t now_ns) {
+  if (now_ns > clock_ns_) clock_ns_ = now_ns;
+}
+
+std::uint64_t Pool::max_model_size() const {
+  return config_.max_model_size == 0 ? config_.budget : config_.max_model_size;
+}
+
+Status Pool::check_size(std::string_view name, std::uint64_t size, std::uint64_t extent) const {
+  const std::string who = "model '" + std::string(name) + "' is " + format_bytes(size);
+  if (size > max_model_size()) {
+    return error(ErrorCode::kTooLarge,
+                 who + ", over the maximum model size of " + format_bytes(max_model_size()));
+  }
+  if (extent > config_.budget) {
+    return error(ErrorCode::kTooLarge, who + " (" + format_bytes(extent) +
+                                           " reserved), over the memory budget of " +
+                                           format_bytes(config_.budget));
+  }
+  return Status::ok_status();
+}
+
+Status Pool::check_replaceable(const EntryInfo* old, const layout::SourceIdentity& source) const {
+  if (old == nullptr) return Status::ok_status();
+  const std::string who = "'" + old->name + "' generation " + std::to_string(old->generation);
+  if (old->state == EntryState::kLoading) {
+    return error(ErrorCode::kInternal, who + " is already loading; wait for it");
+  }
+  if (old->source == source) {
+    return error(ErrorCode::kInternal, who + " is already resident with the same source");
+  }
+  return Status::ok_status();
+}
+
+bool Pool::idle(const EntryInfo& e) {
+  return e.state == EntryState::kReady && e.current && e.refs == 0 && !e.pinned;
+}
+
+bool Pool::evictable_for_room(EntryId id, std::int64_t now_ns) const {
+  const EntryInfo* e = get(id);
+  return e != nullptr && idle(*e) && now_ns >= e->evictable_after_ns;
+}
+
+Status Pool::pool_full(std::string_view name, std::uint64_t extent, const std::string& why) const {
+  return error(ErrorCode::kPoolFull,
+               "no room for '" + std::string(name) + "' (" + format_bytes(extent) + "): " + why);
+}
+
+Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_t extent,
+                                             const EntryInfo* reclaimed, std::int64_t now_ns) {
+  std::uint64_t used = bytes_used_ - (reclaimed != nullptr ? reclaimed->extent_size : 0);
+  bool slot_free = slots_.free_count() > 0 || reclaimed != nullptr;
+  const EntryId skip = reclaimed != nullptr ? reclaimed->id : 0;
+  std::unordered_set<EntryId> chosen;
+  auto evictable = [&](EntryId id) {
+    return id != skip && chosen.count(id) == 0 && evictable_for_room(id, now_ns);
+  };
+  std::vector<EntryId> victims;
+  while (used + extent > config_.budget || !slot_free) {
+    std::optional<EntryId> victim = policy_->pick_victim(evictable);
+    if (!victim) {
+      if (!slot_free) {
+        return pool_full(name, extent,
+                         "all " + std::to_string(slots_.capacity()) +
+                             " catalog slots are taken by entries in use");
+      }
+      return pool_full(name, extent,
+                       format_bytes(used) + " of the " + format_bytes(config_.budget) +
+                           " budget is held by entries that cannot be evicted now "
+                           "(referenced, pinned, loading or in their grace period)");
+    }
+    chosen.insert(*victim);
+    victims.push_back(*victim);
+    used -= get(*victim)->extent_size;
+    slot_free = true;
+  }
+  return victims;
+}
+
+EntryInfo Pool::make_entry(std::string_view name, const layout::SourceIdentity& source,
+                           std::uint64_t size, std::uint64_t extent, std::int64_t now_ns) const {
+  EntryInfo e;
+  e.name = std::string(name);
+  e.source = source;
+  e.size = size;
+  e.extent_size = extent;
+  e.state = EntryState::kLoading;
+  e.loaded_ns = now_ns;
+  e.last_access_ns = now_ns;
+  auto h = history_.find(name);
+  if (h == history_.end()) {
+    e.generation = 1;
+  } else {
+    e.generation = h->second.source == source ? h->second.generation : h->second.generation + 1;
+  }
+  return e;
+}
+
+Result<Reservation> Pool::begin_load(std::string_view name, const layout::SourceIdentity& source,
+                                     std::uint64_t size, std::int64_t now_ns) {
+  note_time(now_ns);
+  if (name.empty() || name.size() > layout::kMaxNameBytes) {
+    return error(ErrorCode::kInvalidName,
+                 "model name must be 1 to " + std::to_string(layout::kMaxNameBytes) + " bytes");
+  }
+  const std::uint64_t extent = allocator_.extent_size_for(size);
+  if (Status s = check_size(name, size, extent); !s.ok()) return s;
+  const EntryInfo* old = find_current(name);
+  if (Status s = check_replaceable(old, source); !s.ok()) return s;
+  const EntryInfo* reclaimed = old != nullptr && old->refs == 0 ? old : nullptr;
+  Result<std::vector<EntryId>> victims = plan_room(name, extent, reclaimed, now_ns);
+  if (!victims.ok()) return victims.status();
+  // Placed while the victims still hold their extents, so it overlaps none.
+  const std::optional<std::uint64_t> offset = allocator_.allocate(extent);
+  if (!offset) return pool_full(name, extent, "the segment's offset space is fragmented");
+
+  Reservation r;
+  r.entry = make_entry(name, source, size, extent, now_ns);
+  r.entry.offset = *offset;
+  r.entry.id = next_id_++;
+  std::optional<std::uint32_t> slot = slots_.allocate();  // prefer a slot nobody just left
+  if (old != nullptr) {
+    r.entry.pinned = old->pinned;
+    EntryInfo* o = mutable_entry(old->id);
+    if (reclaimed != nullptr) {
+      r.evicted.push_back(take(o->id, Removal::kDropped));
+    } else {
+      o->current = false;
+      current_.erase(current_.find(name));
+    }
+  }
+  for (EntryId v : *victims) r.evicted.push_back(take(v, Removal::kForRoom));
+  if (!slot) slot = slots_.allocate();
+  assert(slot.has_value());  // plan_room left one free
+  r.entry.slot = *slot;
+  history_[r.entry.name] = NameHistory{r.entry.generation, source};
+  current_[r.entry.name] = r.entry.id;
+  bytes_used_ += extent;
+  entries_.emplace(r.entry.id, r.entry);
+  return r;
+}
+
+void Pool::finish_load(EntryId id, std::uint64_t checksum, layout::Format format,
+                       double load_seconds) {
+  EntryInfo* e = mutable_entry(id);
+  if (e == nullptr || e->state != EntryState::kLoading) return;
+  e->state = EntryState::kReady;
+  e->checksum = checksum;
+  e->format = format;
+  e->load_seconds = load_seconds;
+  policy_->on_insert(id, e->extent_size, load_seconds);
+}
+
+EntryInfo Pool::fail_load(EntryId id) {
+  const EntryInfo* e = get(id);
+  if (e == nullptr || e->state != EntryState::kLoading) return {};
+  return take(id, Removal::kDropped);
+}
+
+void Pool::add_ref(EntryId id, std::int64_t now_ns) {
+  note_time(now_ns);
+  EntryInfo* e = mutable_entry(id);
+  if (e == nullptr) return;
+  ++e->refs;
+  ++e->accesses;
+  e->last_access_ns = now_ns;
+  policy_->on_access(id);
+}
+
+std::vector<EntryInfo> Pool::release_ref(EntryId id) {
+  EntryInfo* e = mutable_entry(id);
+  if (e == nullptr || e->refs == 0) return {};
+  --e->refs;
+  if (e->refs > 0 || e->current) return {};
+  return {take(id, Removal::kDropped)};
+}
+
+EntryInfo Pool::take(EntryId id, Removal how) {
+  auto it = entries_.find(id);
+  assert(it != entries_.end());
+  EntryInfo e = std::move(it->second);
+  entries_.erase(it);
+  if (e.state == EntryState::kReady) {
+    if (how == Removal::kForRoom) {
+      policy_->on_evict(id);
+    } else {
+      policy_->on_remove(id);
+    }
+  }
+  const bool freed = allocator_.free(e.offset, e.extent_size);
+  assert(freed);
+  (void)freed;
+  slots_.free(e.slot);
+  if (e.current) {
+    auto c = current_.find(e.name);
+    if (c != current_.end() && c->second == id) current_.erase(c);
+  }
+  bytes_used_ -= e.extent_size;
+  if (how != Removal::kDropped) {
+    ++evictions_;
+    bytes_evicted_ += e.extent_size;
+  }
+  return e;
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,216 @@
+// File: broker/pool/pool.hpp
+//
+// The pool's bookkeeping, with no sockets, files or threads: which entries
+// exist, where their extents and catalog slots are, who references them, what
+// fits in the memory budget and what to evict. The server drives it and does
+// the I/O the results call for; every call is synchronous and cheap.
+//
+// Lifecycle of an entry: begin_load() reserves an extent and a slot (LOADING)
+// -> finish_load() (READY) or fail_load() (gone). add_ref()/release_ref()
+// count handles. Entries leave the pool by eviction (policy order, for room
+// or above the high watermark), by admin evict()/clear(), or — for an old
+// generation that a newer one replaced — at its last release_ref().
+//
+// Every call that removes entries returns them (EntryInfo copies): the caller
+// clears their catalog slots and punches their extents. The extents are free
+// in the allocator as soon as the call returns, so do that before the next
+// begin_load() (a later load may be placed over them).
+//
+// Guarantees: referenced, pinned and LOADING entries are never evicted, and no
+// entry's extent ever moves. A failed begin_load() changes nothing. A new
+// extent never overlaps an extent returned for freeing in the same call.
+//
+// Not thread-safe: one owner (the event loop). EntryInfo pointers returned by
+// find_current()/get()/entries() stay valid until that entry is removed.
+#ifndef MODELPOOL_BROKER_POOL_POOL_HPP_
+#define MODELPOOL_BROKER_POOL_POOL_HPP_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/pool/catalog_slots.hpp"
+#include "broker/pool/eviction_policy.hpp"
+#include "broker/pool/extent_allocator.hpp"
+#include "shm/layout/segment_layout.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+struct PoolConfig {
+  std::uint64_t budget = 0;      // bytes of resident extents allowed
+  double high_watermark = 0.85;  // fraction of budget
+  double low_watermark = 0.70;
+  std::uint64_t max_model_size = 0;            // 0 = budget
+  std::string eviction = "lru";                // a name from eviction_policy_names()
+  std::uint64_t data_begin = 0, data_end = 0;  // offset space of extents
+  std::uint64_t alignment = layout::kDefaultAlignment;
+  std::uint32_t catalog_capacity = 16384;  // slots
+};
+
+struct EntryInfo {
+  EntryId id = 0;  // unique per load, never reused; 0 = no entry
+  std::string name;
+  std::uint64_t generation = 0;  // per name: 1, 2, ... increments when the source changes
+  layout::EntryState state = layout::EntryState::kLoading;
+  std::uint64_t offset = 0, size = 0, extent_size = 0, checksum = 0;
+  layout::Format format = layout::Format::kRaw;
+  layout::SourceIdentity source;
+  std::uint32_t slot = 0;  // catalog slot
+  std::uint32_t refs = 0;
+  bool pinned = false;
+  bool current = true;  // false once a newer generation exists (freed at last release)
+  std::uint64_t accesses = 0;
+  std::int64_t last_access_ns = 0, loaded_ns = 0;
+  double load_seconds = 0;
+  std::int64_t evictable_after_ns = 0;  // grace period: not evicted for room before this
+};
+
+struct Reservation {
+  EntryInfo entry;                 // the new LOADING entry
+  std::vector<EntryInfo> evicted;  // clear their slots and punch their extents
+};
+
+class Pool {
+ public:
+  // An unknown `eviction` name falls back to "lru" (config().eviction then
+  // says "lru"); use validate_config() to refuse bad configs up front.
+  explicit Pool(PoolConfig config);
+
+  // ok, or kBadRequest saying which field is wrong (zero budget, watermarks
+  // not 0 < low <= high <= 1, unknown policy, empty offset space, zero
+  // alignment or catalog capacity).
+  static Status validate_config(const PoolConfig& config);
+
+  const PoolConfig& config() const { return config_; }
+
+  // The current generation of `name` (LOADING or READY), or nullptr.
+  const EntryInfo* find_current(std::string_view name) const;
+  const EntryInfo* get(EntryId id) const;
+
+  // Reserves room for a new LOADING entry of `name`. Errors, all leaving the
+  // pool unchanged:
+  //   kInvalidName  `name` is empty or longer than layout::kMaxNameBytes.
+  //   kTooLarge     size > max_model_size, or its extent > budget.
+  //   kPoolFull     not enough idle unpinned entries (past their grace
+  //                 period) to evict for room, or no catalog slot.
+  //   kInternal     a current entry of `name` is LOADING, or READY with the
+  //                 same source (caller should have used it).
+  // Evicts idle entries in policy order until the extent fits the budget. If
+  // the current entry of `name` has another source, the new entry gets its
+  // generation + 1 and its pin, and the old one stops being current (and is
+  // in `evicted` at once when it has no refs).
+  Result<Reservation> begin_load(std::string_view name, const layout::SourceIdentity& source,
+                                 std::uint64_t size, std::int64_t now_ns);
+  // LOADING -> READY. Ignored for unknown ids or entries not LOADING.
+  void finish_load(EntryId id, std::uint64_t checksum, layout::Format format, double load_seconds);
+  // Removes a LOADING entry (refs taken by waiters go with it) and returns it
+  // so the caller frees its extent and slot; an EntryInfo with id 0 if `id` is
+  // unknown or not LOADING.
+  EntryInfo fail_load(EntryId id);
+
+  // One more handle on `id`: counts an access and tells the policy. Ignored
+  // for unknown ids.
+  void add_ref(EntryId id, std::int64_t now_ns);
+  // Drops one handle. Returns the entries to free now: `id` itself when it is
+  // no longer current and this was its last ref. Never underflows.
+  std::vector<EntryInfo> release_ref(EntryId id);
+
+  // Admin eviction of the current entry of `name` (grace periods do not
+  // apply). kNotFound if none; kForbidden "is loading", "is in use by N
+  // handles" or "is pinned".
+  Result<EntryInfo> evict(std::string_view name);
+  // Evicts every idle, unpinned, READY current entry (grace does not apply).
+  std::vector<EntryInfo> clear();
+  // kNotFound if `name` has no current entry.
+  Status set_pinned(std::string_view name, bool pinned);
+  // Above the high watermark, evicts idle entries past their grace period in
+  // policy order until usage is at or below the low watermark (or nothing
+  // more can go). Without `now_ns`, the latest time any call passed is used.
+  std::vector<EntryInfo> enforce_watermark();
+  std::vector<EntryInfo> enforce_watermark(std::int64_t now_ns);
+  // Protects `id` from eviction for room/watermark until `not_before_ns`
+  // (e.g. adopted entries after a restart). False for unknown ids.
+  bool set_evictable_after(EntryId id, std::int64_t not_before_ns);
+
+  // Re-adoption after a restart: takes `ready_entry`'s extent and slot as
+  // they are in the catalog; it becomes the current entry of its name with a
+  // new id, no refs, and its other fields (generation, pin, stats) kept.
+  // Adopt the highest generation of a name first. Errors, pool unchanged:
+  //   kBadRequest   the entry is not READY.
+  //   kInvalidName  bad name.
+  //   kForbidden    its name already has a current entry (a superseded
+  //                 generation: safe to clear its slot and punch its extent).
+  //   kInternal     its slot or extent is out of range or already taken (do
+  //                 NOT punch: the bytes may belong to an adopted entry).
+  // Adopted bytes may exceed the budget; enforce_watermark() fixes that.
+  Status adopt(const EntryInfo& ready_entry);
+
+  // All entries (LOADING and READY, current or not), sorted by name, then
+  // generation.
+  std::vector<const EntryInfo*> entries() const;
+  std::size_t entry_count() const { return entries_.size(); }
+
+  std::uint64_t bytes_used() const { return bytes_used_; }  // extent bytes of all entries
+  std::uint64_t budget() const { return config_.budget; }
+  std::uint64_t high_watermark_bytes() const;
+  std::uint64_t low_watermark_bytes() const;
+  std::uint64_t largest_free_extent() const { return allocator_.largest_free(); }
+  std::uint64_t offset_space_used() const { return allocator_.span_used(); }
+  std::uint32_t slots_used() const { return slots_.used_count(); }
+  std::uint64_t evictions() const { return evictions_; }  // for room, watermark and admin
+  std::uint64_t bytes_evicted() const { return bytes_evicted_; }
+
+  // ok, or kInternal naming the first broken invariant: allocator and slots
+  // consistent, entries' extents and slots disjoint and accounted, one
+  // current entry per name, no idle entry left that is no longer current.
+  Status self_check() const;
+
+ private:
+  enum class Removal { kForRoom, kByAdmin, kDropped };
+  struct NameHistory {
+    std::uint64_t generation = 0;
+    layout::SourceIdentity source;
+  };
+
+  EntryInfo* mutable_entry(EntryId id);
+  void note_time(std::int64_t now_ns);
+  std::uint64_t max_model_size() const;
+  Status check_size(std::string_view name, std::uint64_t size, std::uint64_t extent) const;
+  Status check_replaceable(const EntryInfo* old, const layout::SourceIdentity& source) const;
+  // Idle: READY, current, no refs, not pinned.
+  static bool idle(const EntryInfo& e);
+  bool evictable_for_room(EntryId id, std::int64_t now_ns) const;
+  // Victims (policy order) that make `extent` fit and leave a free slot,
+  // counting `reclaimed` bytes/slot as already freed; kPoolFull if impossible.
+  Result<std::vector<EntryId>> plan_room(std::string_view name, std::uint64_t extent,
+                                         const EntryInfo* reclaimed, std::int64_t now_ns);
+  Status pool_full(std::string_view name, std::uint64_t extent, const std::string& why) const;
+  EntryInfo make_entry(std::string_view name, const layout::SourceIdentity& source,
+                       std::uint64_t size, std::uint64_t extent, std::int64_t now_ns) const;
+  // Removes `id` from every index, frees its extent and slot, returns it.
+  EntryInfo take(EntryId id, Removal how);
+  std::vector<EntryInfo> evict_down_to(std::uint64_t target, std::int64_t now_ns);
+  Status check_entries() const;
+
+  PoolConfig config_;
+  ExtentAllocator allocator_;
+  CatalogSlots slots_;
+  std::unique_ptr<EvictionPolicy> policy_;
+  std::map<EntryId, EntryInfo> entries_;
+  std::map<std::string, EntryId, std::less<>> current_;      // name -> current entry
+  std::map<std::string, NameHistory, std::less<>> history_;  // name -> last generation
+  EntryId next_id_ = 1;
+  std::uint64_t bytes_used_ = 0;
+  std::uint64_t evictions_ = 0;
+  std::uint64_t bytes_evicted_ = 0;
+  std::int64_t clock_ns_ = 0;  // latest now_ns seen
+};
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_POOL_POOL_HPP_

@@ -1,0 +1,238 @@
+// File: tests/unit/pool_test.cc
+//
+// The pool's load path: hits, generations, size limits, eviction for room,
+// pool_full with nothing changed, failed loads, catalog slot exhaustion.
+#include "broker/pool/pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include "pool_test_util.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+using layout::EntryState;
+using testing::config_of;
+using testing::kDataBegin;
+using testing::kUnit;
+using testing::load;
+using testing::src;
+
+void expect_consistent(const Pool& pool) {
+  Status s = pool.self_check();
+  EXPECT_TRUE(s.ok()) << s.to_string();
+}
+
+TEST(Pool, BeginLoadReservesAlignedExtentAndSlot) {
+  Pool pool(config_of(10));
+  Result<Reservation> r = pool.begin_load("m/a", src(1), 3 * kUnit - 5, 100);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const EntryInfo& e = r->entry;
+  EXPECT_NE(e.id, 0u);
+  EXPECT_EQ(e.state, EntryState::kLoading);
+  EXPECT_EQ(e.generation, 1u);
+  EXPECT_EQ(e.size, 3 * kUnit - 5);
+  EXPECT_EQ(e.extent_size, 3 * kUnit);
+  EXPECT_EQ(e.offset, kDataBegin);
+  EXPECT_EQ(e.slot, 0u);
+  EXPECT_TRUE(e.current);
+  EXPECT_TRUE(r->evicted.empty());
+  EXPECT_EQ(pool.bytes_used(), 3 * kUnit);
+  EXPECT_EQ(pool.slots_used(), 1u);
+  ASSERT_NE(pool.find_current("m/a"), nullptr);
+  EXPECT_EQ(pool.find_current("m/a")->state, EntryState::kLoading);
+  expect_consistent(pool);
+}
+
+TEST(Pool, HitPathCountsAccessesAndKeepsEntry) {
+  Pool pool(config_of(10));
+  const EntryId id = load(pool, "a", 2);
+  const EntryInfo* e = pool.find_current("a");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->state, EntryState::kReady);
+  EXPECT_EQ(e->checksum, 42u);
+  pool.add_ref(id, 1000);
+  pool.add_ref(id, 2000);
+  EXPECT_EQ(e->refs, 2u);
+  EXPECT_EQ(e->accesses, 2u);
+  EXPECT_EQ(e->last_access_ns, 2000);
+  EXPECT_TRUE(pool.release_ref(id).empty());
+  EXPECT_TRUE(pool.release_ref(id).empty());
+  EXPECT_TRUE(pool.release_ref(id).empty());  // never underflows
+  EXPECT_EQ(e->refs, 0u);
+  EXPECT_EQ(pool.find_current("a"), e);
+  pool.add_ref(12345, 0);  // unknown ids are ignored
+  EXPECT_TRUE(pool.release_ref(12345).empty());
+  expect_consistent(pool);
+}
+
+TEST(Pool, OldGenerationLivesUntilItsLastHolderReleases) {
+  Pool pool(config_of(10));
+  const EntryId old_id = load(pool, "a", 2, 0, /*inode=*/1);
+  pool.add_ref(old_id, 0);
+  Result<Reservation> r = pool.begin_load("a", src(2), 2 * kUnit, 10);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->entry.generation, 2u);
+  EXPECT_TRUE(r->evicted.empty());  // the old one is still held
+  ASSERT_NE(pool.get(old_id), nullptr);
+  EXPECT_FALSE(pool.get(old_id)->current);
+  EXPECT_EQ(pool.find_current("a")->id, r->entry.id);
+  EXPECT_EQ(pool.entries().size(), 2u);
+  expect_consistent(pool);
+  std::vector<EntryInfo> freed = pool.release_ref(old_id);
+  ASSERT_EQ(freed.size(), 1u);
+  EXPECT_EQ(freed[0].id, old_id);
+  EXPECT_EQ(freed[0].generation, 1u);
+  EXPECT_EQ(pool.get(old_id), nullptr);
+  EXPECT_EQ(pool.bytes_used(), 2 * kUnit);
+  EXPECT_EQ(pool.evictions(), 0u);  // replacement is not eviction
+  expect_consistent(pool);
+}
+
+TEST(Pool, IdleOldGenerationIsFreedAtOnceAndPinCarriesOver) {
+  Pool pool(config_of(4));
+  const EntryId old_id = load(pool, "a", 3, 0, 1);
+  ASSERT_TRUE(pool.set_pinned("a", true).ok());
+  // 3 + 3 units exceed the budget of 4 unless the old generation goes.
+  Result<Reservation> r = pool.begin_load("a", src(2), 3 * kUnit, 10);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->evicted.size(), 1u);
+  EXPECT_EQ(r->evicted[0].id, old_id);
+  EXPECT_TRUE(r->entry.pinned);
+  EXPECT_EQ(r->entry.generation, 2u);
+  EXPECT_EQ(pool.get(old_id), nullptr);
+  expect_consistent(pool);
+}
+
+TEST(Pool, GenerationFollowsSourceAcrossEvictions) {
+  Pool pool(config_of(10));
+  load(pool, "a", 1, 0, 1);
+  ASSERT_TRUE(pool.evict("a").ok());
+  EXPECT_EQ(pool.get(load(pool, "a", 1, 0, 1))->generation, 1u);  // same file
+  ASSERT_TRUE(pool.evict("a").ok());
+  EXPECT_EQ(pool.get(load(pool, "a", 1, 0, 2))->generation, 2u);  // changed while out
+}
+
+TEST(Pool, BeginLoadRefusesDuplicateLoads) {
+  Pool pool(config_of(10));
+  Result<Reservation> r = pool.begin_load("a", src(1), kUnit, 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(pool.begin_load("a", src(2), kUnit, 0).status().code(), ErrorCode::kInternal);
+  pool.finish_load(r->entry.id, 1, layout::Format::kGguf, 0.5);
+  EXPECT_EQ(pool.get(r->entry.id)->format, layout::Format::kGguf);
+  EXPECT_EQ(pool.begin_load("a", src(1), kUnit, 0).status().code(), ErrorCode::kInternal);
+  EXPECT_EQ(pool.begin_load("", src(1), kUnit, 0).status().code(), ErrorCode::kInvalidName);
+  EXPECT_EQ(pool.begin_load(std::string(300, 'x'), src(1), kUnit, 0).status().code(),
+            ErrorCode::kInvalidName);
+  EXPECT_EQ(pool.entries().size(), 1u);
+}
+
+TEST(Pool, TooLargeNamesBothSizes) {
+  PoolConfig c = config_of(10);
+  c.max_model_size = 4 * kUnit;
+  Pool pool(c);
+  Result<Reservation> r = pool.begin_load("big", src(1), 5 * kUnit, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kTooLarge);
+  EXPECT_NE(r.status().message().find("10.0 MiB"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("8.0 MiB"), std::string::npos) << r.status().message();
+
+  PoolConfig c2 = config_of(10);
+  c2.budget += kUnit / 2;  // a budget that is not a whole number of units
+  Pool pool2(c2);
+  r = pool2.begin_load("big", src(1), 11 * kUnit, 0);
+  EXPECT_EQ(r.status().code(), ErrorCode::kTooLarge);
+  r = pool2.begin_load("big", src(1), c2.budget, 0);  // fits, but its extent does not
+  EXPECT_EQ(r.status().code(), ErrorCode::kTooLarge);
+  EXPECT_EQ(pool2.entry_count(), 0u);
+}
+
+TEST(Pool, EvictsIdleEntriesInPolicyOrderToMakeRoom) {
+  Pool pool(config_of(10));
+  const EntryId a = load(pool, "a", 4, 0);
+  const EntryId b = load(pool, "b", 4, 1);
+  pool.add_ref(a, 2);
+  EXPECT_TRUE(pool.release_ref(a).empty());  // a is now more recent than b
+  Result<Reservation> r = pool.begin_load("c", src(1), 4 * kUnit, 3);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->evicted.size(), 1u);
+  EXPECT_EQ(r->evicted[0].id, b);
+  EXPECT_EQ(r->evicted[0].name, "b");
+  EXPECT_EQ(pool.evictions(), 1u);
+  EXPECT_EQ(pool.bytes_evicted(), 4 * kUnit);
+  EXPECT_EQ(pool.bytes_used(), 8 * kUnit);
+  // The new extent never overlaps one the caller still has to punch.
+  const EntryInfo& v = r->evicted[0];
+  EXPECT_TRUE(r->entry.offset >= v.offset + v.extent_size ||
+              r->entry.offset + r->entry.extent_size <= v.offset);
+  expect_consistent(pool);
+}
+
+TEST(Pool, PoolFullWhenEverythingIsReferencedChangesNothing) {
+  Pool pool(config_of(10));
+  const EntryId a = load(pool, "a", 5);
+  const EntryId b = load(pool, "b", 5);
+  pool.add_ref(a, 0);
+  pool.add_ref(b, 0);
+  Result<Reservation> r = pool.begin_load("c", src(1), 1, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);
+  EXPECT_EQ(pool.entry_count(), 2u);
+  EXPECT_EQ(pool.bytes_used(), 10 * kUnit);
+  EXPECT_EQ(pool.evictions(), 0u);
+  expect_consistent(pool);
+}
+
+TEST(Pool, BeginLoadIsAtomicWhenEvictingWouldNotBeEnough) {
+  Pool pool(config_of(10));
+  load(pool, "idle", 4);
+  pool.add_ref(load(pool, "held", 4), 0);
+  Result<Reservation> r = pool.begin_load("c", src(1), 8 * kUnit, 0);
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);
+  EXPECT_NE(pool.find_current("idle"), nullptr);  // not evicted in vain
+  EXPECT_EQ(pool.evictions(), 0u);
+  EXPECT_TRUE(pool.begin_load("c", src(1), 6 * kUnit, 0).ok());  // evicting idle suffices
+  EXPECT_EQ(pool.find_current("idle"), nullptr);
+  expect_consistent(pool);
+}
+
+TEST(Pool, FailedLoadLeavesNoEntry) {
+  Pool pool(config_of(10));
+  Result<Reservation> r = pool.begin_load("a", src(1), 3 * kUnit, 0);
+  ASSERT_TRUE(r.ok());
+  EntryInfo gone = pool.fail_load(r->entry.id);
+  EXPECT_EQ(gone.id, r->entry.id);
+  EXPECT_EQ(gone.offset, r->entry.offset);
+  EXPECT_EQ(gone.extent_size, 3 * kUnit);
+  EXPECT_EQ(pool.find_current("a"), nullptr);
+  EXPECT_EQ(pool.entry_count(), 0u);
+  EXPECT_EQ(pool.bytes_used(), 0u);
+  EXPECT_EQ(pool.slots_used(), 0u);
+  EXPECT_EQ(pool.evictions(), 0u);
+  EXPECT_EQ(pool.fail_load(r->entry.id).id, 0u);  // twice: nothing
+  const EntryId ready = load(pool, "b", 1);
+  EXPECT_EQ(pool.fail_load(ready).id, 0u);  // READY entries are not failed
+  EXPECT_NE(pool.get(ready), nullptr);
+  expect_consistent(pool);
+}
+
+TEST(Pool, SlotExhaustionEvictsIdleOrGivesPoolFull) {
+  Pool pool(config_of(100, /*slots=*/2));
+  const EntryId a = load(pool, "a", 1, 0);
+  const EntryId b = load(pool, "b", 1, 1);
+  pool.add_ref(b, 2);
+  Result<Reservation> r = pool.begin_load("c", src(1), kUnit, 3);  // takes a's slot
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->evicted.size(), 1u);
+  EXPECT_EQ(r->evicted[0].id, a);
+  EXPECT_EQ(r->entry.slot, r->evicted[0].slot);
+  r = pool.begin_load("d", src(1), kUnit, 4);  // c is LOADING, b referenced
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);
+  EXPECT_NE(r.status().message().find("slots"), std::string::npos) << r.status().message();
+  EXPECT_EQ(pool.slots_used(), 2u);
+  expect_consistent(pool);
+}
+
+}  // namespace
+}  // namespace modelpool::broker
