@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shm/format/limits.hpp"
 #include "shm/layout/segment_layout.hpp"
 #include "shm/status.hpp"
 
@@ -25,6 +26,8 @@ namespace modelpool::format {
 struct TensorInfo {
   std::string name;
   std::string dtype;            // as the format spells it: "F32", "BF16", "Q4_K", ...
+  // safetensors: as in the header (row-major, outermost first). GGUF: ggml's
+  // ne[] as stored, ne[0] (the contiguous dimension) first.
   std::vector<std::int64_t> shape;
   std::uint64_t offset = 0;     // from the start of the file
   std::uint64_t size = 0;       // bytes
@@ -32,7 +35,7 @@ struct TensorInfo {
 
 struct TensorIndex {
   layout::Format format = layout::Format::kRaw;
-  std::vector<TensorInfo> tensors;  // in file order
+  std::vector<TensorInfo> tensors;  // in file order: ascending offset
   nlohmann::json metadata = nlohmann::json::object();  // safetensors __metadata__ / GGUF key-values
 
   // The tensor called `name`, or nullptr.

@@ -50,8 +50,10 @@ Status validate_pool_name(std::string_view pool) {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
   auto bad = [&] {
-    return error(ErrorCode::kBadRequest,
-                 "\"" + std::string(text) + "\" is not a size (examples: 512MiB, 4G, 1073741824)");
+    std::string msg = "\"";
+    msg.append(text);
+    msg.append("\" is not a size (examples: 512MiB, 4G, 1073741824)");
+    return error(ErrorCode::kBadRequest, std::move(msg));
   };
   std::size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;

@@ -12,6 +12,33 @@ Status field_error(std::string_view key, std::string_view want) {
                "field \"" + std::string(key) + "\" must be " + std::string(want));
 }
 
+// Nesting deeper than this is refused before parsing: nlohmann-json parses,
+// copies and destroys values recursively, so a 64 KiB frame of nested
+// brackets could otherwise exhaust the stack.
+constexpr int kMaxDepth = 64;
+
+bool too_deep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 const json* find(const json& obj, std::string_view key) {
   if (!obj.is_object()) return nullptr;
   auto it = obj.find(key);
@@ -21,6 +48,9 @@ const json* find(const json& obj, std::string_view key) {
 }  // namespace
 
 Result<Request> decode_request(std::string_view payload) {
+  if (too_deep(payload)) {
+    return error(ErrorCode::kBadRequest, "frame nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   json doc;
   try {
     doc = json::parse(payload);
@@ -46,6 +76,9 @@ std::string encode_request(std::string_view op, const json& id, json fields) {
 }
 
 Result<Reply> decode_reply(std::string_view payload) {
+  if (too_deep(payload)) {
+    return error(ErrorCode::kProtocol, "reply nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   json doc;
   try {
     doc = json::parse(payload);

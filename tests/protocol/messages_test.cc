@@ -104,3 +104,22 @@ TEST(Messages, InvalidUtf8InMessagesIsReplaced) {
 
 }  // namespace
 }  // namespace modelpool::proto
+
+namespace modelpool::proto {
+namespace {
+
+// Regression: 32,000 nested arrays inside a 64 KiB frame overflowed the stack.
+TEST(Messages, DeeplyNestedJsonIsRefusedWithoutRecursing) {
+  const int n = 32000;
+  std::string doc = "{\"op\":\"hello\",\"id\":" + std::string(n, '[') + std::string(n, ']') + "}";
+  auto r = decode_request(doc);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(decode_reply(doc).status().code(), ErrorCode::kProtocol);
+  // Brackets inside strings do not count.
+  auto ok = decode_request("{\"op\":\"hello\",\"id\":\"" + std::string(200, '[') + "\"}");
+  EXPECT_TRUE(ok.ok());
+}
+
+}  // namespace
+}  // namespace modelpool::proto

@@ -1,0 +1,91 @@
+# File: bench/harness/targets.py
+#
+# The issue's performance targets, each a ratio computed from medians of
+# the same run, with PASS / FAIL / NOT MEASURED and the numbers behind it.
+from harness.common import med, ratio
+
+
+def _target(name, want, value, ok, detail):
+    if value is None:
+        return {"target": name, "want": want, "value": None, "verdict": "NOT MEASURED",
+                "detail": detail}
+    return {"target": name, "want": want, "value": value,
+            "verdict": "PASS" if ok(value) else "FAIL", "detail": detail}
+
+
+def _mp(scenario, *path):
+    node = scenario.get("methods", {}).get("modelpool", {})
+    for p in path:
+        node = node.get(p) if isinstance(node, dict) else None
+    return node
+
+
+def evaluate(results):
+    out = []
+    mem = results.get("memory", {})
+    worst, worst_n = None, None
+    mp = mem.get("methods", {}).get("modelpool", {})
+    if mp and mp.get("status") is None:
+        worst_n = max(mp, key=lambda n: med(mp[n]["footprint_x"]))
+        worst = med(mp[worst_n]["footprint_x"])
+    out.append(_target("memory, modelpool, N=1..8 workers", "<= 1.05x one model", worst,
+                       lambda v: v <= 1.05,
+                       _why(mem, f"worst at N={worst_n}: Σ(Pss+VmPTE) of workers + broker's "
+                            "segment Pss")))
+
+    cold = results.get("cold_start", {})
+    ms = cold.get("methods", {})
+    t_mp = med(_mp(cold, "all_bytes_ms"))
+    t_mmap = med(ms.get("mmap", {}).get("all_bytes_ms"))
+    t_read = med(ms.get("read", {}).get("all_bytes_ms"))
+    out.append(_target("cold start 1 GiB, modelpool vs private mmap", "mmap / modelpool >= 1.0",
+                       ratio(t_mmap, t_mp), lambda v: v >= 1.0,
+                       _why(cold, f"all bytes: modelpool {_ms(t_mp)}, mmap {_ms(t_mmap)}")))
+    out.append(_target("cold start 1 GiB, modelpool vs private read()",
+                       "read / modelpool >= 5.0", ratio(t_read, t_mp), lambda v: v >= 5.0,
+                       _why(cold, f"all bytes: modelpool {_ms(t_mp)}, read {_ms(t_read)}")))
+
+    ctl = results.get("control", {})
+    row = next((r for r in ctl.get("rows", []) if r["threads"] == 1), {})
+    out.append(_target("warm acquire+release p50, 1 thread", "<= 2.0x raw ping-pong p50",
+                       row.get("p50_over_pingpong"), lambda v: v <= 2.0,
+                       _why(ctl, f"pair {_us(row, 'modelpool')} vs round trip "
+                            f"{_us(row, 'pingpong')}")))
+
+    load = results.get("load", {})
+    warm = [r for r in load.get("rows", []) if r["temp"] == "warm"]
+    vals = [r.get("pool_over_naive") for r in warm]
+    worst_load, basis = None, ""
+    if warm and None not in vals:
+        w = min(warm, key=lambda r: r["pool_over_naive"])
+        worst_load = w["pool_over_naive"]
+        basis = (f"worst at {w['bytes'] >> 20} MiB: pool {med(w['pool']):.2f} GB/s, naive "
+                 f"{med(w['naive']):.2f} GB/s")
+    out.append(_target("load from page cache vs naive write() into /dev/shm",
+                       "pool / naive >= 1.0 at every size", worst_load, lambda v: v >= 1.0,
+                       _why(load, basis)))
+    return out
+
+
+def _us(row, src):
+    v = med((row.get(src) or {}).get("p50_us"))
+    return "n/a" if v is None else f"{v:.1f} µs"
+
+
+def _ms(v):
+    return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def _why(scenario, detail):
+    """`detail`, or why the modelpool side of `scenario` was not measured."""
+    if scenario.get("status") == "not measured":
+        return scenario.get("reason", "")
+    mp = scenario.get("methods", {}).get("modelpool")
+    if isinstance(mp, dict) and mp.get("status") == "not measured":
+        return mp["reason"]
+    for r in scenario.get("rows", []):
+        for k in ("modelpool", "pool"):
+            v = r.get(k)
+            if isinstance(v, dict) and v.get("status") == "not measured":
+                return v["reason"]
+    return detail

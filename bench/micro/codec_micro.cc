@@ -1,0 +1,98 @@
+// File: bench/micro/codec_micro.cc
+//
+// Google Benchmark micro-benchmarks of the wire codec (shm/protocol): what
+// one acquire round trip costs in encoding and parsing on each side, apart
+// from the socket. Run: mp_bench_micro --benchmark_format=json.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "shm/protocol/frame.hpp"
+#include "shm/protocol/messages.hpp"
+
+namespace proto = modelpool::proto;
+
+namespace {
+
+proto::AcquireReply sample_reply() {
+  proto::AcquireReply r;
+  r.handle = 42;
+  r.model = "llama/7b-q4.gguf";
+  r.offset = 1ull << 30;
+  r.size = 3'800'000'000ull;
+  r.generation = 3;
+  r.checksum = 0x0123456789abcdefULL;
+  r.format = "gguf";
+  r.cached = true;
+  return r;
+}
+
+void BM_EncodeAcquireRequest(benchmark::State& state) {
+  proto::AcquireRequest req{"llama/7b-q4.gguf", std::nullopt};
+  for (auto _ : state) {
+    std::string frame =
+        proto::encode_frame(proto::encode_request("acquire", 7, proto::to_json(req)));
+    benchmark::DoNotOptimize(frame);
+  }
+}
+BENCHMARK(BM_EncodeAcquireRequest);
+
+// Broker side: frame bytes in, typed request out.
+void BM_DecodeAcquireRequest(benchmark::State& state) {
+  const std::string frame = proto::encode_frame(proto::encode_request(
+      "acquire", 7, proto::to_json(proto::AcquireRequest{"llama/7b-q4.gguf", std::nullopt})));
+  for (auto _ : state) {
+    proto::FrameDecoder dec;
+    dec.feed(frame.data(), frame.size());
+    auto payload = dec.next();
+    auto req = proto::decode_request(**payload);
+    auto acq = proto::decode_acquire_request(req->body);
+    benchmark::DoNotOptimize(acq);
+  }
+}
+BENCHMARK(BM_DecodeAcquireRequest);
+
+void BM_EncodeAcquireReply(benchmark::State& state) {
+  const auto reply = sample_reply();
+  for (auto _ : state) {
+    std::string frame = proto::encode_frame(proto::encode_ok(7, proto::to_json(reply)));
+    benchmark::DoNotOptimize(frame);
+  }
+}
+BENCHMARK(BM_EncodeAcquireReply);
+
+// Client side: frame bytes in, typed reply out.
+void BM_DecodeAcquireReply(benchmark::State& state) {
+  const std::string frame =
+      proto::encode_frame(proto::encode_ok(7, proto::to_json(sample_reply())));
+  for (auto _ : state) {
+    proto::FrameDecoder dec;
+    dec.feed(frame.data(), frame.size());
+    auto payload = dec.next();
+    auto rep = proto::decode_reply(**payload);
+    auto acq = proto::decode_acquire_reply(rep->body);
+    benchmark::DoNotOptimize(acq);
+  }
+}
+BENCHMARK(BM_DecodeAcquireReply);
+
+// A stream of many small frames fed in 4 KiB chunks, as a busy connection sees it.
+void BM_FrameDecoderStream(benchmark::State& state) {
+  std::string stream;
+  const std::string one = proto::encode_frame(
+      proto::encode_request("release", 9, proto::to_json(proto::ReleaseRequest{12345})));
+  while (stream.size() < (1u << 16)) stream += one;
+  std::size_t frames = 0;
+  for (auto _ : state) {
+    proto::FrameDecoder dec;
+    for (std::size_t off = 0; off < stream.size(); off += 4096) {
+      dec.feed(stream.data() + off, std::min<std::size_t>(4096, stream.size() - off));
+      for (auto f = dec.next(); f.ok() && f->has_value(); f = dec.next()) ++frames;
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * stream.size()));
+  benchmark::DoNotOptimize(frames);
+}
+BENCHMARK(BM_FrameDecoderStream);
+
+}  // namespace

@@ -1,0 +1,62 @@
+// File: bench/worker/worker_main.cc
+//
+// mp_bench_worker: one fresh "worker process" of the cold-start and memory
+// scenarios. It gets a model's bytes one way, touches every 4 KiB page and
+// reports when the first and the last byte were readable (and its minor
+// page faults), measured from
+// `--t0` (the driver's CLOCK_MONOTONIC just before spawning us, so process
+// start-up is included) and from main() entry.
+//   mp_bench_worker --mode read|mmap|shm|modelpool [--path P]
+//                   [--socket S --model M] [--t0 NS] [--populate] [--hold]
+//   mp_bench_worker --probe      prints {"modelpool_client": true|false}
+// With --hold the worker prints its numbers, then keeps the bytes mapped
+// until its stdin closes, so the driver can read /proc/PID/smaps_rollup.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "bench/common/bench_util.hpp"
+#include "bench/worker/model_view.hpp"
+
+namespace mb = modelpool::bench;
+
+int main(int argc, char** argv) {
+  const std::int64_t entry = mb::now_ns();
+  mb::Args args(argc, argv);
+  if (args.has("probe")) {
+    std::printf("{\"modelpool_client\": %s}\n", mb::have_modelpool_client() ? "true" : "false");
+    return 0;
+  }
+  const std::string mode = args.required("mode");
+  const std::int64_t t0 = args.has("t0") ? static_cast<std::int64_t>(args.num("t0", 0)) : entry;
+
+  mb::ModelView v;
+  if (mode == "read") {
+    v = mb::open_read(args.required("path"));
+  } else if (mode == "mmap" || mode == "shm") {
+    v = mb::open_mmap(args.required("path"), mode == "shm", args.has("populate"));
+  } else if (mode == "modelpool") {
+    v = mb::open_modelpool(args.required("socket"), args.required("model"));
+  } else {
+    mb::die("unknown --mode " + mode);
+  }
+  const std::uint64_t sum = mb::touch_pages(v.data, v.size);
+  const std::int64_t done = mb::now_ns();
+
+  const nlohmann::json labels = {{"mode", mode}, {"bytes", v.size}, {"sum", sum % 251}};
+  mb::emit("cold_start", "startup_ns", static_cast<double>(entry - t0), "ns", labels);
+  mb::emit("cold_start", "first_byte_ns", static_cast<double>(v.first_byte_ns - t0), "ns", labels);
+  mb::emit("cold_start", "all_bytes_ns", static_cast<double>(done - t0), "ns", labels);
+  mb::emit("cold_start", "in_process_ns", static_cast<double>(done - entry), "ns", labels);
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);  // page faults say whether pages came 4 KiB at a time
+  mb::emit("cold_start", "minor_faults", static_cast<double>(ru.ru_minflt), "count", labels);
+  if (args.has("hold")) {
+    mb::emit("worker", "ready", 1, "", {{"pid", ::getpid()}});
+    char c;
+    while (::read(STDIN_FILENO, &c, 1) > 0) {
+    }
+  }
+  return 0;
+}

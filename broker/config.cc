@@ -1,0 +1,245 @@
+// File: broker/config.cc
+//
+// The option table. Each row knows how to parse its value into Config, how
+// to print it back, its bounds and its help line; everything else (parsing,
+// --help, the `config` op) is generated from the table.
+#include "broker/config.hpp"
+
+#include <charconv>
+#include <functional>
+#include <sstream>
+
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+using Setter = std::function<Status(Config*, const std::string&)>;
+using Getter = std::function<nlohmann::json(const Config&)>;
+
+struct Option {
+  const char* name;
+  const char* arg;  // nullptr for boolean flags
+  const char* help;
+  Setter set;
+  Getter get;
+};
+
+Status bad(const char* name, const std::string& why) {
+  return error(ErrorCode::kBadRequest, std::string("--") + name + ": " + why);
+}
+
+template <typename T>
+Option str(const char* name, const char* arg, const char* help, T Config::*field) {
+  return {name, arg, help,
+          [field](Config* c, const std::string& v) { c->*field = v; return Status(); },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option flag(const char* name, const char* help, bool Config::*field) {
+  return {name, nullptr, help,
+          [field](Config* c, const std::string&) { c->*field = true; return Status(); },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option size(const char* name, const char* help, std::uint64_t Config::*field, std::uint64_t lo,
+            std::uint64_t hi) {
+  return {name, "SIZE", help,
+          [=](Config* c, const std::string& v) -> Status {
+            auto n = layout::parse_size(v);
+            if (!n.ok()) return bad(name, n.status().message());
+            if (*n < lo || *n > hi) {
+              return bad(name, "must be between " + layout::format_bytes(lo) + " and " +
+                                   layout::format_bytes(hi));
+            }
+            c->*field = *n;
+            return {};
+          },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option count(const char* name, const char* arg, const char* help, std::uint64_t Config::*field,
+             std::uint64_t lo, std::uint64_t hi) {
+  return {name, arg, help,
+          [=](Config* c, const std::string& v) -> Status {
+            std::uint64_t n = 0;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || p != v.data() + v.size()) return bad(name, "\"" + v + "\" is not a number");
+            if (n < lo || n > hi) {
+              return bad(name, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+            }
+            c->*field = n;
+            return {};
+          },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option fraction(const char* name, const char* help, double Config::*field) {
+  return {name, "FRACTION", help,
+          [=](Config* c, const std::string& v) -> Status {
+            double d = 0;
+            try {
+              std::size_t used = 0;
+              d = std::stod(v, &used);
+              if (used != v.size()) throw std::invalid_argument(v);
+            } catch (...) {
+              return bad(name, "\"" + v + "\" is not a number");
+            }
+            if (d > 1.0 && d <= 100.0) d /= 100.0;  // accept percentages
+            if (!(d > 0.0 && d <= 1.0)) return bad(name, "must be in (0, 1] or a percentage");
+            c->*field = d;
+            return {};
+          },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option list(const char* name, const char* help, std::vector<std::string> Config::*field) {
+  return {name, "A,B,...", help,
+          [=](Config* c, const std::string& v) -> Status {
+            std::stringstream ss(v);
+            for (std::string item; std::getline(ss, item, ',');) {
+              if (!item.empty()) (c->*field).push_back(item);
+            }
+            return {};
+          },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+Option choice(const char* name, const char* arg, const char* help, std::string Config::*field,
+              std::vector<std::string> allowed) {
+  return {name, arg, help,
+          [=](Config* c, const std::string& v) -> Status {
+            for (const auto& a : allowed) {
+              if (a == v) {
+                c->*field = v;
+                return {};
+              }
+            }
+            std::string all;
+            for (const auto& a : allowed) all += (all.empty() ? "" : ", ") + a;
+            return bad(name, "\"" + v + "\" is not one of " + all);
+          },
+          [field](const Config& c) { return nlohmann::json(c.*field); }};
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> kOptions = {
+      str("models", "DIR", "root directory of model files; names are paths below it (required)",
+          &Config::models_dir),
+      str("name", "POOL", "pool name: segment /dev/shm/POOL, sockets RUN_DIR/POOL.sock (default modelpool)",
+          &Config::pool),
+      str("run-dir", "DIR", "runtime directory for sockets and the lock "
+          "(default $XDG_RUNTIME_DIR/modelpool or /tmp/modelpool-$UID)", &Config::run_dir),
+      str("segment-dir", "DIR", "put the segment in DIR (a hugetlbfs or huge=always tmpfs mount) "
+          "instead of /dev/shm", &Config::segment_dir),
+      size("memory", "memory budget (default 70% of MemAvailable, capped by the segment "
+           "filesystem's free space)", &Config::memory, 16ULL << 20, 1ULL << 50),
+      fraction("high-watermark", "evict idle models above this fraction of the budget (0.85)",
+               &Config::high_watermark),
+      fraction("low-watermark", "...down to this fraction (0.70)", &Config::low_watermark),
+      size("max-model-size", "largest model accepted (default: the budget)", &Config::max_model_size,
+           0, 1ULL << 50),
+      choice("eviction", "POLICY", "eviction policy: lru (default) or gdsf (frequency and reload cost)",
+             &Config::eviction, {"lru", "gdsf"}),
+      list("preload", "models to load at start, before the broker reports healthy", &Config::preload),
+      str("manifest", "FILE", "JSON manifest: name -> {path, revision, sha256, pin, preload}",
+          &Config::manifest),
+      count("offset-space-factor", "N", "segment offset space as a multiple of the budget (16)",
+            &Config::offset_space_factor, 1, 1024),
+      count("catalog-capacity", "N", "maximum number of resident model generations (16384)",
+            &Config::catalog_capacity, 16, 1 << 20),
+      count("loader-threads", "N", "threads running loads (1)", &Config::loader_threads, 1, 64),
+      count("queue-depth", "N", "reads in flight per load (4)", &Config::queue_depth, 1, 256),
+      size("chunk-size", "bytes per read (4MiB)", &Config::chunk_bytes, 64ULL << 10, 256ULL << 20),
+      flag("direct-io", "read model files with O_DIRECT (bypass the page cache)", &Config::direct_io),
+      flag("remove-on-exit", "remove the segment on a clean exit (default: keep it for a restart)",
+           &Config::remove_on_exit),
+      flag("recreate", "discard an existing incompatible segment instead of refusing to start",
+           &Config::recreate),
+      count("adopt-grace", "SECONDS", "after a restart, adopted models are not evicted for this long (30)",
+            &Config::adopt_grace_s, 0, 86400),
+      count("max-clients", "N", "maximum simultaneous connections (4096)", &Config::max_clients, 1,
+            1 << 20),
+      size("max-outbound", "bytes of unsent replies after which a client that does not read is "
+           "disconnected (4MiB)", &Config::max_outbound_bytes, 64ULL << 10, 1ULL << 30),
+      str("group", "NAME", "group that may use the worker socket (mode 0660)", &Config::group),
+      str("metrics-addr", "HOST:PORT", "serve Prometheus metrics on http://HOST:PORT/metrics",
+          &Config::metrics_addr),
+      choice("log-level", "LEVEL", "trace, debug, info (default), warn, error, off", &Config::log_level,
+             {"trace", "debug", "info", "warn", "error", "off"}),
+      str("log-file", "FILE", "append logs to FILE instead of stderr", &Config::log_file),
+  };
+  return kOptions;
+}
+
+const Option* find_option(const std::string& name) {
+  for (const auto& o : options()) {
+    if (name == o.name) return &o;
+  }
+  return nullptr;
+}
+
+Status validate(const Config& c) {
+  if (c.models_dir.empty()) return error(ErrorCode::kBadRequest, "--models DIR is required");
+  if (auto s = layout::validate_pool_name(c.pool); !s.ok()) return bad("name", s.message());
+  if (c.low_watermark > c.high_watermark) {
+    return error(ErrorCode::kBadRequest, "--low-watermark must not exceed --high-watermark");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") return ParseOutcome::kHelp;
+    if (arg == "--version") return ParseOutcome::kVersion;
+    if (arg.rfind("--", 0) != 0) {
+      return error(ErrorCode::kBadRequest, "unexpected argument \"" + arg + "\" (see --help)");
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const Option* o = find_option(name);
+    if (o == nullptr) return error(ErrorCode::kBadRequest, "unknown option --" + name + " (see --help)");
+    if (o->arg != nullptr && !has_value) {
+      if (i + 1 >= argc) return bad(o->name, "needs a value " + std::string(o->arg));
+      value = argv[++i];
+    } else if (o->arg == nullptr && has_value) {
+      return bad(o->name, "takes no value");
+    }
+    if (auto s = o->set(config, value); !s.ok()) return s;
+  }
+  if (auto s = validate(*config); !s.ok()) return s;
+  return ParseOutcome::kRun;
+}
+
+std::string help_text() {
+  std::ostringstream out;
+  out << "usage: modelpoold --models DIR [options]\n\n"
+         "Keeps model files in one shared-memory segment and lends read-only views of them\n"
+         "to worker processes over a Unix socket. Runs in the foreground.\n\noptions:\n";
+  for (const auto& o : options()) {
+    std::string left = std::string("  --") + o.name + (o.arg ? std::string(" ") + o.arg : "");
+    out << left;
+    if (left.size() < 28) out << std::string(28 - left.size(), ' ');
+    else out << "\n" << std::string(28, ' ');
+    out << o.help << "\n";
+  }
+  out << "  --help                    this text\n  --version                 print the version\n";
+  return out.str();
+}
+
+nlohmann::json to_json(const Config& config) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& o : options()) j[o.name] = o.get(config);
+  return j;
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,62 @@
+// File: broker/config.hpp
+//
+// modelpoold's configuration: one struct of settings and one table of
+// options (name, default, bounds, help) that parses the command line, prints
+// --help and answers the `config` admin op (after redis config.c and
+// memcached's `struct settings`). Not thread-safe; built once at start.
+#ifndef MODELPOOL_BROKER_CONFIG_HPP_
+#define MODELPOOL_BROKER_CONFIG_HPP_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+struct Config {
+  std::string models_dir;                // --models (required)
+  std::string pool = "modelpool";        // --name
+  std::string run_dir;                   // --run-dir ("" = default)
+  std::string segment_dir;               // --segment-dir ("" = /dev/shm)
+  std::uint64_t memory = 0;              // --memory (0 = 70% of MemAvailable)
+  double high_watermark = 0.85;
+  double low_watermark = 0.70;
+  std::uint64_t max_model_size = 0;      // 0 = budget
+  std::string eviction = "lru";
+  std::vector<std::string> preload;      // --preload a,b
+  std::string manifest;                  // --manifest FILE
+  std::uint64_t offset_space_factor = 16;
+  std::uint64_t catalog_capacity = 16384;
+  std::uint64_t loader_threads = 1;
+  std::uint64_t queue_depth = 4;
+  std::uint64_t chunk_bytes = 4ULL << 20;
+  bool direct_io = false;
+  bool remove_on_exit = false;
+  bool recreate = false;
+  std::uint64_t adopt_grace_s = 30;
+  std::uint64_t max_clients = 4096;
+  std::uint64_t max_outbound_bytes = 4ULL << 20;  // per connection
+  std::string group;                     // --group NAME for the worker socket
+  std::string metrics_addr;              // --metrics-addr HOST:PORT
+  std::string log_level = "info";
+  std::string log_file;
+};
+
+enum class ParseOutcome { kRun, kHelp, kVersion };
+
+// Parses argv into `config` and validates bounds. Errors name the option.
+Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config);
+
+// The --help text, generated from the option table.
+std::string help_text();
+
+// Every option and its effective value, for the `config` admin op.
+nlohmann::json to_json(const Config& config);
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_CONFIG_HPP_

@@ -1,0 +1,153 @@
+// File: broker/main.cc
+//
+// modelpoold: parses the configuration, takes the pool's lock (one broker
+// per pool), sizes the budget, opens or re-adopts the segment, preloads,
+// then serves the worker and admin sockets until SIGTERM/SIGINT.
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "broker/config.hpp"
+#include "broker/pool/pool.hpp"
+#include "broker/server/metrics_http.hpp"
+#include "broker/server/name_resolver.hpp"
+#include "broker/server/server.hpp"
+#include "broker/server/service.hpp"
+#include "broker/startup.hpp"
+#include "broker/store/loader.hpp"
+#include "broker/store/segment.hpp"
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+int fail(const std::string& sentence) {
+  std::fprintf(stderr, "modelpoold: %s\n", sentence.c_str());
+  return 1;
+}
+
+void setup_logging(const Config& c) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (c.log_file.empty()) {
+    logger = spdlog::stderr_color_mt("modelpoold");
+  } else {
+    logger = spdlog::basic_logger_mt("modelpoold", c.log_file);
+  }
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(spdlog::level::from_str(c.log_level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int run(Config& config) {
+  if (config.run_dir.empty()) config.run_dir = layout::default_run_dir();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(config.models_dir, ec)) {
+    return fail("models directory " + config.models_dir + " does not exist or is not a directory");
+  }
+  auto lock = acquire_pool_lock(config);
+  if (!lock.ok()) return fail(lock.status().message());
+  auto names = NameResolver::open(config.models_dir);
+  if (!names.ok()) return fail(names.status().message());
+  auto budget = decide_budget(config);
+  if (!budget.ok()) return fail(budget.status().message());
+  config.memory = *budget;
+
+  SegmentOptions so;
+  so.pool = config.pool;
+  so.segment_dir = config.segment_dir;
+  so.data_bytes = config.memory * config.offset_space_factor;
+  so.catalog_capacity = config.catalog_capacity;
+  so.recreate = config.recreate;
+  auto segment = Segment::open(so, ::getpid());
+  if (!segment.ok()) return fail(segment.status().message());
+  Segment& seg = **segment;
+
+  Pool pool(pool_config(config, seg));
+  if (Status s = adopt_segment(seg, pool, config); !s.ok()) return fail(s.message());
+
+  boost::asio::io_context io;
+  Loader loader(Loader::Options{static_cast<unsigned>(config.loader_threads), config.chunk_bytes,
+                                static_cast<unsigned>(config.queue_depth), config.direct_io});
+  Service service(io, config, seg, pool, loader, names.value());
+  Server server(io, config, service);
+  if (Status s = load_manifest(config, service); !s.ok()) return fail(s.message());
+  if (Status s = preload_models(io, service, config); !s.ok()) return fail(s.message());
+
+  const std::string worker_path = layout::worker_socket_path(config.run_dir, config.pool);
+  const std::string admin_path = layout::admin_socket_path(config.run_dir, config.pool);
+  if (Status s = server.listen(worker_path, admin_path); !s.ok()) return fail(s.message());
+
+  MetricsServer metrics(io, [&] { return service.stats(server.clients()); });
+  if (!config.metrics_addr.empty()) {
+    if (Status s = metrics.listen(config.metrics_addr); !s.ok()) return fail(s.message());
+    spdlog::info("metrics on http://{}/metrics (port {})", config.metrics_addr, metrics.port());
+  }
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& err, int sig) {
+        if (err) return;
+        if (sig == SIGHUP) {
+          spdlog::info("SIGHUP: {}", reload_manifest(config, service));
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        metrics.stop();
+        server.shutdown([&] { io.stop(); });
+      };
+  signals.async_wait(on_signal);
+
+  spdlog::info("modelpoold {} serving pool \"{}\": models {}, budget {}, segment {} ({} offset space, "
+               "{} pages), sockets {} and {}",
+               MODELPOOL_VERSION, config.pool, config.models_dir, layout::format_bytes(config.memory),
+               seg.path(), layout::format_bytes(seg.size()), layout::format_bytes(seg.page_size()),
+               worker_path, admin_path);
+  std::string metrics_note;
+  if (!config.metrics_addr.empty()) metrics_note = ", metrics port " + std::to_string(metrics.port());
+  std::printf("modelpoold: ready (pool %s, worker socket %s%s)\n", config.pool.c_str(), worker_path.c_str(),
+              metrics_note.c_str());
+  std::fflush(stdout);
+  io.run();
+
+  spdlog::info("stopped; segment {} {}", seg.path(), config.remove_on_exit ? "removed" : "kept for a restart");
+  if (config.remove_on_exit) (void)Segment::remove(so);
+  return 0;
+}
+
+}  // namespace
+}  // namespace modelpool::broker
+
+int main(int argc, char** argv) {
+  using namespace modelpool::broker;
+  std::signal(SIGPIPE, SIG_IGN);
+  Config config;
+  auto outcome = parse_command_line(argc, argv, &config);
+  if (!outcome.ok()) {
+    std::fprintf(stderr, "modelpoold: %s\n", outcome.status().message().c_str());
+    return 2;
+  }
+  if (*outcome == ParseOutcome::kHelp) {
+    std::fputs(help_text().c_str(), stdout);
+    return 0;
+  }
+  if (*outcome == ParseOutcome::kVersion) {
+    std::printf("modelpoold %s\n", MODELPOOL_VERSION);
+    return 0;
+  }
+  setup_logging(config);
+  return run(config);
+}

@@ -1,0 +1,173 @@
+// File: broker/server/dispatch.cc
+#include "broker/server/dispatch.hpp"
+
+#include <string_view>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "shm/protocol/messages.hpp"
+
+namespace modelpool::broker {
+
+using nlohmann::json;
+
+namespace {
+
+struct Ctx {
+  Service& service;
+  const Config& config;
+  std::size_t clients;
+  const SessionPtr& s;
+  const proto::Request& req;
+};
+
+using Handler = void (*)(Ctx&);
+struct Op {
+  Handler handler;
+  bool admin;
+};
+
+// Replies with `r`'s value or its error.
+void answer(Ctx& c, const Result<json>& r) {
+  if (r.ok()) {
+    c.s->reply_ok(c.req.id, r.value());
+  } else {
+    c.s->reply_error(c.req.id, r.status());
+  }
+}
+
+Result<proto::ModelRequest> model_request(Ctx& c) { return proto::decode_model_request(c.req.body); }
+
+void op_hello(Ctx& c) { c.s->reply_ok(c.req.id, c.service.hello()); }
+
+void op_acquire(Ctx& c) {
+  auto r = proto::decode_acquire_request(c.req.body);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  c.service.acquire(c.s, c.req.id, *r);
+}
+
+void op_release(Ctx& c) {
+  auto r = proto::decode_release_request(c.req.body);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  c.service.release(*c.s, c.req.id, r->handle);
+}
+
+void op_load(Ctx& c) {
+  auto r = model_request(c);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  c.service.load(c.s, c.req.id, *r);
+}
+
+void op_evict(Ctx& c) {
+  auto r = model_request(c);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  answer(c, c.service.evict(r->model));
+}
+
+void op_pin(Ctx& c) {
+  auto r = model_request(c);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  answer(c, c.service.set_pinned(r->model, true));
+}
+
+void op_unpin(Ctx& c) {
+  auto r = model_request(c);
+  if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
+  answer(c, c.service.set_pinned(r->model, false));
+}
+
+void op_clear(Ctx& c) { c.s->reply_ok(c.req.id, c.service.clear()); }
+
+void op_stats(Ctx& c) {
+  json j = c.service.stats(c.clients);
+  // Keep the reply inside one frame: drop per-model rows past what fits.
+  if (j.dump().size() > proto::kMaxFrame - 1024) {
+    json& rows = j["models"];
+    const std::size_t total = rows.size();
+    while (!rows.empty() && j.dump().size() > proto::kMaxFrame - 1024) {
+      rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2), rows.end());
+    }
+    j["models_truncated"] = true;
+    j["models_total"] = total;
+  }
+  c.s->reply_ok(c.req.id, std::move(j));
+}
+
+void op_list(Ctx& c) {
+  json rows = c.service.list()["models"];
+  auto offset = proto::get_opt_uint(c.req.body, "offset");
+  auto limit = proto::get_opt_uint(c.req.body, "limit");
+  if (!offset.ok()) return c.s->reply_error(c.req.id, offset.status());
+  if (!limit.ok()) return c.s->reply_error(c.req.id, limit.status());
+  const std::size_t total = rows.size();
+  const std::size_t begin = std::min<std::size_t>(offset->value_or(0), total);
+  std::size_t end = std::min<std::size_t>(total, begin + limit->value_or(total));
+  json page(rows.begin() + static_cast<std::ptrdiff_t>(begin),
+            rows.begin() + static_cast<std::ptrdiff_t>(end));
+  while (!page.empty() && json{{"models", page}}.dump().size() > proto::kMaxFrame - 1024) {
+    page.erase(page.begin() + static_cast<std::ptrdiff_t>(page.size() / 2), page.end());
+  }
+  end = begin + page.size();
+  json reply = {{"models", std::move(page)}, {"total", total}, {"offset", begin}};
+  if (end < total) reply["next_offset"] = end;
+  c.s->reply_ok(c.req.id, std::move(reply));
+}
+
+void op_health(Ctx& c) {
+  c.s->reply_ok(c.req.id, {{"status", c.service.shutting_down() ? "stopping" : "ok"},
+                           {"pool", c.config.pool},
+                           {"pid", static_cast<std::int64_t>(::getpid())},
+                           {"uptime_s", c.service.uptime_s()}});
+}
+
+void op_config(Ctx& c) { c.s->reply_ok(c.req.id, {{"config", to_json(c.config)}}); }
+
+void op_selfcheck(Ctx& c) { c.s->reply_ok(c.req.id, c.service.selfcheck()); }
+
+const std::unordered_map<std::string_view, Op>& op_table() {
+  static const std::unordered_map<std::string_view, Op> kOps = {
+      {"hello", {op_hello, false}},     {"acquire", {op_acquire, false}},
+      {"release", {op_release, false}}, {"load", {op_load, true}},
+      {"evict", {op_evict, true}},      {"pin", {op_pin, true}},
+      {"unpin", {op_unpin, true}},      {"clear", {op_clear, true}},
+      {"stats", {op_stats, true}},      {"list", {op_list, true}},
+      {"health", {op_health, true}},    {"config", {op_config, true}},
+      {"selfcheck", {op_selfcheck, true}},
+  };
+  return kOps;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Service& service, const Config& config,
+                       std::function<std::size_t()> client_count)
+    : service_(service), config_(config), client_count_(std::move(client_count)) {}
+
+void Dispatcher::handle(const SessionPtr& s, std::string payload) {
+  auto req = proto::decode_request(payload);
+  if (!req.ok()) {
+    spdlog::warn("{} sent a bad request: {}", s->describe(), req.status().message());
+    // The id cannot be trusted when the frame did not parse; echo null.
+    s->reply_error(nullptr, req.status());
+    return;
+  }
+  const auto& table = op_table();
+  auto it = table.find(req->op);
+  if (it == table.end()) {
+    spdlog::warn("{} sent unknown op \"{}\"", s->describe(), req->op);
+    s->reply_error(req->id, error(ErrorCode::kUnknownOp, "unknown op \"" + req->op + "\""));
+    return;
+  }
+  if (it->second.admin && !s->admin()) {
+    spdlog::warn("{} sent admin op \"{}\" on the worker socket", s->describe(), req->op);
+    s->reply_error(req->id, error(ErrorCode::kForbidden,
+                                  "op \"" + req->op + "\" is only allowed on the admin socket"));
+    return;
+  }
+  spdlog::debug("{} -> {}", s->describe(), req->op);
+  Ctx ctx{service_, config_, client_count_(), s, *req};
+  it->second.handler(ctx);
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,165 @@
+// File: broker/server/metrics_http.cc
+#include "broker/server/metrics_http.hpp"
+
+#include <sstream>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace modelpool::broker {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+
+namespace {
+
+std::string escape_label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void metric(std::ostringstream& out, const char* name, const char* type, const char* help,
+            const json& value) {
+  out << "# HELP modelpool_" << name << ' ' << help << "\n# TYPE modelpool_" << name << ' ' << type
+      << "\nmodelpool_" << name << ' ' << value.dump() << '\n';
+}
+
+// One HTTP exchange, then close.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket s, std::function<json()> stats) : stream_(std::move(s)), stats_(std::move(stats)) {}
+  void start() {
+    stream_.expires_after(std::chrono::seconds(10));
+    http::async_read(stream_, buf_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!ec) self->respond();
+    });
+  }
+
+ private:
+  void respond() {
+    res_.version(req_.version());
+    res_.keep_alive(false);
+    if (req_.method() != http::verb::get || (req_.target() != "/metrics" && req_.target() != "/")) {
+      res_.result(http::status::not_found);
+      res_.set(http::field::content_type, "text/plain");
+      res_.body() = "not found; metrics are at /metrics\n";
+    } else {
+      res_.result(http::status::ok);
+      res_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res_.body() = render_prometheus(stats_());
+    }
+    res_.prepare_payload();
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buf_;
+  http::request<http::string_body> req_;
+  http::response<http::string_body> res_;
+  std::function<json()> stats_;
+};
+
+}  // namespace
+
+std::string render_prometheus(const json& s) {
+  std::ostringstream out;
+  metric(out, "uptime_seconds", "gauge", "Seconds since the broker started.", s["uptime_s"]);
+  metric(out, "hits_total", "counter", "Acquires that needed no new load.", s["hits"]);
+  metric(out, "misses_total", "counter", "Acquires that started a load.", s["misses"]);
+  metric(out, "loads_total", "counter", "Loads that finished.", s["loads"]);
+  metric(out, "load_failures_total", "counter", "Loads that failed.", s["load_failures"]);
+  metric(out, "loaded_bytes_total", "counter", "Bytes read into the pool.", s["bytes_loaded"]);
+  metric(out, "evictions_total", "counter", "Models evicted.", s["evictions"]);
+  metric(out, "evicted_bytes_total", "counter", "Bytes evicted.", s["bytes_evicted"]);
+  metric(out, "used_bytes", "gauge", "Resident extent bytes.", s["bytes_used"]);
+  metric(out, "budget_bytes", "gauge", "Memory budget.", s["bytes_budget"]);
+  metric(out, "largest_free_extent_bytes", "gauge", "Largest free range of the offset space.",
+         s["largest_free_extent"]);
+  metric(out, "clients", "gauge", "Connected clients.", s["clients"]);
+  metric(out, "handles", "gauge", "Handles held by clients.", s["handles"]);
+  metric(out, "models", "gauge", "Model generations in the pool.", s["models"].size());
+  metric(out, "mem_available_bytes", "gauge", "MemAvailable of the host.", s["mem_available"]);
+  const auto& h = s["load_histogram"];
+  out << "# HELP modelpool_load_seconds Seconds each load took.\n# TYPE modelpool_load_seconds histogram\n";
+  for (std::size_t i = 0; i < h["le"].size(); ++i) {
+    out << "modelpool_load_seconds_bucket{le=\"" << h["le"][i].get<double>() << "\"} "
+        << h["counts"][i].dump() << '\n';
+  }
+  out << "modelpool_load_seconds_bucket{le=\"+Inf\"} " << s["loads"].dump() << '\n'
+      << "modelpool_load_seconds_sum " << s["load_seconds"].dump() << '\n'
+      << "modelpool_load_seconds_count " << s["loads"].dump() << '\n';
+  out << "# HELP modelpool_model_bytes Size of each resident model.\n# TYPE modelpool_model_bytes gauge\n";
+  for (const auto& m : s["models"]) {
+    out << "modelpool_model_bytes{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""
+        << m["generation"].dump() << "\"} " << m["size"].dump() << '\n';
+  }
+  out << "# HELP modelpool_model_refs References held on each model.\n# TYPE modelpool_model_refs gauge\n";
+  for (const auto& m : s["models"]) {
+    out << "modelpool_model_refs{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""
+        << m["generation"].dump() << "\"} " << m["refs"].dump() << '\n';
+  }
+  return out.str();
+}
+
+MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats)
+    : io_(io), stats_(std::move(stats)), acceptor_(io) {}
+
+Status MetricsServer::listen(const std::string& addr) {
+  const auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return error(ErrorCode::kBadRequest, "--metrics-addr must be HOST:PORT");
+  std::string host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "127.0.0.1";
+  unsigned long port = 0;
+  try {
+    port = std::stoul(addr.substr(colon + 1));
+  } catch (...) {
+    return error(ErrorCode::kBadRequest, "--metrics-addr: bad port in \"" + addr + "\"");
+  }
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(host, ec);
+  if (ec || port > 65535) return error(ErrorCode::kBadRequest, "--metrics-addr: bad address \"" + addr + "\"");
+  tcp::endpoint ep(ip, static_cast<unsigned short>(port));
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return error(ErrorCode::kInternal, "cannot serve metrics on " + addr + ": " + ec.message());
+  accept();
+  return {};
+}
+
+unsigned short MetricsServer::port() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void MetricsServer::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+void MetricsServer::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) std::make_shared<HttpSession>(std::move(s), stats_)->start();
+    accept();
+  });
+}
+
+}  // namespace modelpool::broker

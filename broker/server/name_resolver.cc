@@ -1,0 +1,104 @@
+// File: broker/server/name_resolver.cc
+#include "broker/server/name_resolver.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace modelpool::broker {
+
+ResolvedFile::ResolvedFile(ResolvedFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), identity_(other.identity_) {}
+
+ResolvedFile& ResolvedFile::operator=(ResolvedFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    identity_ = other.identity_;
+  }
+  return *this;
+}
+
+ResolvedFile::~ResolvedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status validate_model_name(std::string_view name) {
+  auto bad = [&](const char* why) {
+    return error(ErrorCode::kInvalidName, "model name \"" + std::string(name) + "\" " + why);
+  };
+  if (name.empty()) return error(ErrorCode::kInvalidName, "model name is empty");
+  if (name.size() > layout::kMaxNameBytes) return bad("is longer than 255 bytes");
+  if (name.front() == '/') return bad("is absolute; names are relative to the models directory");
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return bad("contains a control character");
+  }
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    std::size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view part = name.substr(start, end - start);
+    if (part == "..") return bad("contains \"..\"");
+    if (part.empty() || part == ".") return bad("has an empty or \".\" path component");
+    start = end + 1;
+  }
+  return {};
+}
+
+Result<NameResolver> NameResolver::open(const std::string& root) {
+  int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return error(ErrorCode::kNotFound,
+                 "models directory " + root + " cannot be opened: " + std::strerror(errno));
+  }
+  return NameResolver(fd, root);
+}
+
+NameResolver::NameResolver(NameResolver&& other) noexcept
+    : dirfd_(std::exchange(other.dirfd_, -1)), root_(std::move(other.root_)) {}
+
+NameResolver::~NameResolver() {
+  if (dirfd_ >= 0) ::close(dirfd_);
+}
+
+Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {
+  if (auto s = validate_model_name(name); !s.ok()) return s;
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  std::string path(name);
+  int fd = static_cast<int>(::syscall(SYS_openat2, dirfd_, path.c_str(), &how, sizeof how));
+  if (fd < 0) {
+    int e = errno;
+    if (e == EXDEV || e == ELOOP) {
+      return error(ErrorCode::kForbidden, "model \"" + path + "\" resolves outside the models directory");
+    }
+    if (e == ENOENT || e == ENOTDIR) {
+      return error(ErrorCode::kNotFound, "no model \"" + path + "\" in " + root_);
+    }
+    return error(ErrorCode::kLoadFailed, "cannot open model \"" + path + "\": " + std::strerror(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return error(ErrorCode::kLoadFailed, "cannot stat model \"" + path + "\": " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error(ErrorCode::kNotFound, "model \"" + path + "\" is not a regular file");
+  }
+  layout::SourceIdentity id;
+  id.device = st.st_dev;
+  id.inode = st.st_ino;
+  id.size = static_cast<std::uint64_t>(st.st_size);
+  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return ResolvedFile(fd, id);
+}
+
+}  // namespace modelpool::broker

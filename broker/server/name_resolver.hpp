@@ -1,0 +1,64 @@
+// File: broker/server/name_resolver.hpp
+//
+// Turns a model name from a client into an open file below the models root.
+// Names are relative paths; "..", absolute paths, empty or "." components and
+// control characters are invalid_name. Resolution uses openat2 with
+// RESOLVE_BENEATH, so a symlink that leads outside the root is forbidden even
+// if it is swapped in between checks. Thread-compatible (const after open).
+#ifndef MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
+#define MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
+
+#include <string>
+#include <string_view>
+
+#include "shm/layout/segment_layout.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+// An open, regular model file; closes its fd when destroyed. Move-only.
+class ResolvedFile {
+ public:
+  ResolvedFile() = default;
+  ResolvedFile(int fd, layout::SourceIdentity identity) : fd_(fd), identity_(identity) {}
+  ResolvedFile(ResolvedFile&& other) noexcept;
+  ResolvedFile& operator=(ResolvedFile&& other) noexcept;
+  ResolvedFile(const ResolvedFile&) = delete;
+  ResolvedFile& operator=(const ResolvedFile&) = delete;
+  ~ResolvedFile();
+
+  int fd() const { return fd_; }
+  const layout::SourceIdentity& identity() const { return identity_; }
+  // A path that reopens exactly this file (for the loader).
+  std::string proc_path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_ = -1;
+  layout::SourceIdentity identity_;
+};
+
+class NameResolver {
+ public:
+  // Opens the models root; load_failed/not_found when it is missing.
+  static Result<NameResolver> open(const std::string& root);
+  NameResolver(NameResolver&& other) noexcept;
+  NameResolver& operator=(NameResolver&&) = delete;
+  NameResolver(const NameResolver&) = delete;
+  ~NameResolver();
+
+  // invalid_name, forbidden (escapes the root), not_found, or the file.
+  Result<ResolvedFile> resolve(std::string_view name) const;
+  const std::string& root() const { return root_; }
+
+ private:
+  NameResolver(int dirfd, std::string root) : dirfd_(dirfd), root_(std::move(root)) {}
+  int dirfd_ = -1;
+  std::string root_;
+};
+
+// invalid_name unless `name` is a well-formed relative model name.
+Status validate_model_name(std::string_view name);
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_

@@ -1,0 +1,141 @@
+// File: broker/server/server.cc
+#include "broker/server/server.hpp"
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "shm/protocol/messages.hpp"
+
+namespace modelpool::broker {
+
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+namespace {
+
+Status bind_socket(stream::acceptor& a, const std::string& path, mode_t mode, gid_t gid) {
+  ::unlink(path.c_str());  // we hold the pool lock: any socket file here is stale
+  boost::system::error_code ec;
+  a.open(stream(), ec);
+  if (!ec) a.bind(stream::endpoint(path), ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return error(ErrorCode::kInternal, "cannot listen on " + path + ": " + ec.message());
+  if (gid != static_cast<gid_t>(-1) && ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
+    return error(ErrorCode::kInternal, "cannot give " + path + " to its group: " + std::strerror(errno));
+  }
+  if (::chmod(path.c_str(), mode) != 0) {
+    return error(ErrorCode::kInternal, "cannot chmod " + path + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const Config& config, Service& service)
+    : io_(io),
+      config_(config),
+      service_(service),
+      dispatcher_(service, config, [this] { return sessions_.size(); }),
+      worker_(io),
+      admin_(io) {}
+
+Server::~Server() {
+  if (!worker_path_.empty()) ::unlink(worker_path_.c_str());
+  if (!admin_path_.empty()) ::unlink(admin_path_.c_str());
+}
+
+Status Server::listen(const std::string& worker_path, const std::string& admin_path) {
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!config_.group.empty()) {
+    const group* g = ::getgrnam(config_.group.c_str());
+    if (g == nullptr) return error(ErrorCode::kBadRequest, "--group: no group named \"" + config_.group + "\"");
+    gid = g->gr_gid;
+  }
+  // Sockets are created with mode 0600 and opened up afterwards.
+  const mode_t old = ::umask(0177);
+  Status s = bind_socket(worker_, worker_path, 0660, gid);
+  if (s.ok()) worker_path_ = worker_path;
+  if (s.ok()) s = bind_socket(admin_, admin_path, 0600, static_cast<gid_t>(-1));
+  if (s.ok()) admin_path_ = admin_path;
+  ::umask(old);
+  if (!s.ok()) return s;
+  accept(worker_, false);
+  accept(admin_, true);
+  return {};
+}
+
+void Server::accept(Acceptor& acceptor, bool admin) {
+  acceptor.async_accept([this, &acceptor, admin](boost::system::error_code ec, stream::socket sock) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) return;
+      spdlog::warn("accept failed: {}", ec.message());
+    } else if (sessions_.size() >= config_.max_clients) {
+      spdlog::warn("refusing a connection: {} clients connected (--max-clients)", sessions_.size());
+      std::string frame = proto::encode_frame(proto::encode_error(
+          nullptr, error(ErrorCode::kPoolFull, "too many clients connected")));
+      boost::system::error_code ignored;
+      asio::write(sock, asio::buffer(frame), ignored);
+    } else {
+      const std::uint64_t id = next_session_++;
+      auto session = std::make_shared<Session>(
+          std::move(sock), id, admin, config_.max_outbound_bytes,
+          [this](const SessionPtr& s, std::string payload) { dispatcher_.handle(s, std::move(payload)); },
+          [this](Session& s) { on_session_closed(s); });
+      sessions_.emplace(id, session);
+      spdlog::info("{} connected to the {} socket", session->describe(), admin ? "admin" : "worker");
+      session->start();
+    }
+    if (!stopping_) accept(acceptor, admin);
+  });
+}
+
+void Server::on_session_closed(Session& s) {
+  service_.disconnect(s);
+  // Erase after the current handler returns: the session may be mid-callback.
+  const std::uint64_t id = s.id();
+  asio::post(io_, [this, id] {
+    sessions_.erase(id);
+    maybe_done();
+  });
+}
+
+void Server::shutdown(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  done_ = std::move(done);
+  spdlog::info("stopping: no new connections; {} client(s), {} load(s) in flight", sessions_.size(),
+               service_.loads_in_flight());
+  service_.set_shutting_down();
+  boost::system::error_code ignored;
+  worker_.close(ignored);
+  admin_.close(ignored);
+  auto close_all = [this] {
+    std::vector<SessionPtr> all;
+    for (auto& [id, s] : sessions_) all.push_back(s);
+    for (auto& s : all) s->close_after_flush();
+    maybe_done();
+  };
+  if (service_.loads_in_flight() == 0) {
+    close_all();
+  } else {
+    service_.on_idle(close_all);
+  }
+}
+
+void Server::maybe_done() {
+  if (stopping_ && sessions_.empty() && service_.loads_in_flight() == 0 && done_) {
+    auto d = std::move(done_);
+    done_ = nullptr;
+    d();
+  }
+}
+
+}  // namespace modelpool::broker

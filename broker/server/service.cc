@@ -1,0 +1,253 @@
+// File: broker/server/service.cc
+//
+// The acquire/release/load flow. A miss reserves an extent (Pool), reserves
+// its memory (Segment::reserve, so a full filesystem is an error reply and
+// never a SIGBUS), publishes a LOADING catalog entry and hands the read to
+// the Loader. The loader thread validates the format; the result comes back
+// to the event loop, which publishes READY (or frees everything) and answers
+// every waiter.
+#include "broker/server/service.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/server/verify.hpp"
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+
+Service::Service(asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
+                 Loader& loader, NameResolver& names)
+    : io_(io), config_(config), segment_(segment), pool_(pool), loader_(loader), names_(names) {}
+
+std::int64_t Service::now_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json Service::hello() const {
+  proto::HelloReply h;
+  h.pool = config_.pool;
+  h.segment_path = segment_.path();
+  h.segment_size = segment_.size();
+  h.page_size = segment_.page_size();
+  return to_json(h);
+}
+
+void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {
+  ++stats_.acquires;
+  Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr};
+  Status st = start_or_join(req.model, w);
+  if (st.ok()) return;
+  if (st.code() == ErrorCode::kPoolFull && req.wait_ms.value_or(0) > 0) {
+    queue_for_room(req.model, std::move(w), *req.wait_ms);
+    return;
+  }
+  fail(w, st);
+}
+
+void Service::load(const SessionPtr& s, const json& id, const proto::ModelRequest& req) {
+  Waiter w{s, id, Waiter::Kind::kLoad, req.pin, nullptr};
+  Status st = start_or_join(req.model, w);
+  if (!st.ok()) fail(w, st);
+}
+
+void Service::preload(const std::string& model, bool pin, std::function<void(const Status&)> done) {
+  Waiter w{{}, nullptr, Waiter::Kind::kPreload, pin, std::move(done)};
+  Status st = start_or_join(model, w);
+  if (!st.ok()) fail(w, st);
+}
+
+Status Service::start_or_join(const std::string& model, Waiter w) {
+  if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
+  const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
+  auto file = names_.resolve(listed ? listed->path : model);
+  if (!file.ok()) return file.status();
+  const EntryInfo* cur = pool_.find_current(model);
+  if (cur != nullptr && cur->state == layout::EntryState::kLoading && cur->source != file->identity()) {
+    // The file changed while its previous version loads: retry once that load ends.
+    inflight_.at(cur->id).retry.emplace_back(model, std::move(w));
+    return {};
+  }
+  if (cur != nullptr && cur->source == file->identity()) {
+    if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
+    if (cur->state == layout::EntryState::kReady) {
+      grant(*cur, w, true);
+    } else {
+      inflight_.at(cur->id).waiters.push_back(std::move(w));
+    }
+    return {};
+  }
+  auto res = pool_.begin_load(model, file->identity(), file->identity().size, now_ns());
+  if (!res.ok()) return res.status();
+  if (w.kind == Waiter::Kind::kAcquire) ++stats_.misses;
+  free_entries(res->evicted);
+  const EntryInfo entry = res->entry;
+  if (Status r = segment_.reserve(entry.offset, entry.extent_size); !r.ok()) {
+    pool_.fail_load(entry.id);
+    spdlog::error("cannot reserve {} for {}: {}", layout::format_bytes(entry.extent_size), model,
+                  r.message());
+    return r;
+  }
+  start_load(entry, std::move(file).value(), std::move(w), listed ? listed->sha256 : std::string());
+  return {};
+}
+
+void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::string sha256) {
+  segment_.publish_loading(e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source,
+                                    false});
+  spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
+               layout::format_bytes(e.size), e.offset);
+  LoadJob job{file.proc_path(), e.size, segment_.fd(), e.offset};
+  auto& in = inflight_[e.id];
+  in.file = std::move(file);
+  in.waiters.push_back(std::move(w));
+  const EntryId id = e.id;
+  const int fd = segment_.fd();
+  const std::uint64_t offset = e.offset, size = e.size;
+  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = std::move(sha256)](Result<LoadResult> r) {
+    layout::Format fmt = layout::Format::kRaw;
+    if (r.ok()) {
+      auto f = verify_loaded(fd, offset, size, sha256);
+      if (f.ok()) {
+        fmt = *f;
+      } else {
+        r = Status(ErrorCode::kLoadFailed, f.status().message());
+      }
+    }
+    asio::post(io_, [this, id, r = std::move(r), fmt]() mutable { finish_load(id, std::move(r), fmt); });
+  });
+}
+
+void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format format) {
+  auto node = inflight_.extract(id);
+  Inflight in = std::move(node.mapped());
+  const EntryInfo* e = pool_.get(id);
+  if (result.ok()) {
+    segment_.publish_ready(e->slot, result->checksum, format,
+                           static_cast<std::uint64_t>(result->seconds * 1e9));
+    pool_.finish_load(id, result->checksum, format, result->seconds);
+    stats_.record_load(e->size, result->seconds);
+    spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}", e->name,
+                 e->generation, layout::format_bytes(e->size), result->seconds,
+                 result->seconds > 0 ? static_cast<double>(e->size) / result->seconds / 1e9 : 0.0,
+                 layout::to_string(format));
+    const ManifestEntry* listed = manifest_ ? manifest_->find(e->name) : nullptr;
+    if (listed != nullptr && listed->pin) {
+      (void)pool_.set_pinned(e->name, true);
+      segment_.publish_pinned(e->slot, true);
+    }
+    const EntryInfo ready = *pool_.get(id);
+    for (auto& w : in.waiters) grant(ready, w, false);
+    free_entries(pool_.enforce_watermark());
+  } else {
+    ++stats_.load_failures;
+    EntryInfo gone = pool_.fail_load(id);
+    segment_.publish_free(gone.slot);
+    segment_.release(gone.offset, gone.extent_size);
+    spdlog::warn("load failed: {}: {}", gone.name, result.status().message());
+    Status st = result.status().code() == ErrorCode::kLoadFailed
+                    ? result.status()
+                    : Status(ErrorCode::kLoadFailed, result.status().message());
+    for (auto& w : in.waiters) fail(w, st);
+  }
+  for (auto& [model, w] : in.retry) {
+    if (Status st = start_or_join(model, w); !st.ok()) fail(w, st);
+  }
+  serve_room_waiters();
+  if (inflight_.empty() && idle_cb_) idle_cb_();
+}
+
+void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
+  if (w.kind == Waiter::Kind::kPreload) {
+    if (w.pin) {
+      (void)pool_.set_pinned(e.name, true);
+      segment_.publish_pinned(e.slot, true);
+    }
+    if (w.done) w.done(Status());
+    return;
+  }
+  SessionPtr s = w.session.lock();
+  if (!s || s->closed()) return;
+  if (w.kind == Waiter::Kind::kLoad) {
+    if (w.pin) {
+      (void)pool_.set_pinned(e.name, true);
+      segment_.publish_pinned(e.slot, true);
+    }
+    s->reply_ok(w.id, {{"model", e.name},
+                       {"size", e.size},
+                       {"generation", e.generation},
+                       {"checksum", proto::checksum_to_hex(e.checksum)},
+                       {"format", std::string(layout::to_string(e.format))},
+                       {"cached", cached},
+                       {"pinned", w.pin || e.pinned}});
+    return;
+  }
+  pool_.add_ref(e.id, now_ns());
+  const std::uint64_t h = next_handle_++;
+  handles_[h] = Handle{e.id, s->id()};
+  s->handles().insert(h);
+  proto::AcquireReply r{h, e.name, e.offset, e.size, e.generation, e.checksum,
+                        std::string(layout::to_string(e.format)), cached};
+  spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation, h);
+  s->reply_ok(w.id, to_json(r));
+}
+
+void Service::fail(Waiter& w, const Status& status) {
+  if (w.kind == Waiter::Kind::kPreload) {
+    if (w.done) w.done(status);
+    return;
+  }
+  if (SessionPtr s = w.session.lock(); s && !s->closed()) s->reply_error(w.id, status);
+}
+
+void Service::release(Session& s, const json& id, std::uint64_t handle) {
+  auto it = handles_.find(handle);
+  if (it == handles_.end() || it->second.session != s.id()) {
+    s.reply_error(id, error(ErrorCode::kStaleHandle,
+                            "handle " + std::to_string(handle) +
+                                " is not held by this connection (released already, or never acquired)"));
+    return;
+  }
+  ++stats_.releases;
+  s.handles().erase(handle);
+  drop_handle(handle);
+  s.reply_ok(id, json::object());
+  serve_room_waiters();
+}
+
+void Service::drop_handle(std::uint64_t handle) {
+  auto it = handles_.find(handle);
+  if (it == handles_.end()) return;
+  const EntryId entry = it->second.entry;
+  handles_.erase(it);
+  free_entries(pool_.release_ref(entry));
+}
+
+void Service::disconnect(Session& s) {
+  const std::size_t n = s.handles().size();
+  for (std::uint64_t h : s.handles()) drop_handle(h);
+  s.handles().clear();
+  spdlog::info("{} disconnected{}", s.describe(),
+               n ? ", released " + std::to_string(n) + " handle(s)" : "");
+  if (n > 0) {
+    free_entries(pool_.enforce_watermark());
+    serve_room_waiters();
+  }
+}
+
+void Service::free_entries(const std::vector<EntryInfo>& entries) {
+  for (const auto& e : entries) {
+    segment_.publish_free(e.slot);
+    segment_.release(e.offset, e.extent_size);
+    spdlog::info("evicted {} generation {} ({}, {} accesses)", e.name, e.generation,
+                 layout::format_bytes(e.extent_size), e.accesses);
+  }
+}
+
+}  // namespace modelpool::broker

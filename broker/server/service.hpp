@@ -1,0 +1,133 @@
+// File: broker/server/service.hpp
+//
+// The broker's behaviour behind the control channel: it ties the pool's
+// bookkeeping (Pool), the segment (Segment), the loader (Loader) and name
+// resolution together. Acquires of a cold model share one load; every waiter
+// gets its result. Handles are owned by sessions and dropped on release or
+// disconnect. Runs on the event-loop thread only; loads run on loader
+// threads and report back through the io_context.
+#ifndef MODELPOOL_BROKER_SERVER_SERVICE_HPP_
+#define MODELPOOL_BROKER_SERVER_SERVICE_HPP_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "broker/config.hpp"
+#include "broker/manifest.hpp"
+#include "broker/pool/pool.hpp"
+#include "broker/server/name_resolver.hpp"
+#include "broker/server/session.hpp"
+#include "broker/server/stats.hpp"
+#include "broker/store/loader.hpp"
+#include "broker/store/segment.hpp"
+#include "shm/protocol/messages.hpp"
+
+namespace modelpool::broker {
+
+class Service {
+ public:
+  Service(boost::asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
+          Loader& loader, NameResolver& names);
+
+  // Worker ops.
+  nlohmann::json hello() const;
+  void acquire(const SessionPtr& s, const nlohmann::json& id, const proto::AcquireRequest& req);
+  void release(Session& s, const nlohmann::json& id, std::uint64_t handle);
+  void disconnect(Session& s);
+
+  // Admin ops. `load` replies when the model is resident (or failed).
+  void load(const SessionPtr& s, const nlohmann::json& id, const proto::ModelRequest& req);
+  Result<nlohmann::json> evict(std::string_view model);
+  Result<nlohmann::json> set_pinned(std::string_view model, bool pinned);
+  nlohmann::json clear();
+  nlohmann::json stats(std::size_t clients) const;
+  nlohmann::json list() const;
+  nlohmann::json selfcheck() const;
+  double uptime_s() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+
+  // Loads `model` without a client (preload at start); `done` gets the outcome.
+  void preload(const std::string& model, bool pin, std::function<void(const Status&)> done);
+
+  // The manifest in force (nullptr: names are paths). Swapped on SIGHUP.
+  void set_manifest(std::shared_ptr<const Manifest> m) { manifest_ = std::move(m); }
+  const Manifest* manifest() const { return manifest_.get(); }
+
+  std::size_t loads_in_flight() const { return inflight_.size(); }
+  // Called when the last in-flight load finishes (for shutdown).
+  void on_idle(std::function<void()> cb) { idle_cb_ = std::move(cb); }
+  void set_shutting_down() { shutting_down_ = true; }
+  bool shutting_down() const { return shutting_down_; }
+
+ private:
+  // Who waits for a load: a worker acquire, an admin load, or a preload.
+  struct Waiter {
+    std::weak_ptr<Session> session;
+    nlohmann::json id;
+    enum class Kind { kAcquire, kLoad, kPreload } kind = Kind::kAcquire;
+    bool pin = false;
+    std::function<void(const Status&)> done;  // kPreload
+  };
+  // An acquire waiting for room (wait_ms), served in arrival order.
+  struct RoomWaiter {
+    std::string model;
+    Waiter waiter;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::uint64_t seq;
+  };
+  struct Inflight {
+    ResolvedFile file;
+    std::vector<Waiter> waiters;
+    std::vector<std::pair<std::string, Waiter>> retry;  // want a newer version of the file
+  };
+  struct Handle {
+    EntryId entry;
+    std::uint64_t session;
+  };
+
+  // Grants or queues `w` for `model`; returns false with `room_status` set when
+  // the pool has no room (caller may queue a RoomWaiter).
+  Status start_or_join(const std::string& model, Waiter w);
+  void start_load(const EntryInfo& entry, ResolvedFile file, Waiter w, std::string sha256);
+  void finish_load(EntryId id, Result<LoadResult> result, layout::Format format);
+  void grant(const EntryInfo& e, Waiter& w, bool cached);
+  void fail(Waiter& w, const Status& status);
+  void free_entries(const std::vector<EntryInfo>& entries);
+  void drop_handle(std::uint64_t handle);
+  void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
+  void serve_room_waiters();
+  std::int64_t now_ns() const;
+
+  boost::asio::io_context& io_;
+  const Config& config_;
+  Segment& segment_;
+  Pool& pool_;
+  Loader& loader_;
+  NameResolver& names_;
+  std::shared_ptr<const Manifest> manifest_;
+  Stats stats_;
+  std::unordered_map<EntryId, Inflight> inflight_;
+  std::unordered_map<std::uint64_t, Handle> handles_;
+  std::uint64_t next_handle_ = 1;
+  std::deque<RoomWaiter> room_waiters_;
+  std::uint64_t next_room_seq_ = 1;
+  bool serving_room_ = false;
+  bool shutting_down_ = false;
+  std::function<void()> idle_cb_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_SERVER_SERVICE_HPP_

@@ -1,0 +1,148 @@
+// File: broker/server/service_admin.cc
+//
+// The admin side of Service (evict, pin, clear, stats, list, selfcheck) and
+// the queue of acquires waiting for room (wait_ms), served in arrival order.
+#include <spdlog/spdlog.h>
+
+#include "broker/server/service.hpp"
+#include "broker/system_info.hpp"
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+using nlohmann::json;
+
+namespace {
+
+json model_row(const EntryInfo& e) {
+  return {{"name", e.name},
+          {"size", e.size},
+          {"refs", e.refs},
+          {"generation", e.generation},
+          {"state", e.state == layout::EntryState::kReady ? "ready" : "loading"},
+          {"pinned", e.pinned},
+          {"current", e.current},
+          {"format", std::string(layout::to_string(e.format))},
+          {"accesses", e.accesses},
+          {"last_access_unix_ms", e.last_access_ns / 1000000},
+          {"load_seconds", e.load_seconds},
+          {"offset", e.offset}};
+}
+
+}  // namespace
+
+Result<json> Service::evict(std::string_view model) {
+  auto gone = pool_.evict(model);
+  if (!gone.ok()) return gone.status();
+  free_entries({*gone});
+  serve_room_waiters();
+  return json{{"model", gone->name}, {"bytes", gone->extent_size}};
+}
+
+Result<json> Service::set_pinned(std::string_view model, bool pinned) {
+  if (Status s = pool_.set_pinned(model, pinned); !s.ok()) return s;
+  const EntryInfo* e = pool_.find_current(model);
+  segment_.publish_pinned(e->slot, pinned);
+  spdlog::info("{} {}", pinned ? "pinned" : "unpinned", model);
+  if (!pinned) free_entries(pool_.enforce_watermark());
+  return json{{"model", std::string(model)}, {"pinned", pinned}};
+}
+
+json Service::clear() {
+  auto gone = pool_.clear();
+  std::uint64_t bytes = 0;
+  for (const auto& e : gone) bytes += e.extent_size;
+  free_entries(gone);
+  serve_room_waiters();
+  return {{"evicted", gone.size()}, {"bytes", bytes}};
+}
+
+json Service::list() const {
+  json rows = json::array();
+  for (const EntryInfo* e : pool_.entries()) rows.push_back(model_row(*e));
+  return {{"models", std::move(rows)}};
+}
+
+json Service::stats(std::size_t clients) const {
+  const MemInfo mem = read_meminfo();
+  const std::uint64_t requests = stats_.hits + stats_.misses;
+  json j = {
+      {"pool", config_.pool},
+      {"pid", static_cast<std::int64_t>(::getpid())},
+      {"uptime_s", uptime_s()},
+      {"loads", stats_.loads},
+      {"load_failures", stats_.load_failures},
+      {"hits", stats_.hits},
+      {"misses", stats_.misses},
+      {"hit_rate", requests ? static_cast<double>(stats_.hits) / static_cast<double>(requests) : 0.0},
+      {"acquires", stats_.acquires},
+      {"releases", stats_.releases},
+      {"evictions", pool_.evictions()},
+      {"bytes_evicted", pool_.bytes_evicted()},
+      {"bytes_loaded", stats_.bytes_loaded},
+      {"load_seconds", stats_.load_seconds},
+      {"bytes_used", pool_.bytes_used()},
+      {"bytes_budget", pool_.budget()},
+      {"offset_space", segment_.size() - segment_.data_offset()},
+      {"offset_space_used", pool_.offset_space_used()},
+      {"largest_free_extent", pool_.largest_free_extent()},
+      {"clients", clients},
+      {"handles", handles_.size()},
+      {"loads_in_flight", inflight_.size()},
+      {"waiting_for_room", room_waiters_.size()},
+      {"mem_total", mem.total},
+      {"mem_available", mem.available},
+      {"page_size", segment_.page_size()},
+      {"segment_path", segment_.path()},
+      {"eviction_policy", config_.eviction},
+  };
+  j["load_histogram"] = {{"le", Stats::kLoadBuckets}, {"counts", stats_.load_bucket_counts}};
+  j["models"] = list()["models"];
+  return j;
+}
+
+json Service::selfcheck() const {
+  json problems = json::array();
+  if (Status s = pool_.self_check(); !s.ok()) problems.push_back(s.message());
+  return {{"ok", problems.empty()}, {"problems", problems}};
+}
+
+void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
+  const std::uint64_t seq = next_room_seq_++;
+  auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(wait_ms));
+  timer->async_wait([this, seq, wait_ms](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: served
+    for (auto it = room_waiters_.begin(); it != room_waiters_.end(); ++it) {
+      if (it->seq != seq) continue;
+      Waiter w = std::move(it->waiter);
+      std::string model = it->model;
+      room_waiters_.erase(it);
+      fail(w, error(ErrorCode::kPoolFull, "no room for \"" + model + "\" within " +
+                                              std::to_string(wait_ms) +
+                                              " ms: every evictable model is in use or pinned"));
+      return;
+    }
+  });
+  room_waiters_.push_back(RoomWaiter{model, std::move(w), std::move(timer), seq});
+}
+
+void Service::serve_room_waiters() {
+  if (serving_room_) return;
+  serving_room_ = true;
+  while (!room_waiters_.empty()) {
+    RoomWaiter& front = room_waiters_.front();
+    if (SessionPtr s = front.waiter.session.lock(); !s || s->closed()) {
+      room_waiters_.pop_front();
+      continue;
+    }
+    Status st = start_or_join(front.model, front.waiter);
+    if (st.code() == ErrorCode::kPoolFull) break;  // still no room: keep arrival order
+    RoomWaiter done = std::move(front);
+    room_waiters_.pop_front();
+    done.timer->cancel();
+    if (!st.ok()) fail(done.waiter, st);
+  }
+  serving_room_ = false;
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,134 @@
+// File: broker/server/session.cc
+#include "broker/server/session.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "shm/protocol/messages.hpp"
+
+namespace modelpool::broker {
+
+namespace asio = boost::asio;
+
+Session::Session(asio::local::stream_protocol::socket socket, std::uint64_t id, bool admin,
+                 std::size_t max_outbound, FrameHandler on_frame, CloseHandler on_close)
+    : socket_(std::move(socket)),
+      id_(id),
+      admin_(admin),
+      max_outbound_(max_outbound),
+      on_frame_(std::move(on_frame)),
+      on_close_(std::move(on_close)) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    pid_ = cred.pid;
+    uid_ = cred.uid;
+  }
+}
+
+std::string Session::describe() const {
+  return "client " + std::to_string(id_) + " (pid " + std::to_string(pid_) + ", uid " +
+         std::to_string(uid_) + (admin_ ? ", admin)" : ")");
+}
+
+void Session::start() { read_more(); }
+
+void Session::read_more() {
+  if (closed_ || closing_) return;
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            if (ec) {
+                              self->close(nullptr);
+                              return;
+                            }
+                            self->on_read(n);
+                          });
+}
+
+void Session::on_read(std::size_t n) {
+  decoder_.feed(read_buf_.data(), n);
+  for (;;) {
+    auto frame = decoder_.next();
+    if (!frame.ok()) {
+      spdlog::warn("{} sent a bad frame: {}; closing", describe(), frame.status().message());
+      send(proto::encode_error(nullptr, frame.status()));
+      close_after_flush();
+      return;
+    }
+    if (!frame->has_value()) break;
+    on_frame_(shared_from_this(), std::move(**frame));
+    if (closed_ || closing_) return;
+  }
+  read_more();
+}
+
+void Session::send(std::string payload) {
+  if (closed_) return;
+  if (payload.size() > proto::kMaxFrame) {
+    payload = proto::encode_error(nullptr, error(ErrorCode::kInternal, "reply exceeds the frame limit"));
+  }
+  outbound_bytes_ += payload.size() + proto::kHeaderBytes;
+  outbound_.push_back(proto::encode_frame(payload));
+  if (outbound_bytes_ > max_outbound_) {
+    spdlog::warn("{} does not read its replies ({} bytes queued); disconnecting", describe(),
+                 outbound_bytes_);
+    close(nullptr);
+    return;
+  }
+  write_more();
+}
+
+void Session::reply_ok(const nlohmann::json& id, nlohmann::json fields) {
+  send(proto::encode_ok(id, std::move(fields)));
+}
+
+void Session::reply_error(const nlohmann::json& id, const Status& status) {
+  send(proto::encode_error(id, status));
+}
+
+void Session::write_more() {
+  if (writing_ || closed_) return;
+  if (outbound_.empty()) {
+    if (closing_) close(nullptr);
+    return;
+  }
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(outbound_.front()),
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      if (ec) {
+                        self->close(nullptr);
+                        return;
+                      }
+                      self->outbound_bytes_ -= self->outbound_.front().size();
+                      self->outbound_.pop_front();
+                      self->write_more();
+                    });
+}
+
+void Session::close_after_flush() {
+  if (closed_) return;
+  closing_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_receive, ignored);
+  if (!writing_ && outbound_.empty()) close(nullptr);
+}
+
+void Session::close(const char* why) {
+  if (closed_) return;
+  closed_ = true;
+  if (why != nullptr) spdlog::warn("{}: {}; closing", describe(), why);
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  outbound_.clear();
+  outbound_bytes_ = 0;
+  if (on_close_) {
+    auto handler = std::move(on_close_);
+    on_close_ = nullptr;
+    handler(*this);
+  }
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,86 @@
+// File: broker/server/session.hpp
+//
+// One client connection on the worker or the admin socket: reads frames,
+// hands each request to the dispatcher, writes replies in order through a
+// bounded outbound queue, and owns the handles acquired on it. A client that
+// stops reading is disconnected once its queue exceeds the bound; a client
+// that sends a bad frame gets an error reply and is closed. Lives on the
+// event-loop thread only (not thread-safe).
+#ifndef MODELPOOL_BROKER_SERVER_SESSION_HPP_
+#define MODELPOOL_BROKER_SERVER_SESSION_HPP_
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include "shm/protocol/frame.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+class Session;
+using SessionPtr = std::shared_ptr<Session>;
+
+// Called for every complete frame; owns the reply.
+using FrameHandler = std::function<void(const SessionPtr&, std::string payload)>;
+// Called once when the connection is gone, before the Session is destroyed.
+using CloseHandler = std::function<void(Session&)>;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::local::stream_protocol::socket socket, std::uint64_t id, bool admin,
+          std::size_t max_outbound, FrameHandler on_frame, CloseHandler on_close);
+
+  void start();
+  // Queues one reply. Dropped silently when the session is closed.
+  void send(std::string payload);
+  void reply_ok(const nlohmann::json& id, nlohmann::json fields);
+  void reply_error(const nlohmann::json& id, const Status& status);
+  // Closes now (pending replies are discarded).
+  void close(const char* why);
+  // Stops reading; closes once every queued reply is written.
+  void close_after_flush();
+
+  std::uint64_t id() const { return id_; }
+  bool admin() const { return admin_; }
+  bool closed() const { return closed_; }
+  pid_t pid() const { return pid_; }
+  uid_t uid() const { return uid_; }
+  std::string describe() const;  // "client 7 (pid 1234, uid 1000)"
+  std::unordered_set<std::uint64_t>& handles() { return handles_; }
+
+ private:
+  void read_more();
+  void on_read(std::size_t n);
+  void write_more();
+
+  boost::asio::local::stream_protocol::socket socket_;
+  const std::uint64_t id_;
+  const bool admin_;
+  const std::size_t max_outbound_;
+  FrameHandler on_frame_;
+  CloseHandler on_close_;
+  pid_t pid_ = 0;
+  uid_t uid_ = 0;
+  proto::FrameDecoder decoder_;
+  std::array<char, 16384> read_buf_{};
+  std::deque<std::string> outbound_;
+  std::size_t outbound_bytes_ = 0;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool closing_ = false;
+  std::unordered_set<std::uint64_t> handles_;
+};
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_SERVER_SESSION_HPP_

@@ -1,0 +1,28 @@
+// File: broker/server/verify.hpp
+//
+// Checks run on a loader thread after the bytes are in the segment and
+// before the entry may become READY: the model-format validation (untrusted
+// safetensors/GGUF headers) and, when the manifest gives one, the sha256.
+#ifndef MODELPOOL_BROKER_SERVER_VERIFY_HPP_
+#define MODELPOOL_BROKER_SERVER_VERIFY_HPP_
+
+#include <cstdint>
+#include <string>
+
+#include "shm/layout/segment_layout.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+// The detected format of the `size` bytes at `offset` of the segment `fd`,
+// or load_failed with the reason. With a non-empty `sha256` (hex), the bytes'
+// SHA-256 must match it.
+Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t size,
+                                     const std::string& sha256);
+
+// Hex SHA-256 of `size` bytes at `offset` of `fd`, read with pread.
+Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size);
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_SERVER_VERIFY_HPP_

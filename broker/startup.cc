@@ -1,0 +1,190 @@
+// File: broker/startup.cc
+#include "broker/startup.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <spdlog/spdlog.h>
+
+#include "broker/system_info.hpp"
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+PoolLock::~PoolLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.run_dir, ec);
+  if (ec) return error(ErrorCode::kInternal, "cannot create run directory " + config.run_dir + ": " + ec.message());
+  const std::string path = layout::lock_path(config.run_dir, config.pool);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return error(ErrorCode::kInternal, "cannot open lock " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return error(ErrorCode::kForbidden, "pool \"" + config.pool + "\" is already served by another modelpoold (pid " +
+                                            pid + ", lock " + path + ")");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("cannot write pid to {}: {}", path, std::strerror(errno));
+  }
+  return std::make_unique<PoolLock>(fd);
+}
+
+Result<std::uint64_t> decide_budget(const Config& config) {
+  const std::string dir = config.segment_dir.empty() ? "/dev/shm" : config.segment_dir;
+  auto free = filesystem_free_bytes(dir);
+  if (!free.ok()) return free.status();
+  std::uint64_t held = 0;  // what a surviving segment of this pool already occupies
+  struct stat st {};
+  if (::stat(layout::segment_path(config.segment_dir, config.pool).c_str(), &st) == 0) {
+    held = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  }
+  const std::uint64_t cap = *free + held;
+  if (config.memory != 0) {
+    if (config.memory > cap) {
+      return error(ErrorCode::kBadRequest,
+                   "the budget --memory " + layout::format_bytes(config.memory) +
+                       " is larger than the free space of " + dir + " (" + layout::format_bytes(cap) +
+                       "); lower --memory or enlarge " + dir + " (e.g. mount -o remount,size=... " + dir + ")");
+    }
+    return config.memory;
+  }
+  const std::uint64_t want = read_meminfo().available / 10 * 7;
+  const std::uint64_t budget = std::min(want, cap) / (2ULL << 20) * (2ULL << 20);
+  if (budget < (16ULL << 20)) {
+    return error(ErrorCode::kBadRequest, dir + " has only " + layout::format_bytes(cap) +
+                                             " free, too little for a pool; enlarge it or use --segment-dir");
+  }
+  return budget;
+}
+
+PoolConfig pool_config(const Config& config, const Segment& segment) {
+  PoolConfig pc;
+  pc.budget = config.memory;
+  pc.high_watermark = config.high_watermark;
+  pc.low_watermark = config.low_watermark;
+  pc.max_model_size = config.max_model_size;
+  pc.eviction = config.eviction;
+  pc.data_begin = segment.data_offset();
+  pc.data_end = segment.size();
+  pc.alignment = segment.header().alignment;
+  pc.catalog_capacity = static_cast<std::uint32_t>(segment.header().catalog_capacity);
+  return pc;
+}
+
+Status adopt_segment(Segment& segment, Pool& pool, const Config& config) {
+  if (!segment.adopted()) return {};
+  auto adopted = segment.adopt_entries();
+  // The newest generation of a name becomes current; older ones are superseded.
+  std::sort(adopted.begin(), adopted.end(),
+            [](const auto& a, const auto& b) { return a.generation > b.generation; });
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  std::uint64_t bytes = 0;
+  std::size_t kept = 0;
+  for (const auto& a : adopted) {
+    EntryInfo e;
+    e.name = a.name;
+    e.generation = a.generation;
+    e.state = layout::EntryState::kReady;
+    e.offset = a.offset;
+    e.size = a.size;
+    e.extent_size = a.extent_size;
+    e.checksum = a.checksum;
+    e.format = a.format;
+    e.source = a.source;
+    e.slot = a.slot;
+    e.pinned = a.pinned;
+    e.loaded_ns = a.loaded_unix_ns;
+    e.load_seconds = static_cast<double>(a.load_ns) / 1e9;
+    if (Status s = pool.adopt(e); !s.ok()) {
+      spdlog::warn("not adopting {} generation {}: {}", a.name, a.generation, s.message());
+      if (s.code() != ErrorCode::kInternal) {  // superseded or invalid: its bytes are ours to free
+        segment.publish_free(a.slot);
+        segment.release(a.offset, a.extent_size);
+      }
+      continue;
+    }
+    if (const EntryInfo* cur = pool.find_current(a.name)) {
+      pool.set_evictable_after(cur->id, now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
+    }
+    ++kept;
+    bytes += a.extent_size;
+  }
+  const auto& report = segment.adoption_report();
+  spdlog::info("adopted segment of pool \"{}\": {} model(s), {} resident, no reload needed; dropped {} "
+               "half-loaded and {} invalid entries", config.pool, kept, layout::format_bytes(bytes),
+               report.loading, report.invalid);
+  return {};
+}
+
+Status load_manifest(const Config& config, Service& service) {
+  if (config.manifest.empty()) return {};
+  auto m = Manifest::load(config.manifest);
+  if (!m.ok()) return m.status();
+  spdlog::info("manifest {}: {} model(s)", config.manifest, m->entries().size());
+  service.set_manifest(std::make_shared<const Manifest>(std::move(m).value()));
+  return {};
+}
+
+Status preload_models(boost::asio::io_context& io, Service& service, const Config& config) {
+  std::vector<std::pair<std::string, bool>> todo;  // name, pin
+  for (const auto& name : config.preload) todo.emplace_back(name, false);
+  if (const Manifest* m = service.manifest()) {
+    for (const auto& [name, e] : m->entries()) {
+      if (e.preload) todo.emplace_back(name, e.pin);
+    }
+  }
+  if (todo.empty()) return {};
+  auto guard = boost::asio::make_work_guard(io);
+  std::size_t pending = todo.size();
+  Status first_error;
+  for (const auto& [name, pin] : todo) {
+    service.preload(name, pin, [&, name = name](const Status& s) {
+      if (!s.ok() && first_error.ok()) {
+        first_error = Status(s.code(), "cannot preload \"" + name + "\": " + s.message());
+      }
+      if (s.ok()) spdlog::info("preloaded {}", name);
+      if (--pending == 0) guard.reset();
+    });
+  }
+  if (pending > 0) io.run();
+  io.restart();
+  return first_error;
+}
+
+std::string reload_manifest(const Config& config, Service& service) {
+  if (config.manifest.empty()) return "no manifest in use; nothing to reload";
+  auto fresh = Manifest::load(config.manifest);
+  if (!fresh.ok()) return "manifest not reloaded (keeping the old one): " + fresh.status().message();
+  auto next = std::make_shared<const Manifest>(std::move(fresh).value());
+  std::string what = service.manifest() ? next->diff(*service.manifest()) : "loaded";
+  service.set_manifest(next);
+  for (const auto& [name, e] : next->entries()) {
+    if (!e.preload && !e.pin) continue;
+    service.preload(name, e.pin, [name = name](const Status& s) {
+      if (!s.ok()) spdlog::warn("manifest preload of {} failed: {}", name, s.message());
+    });
+  }
+  return "manifest " + config.manifest + " reloaded: " + what;
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,63 @@
+// File: broker/startup.hpp
+//
+// The steps modelpoold takes before it serves: the per-pool lock, the memory
+// budget, the pool configuration, re-adoption of a surviving segment and
+// preloading. Each returns a Status whose message is the one sentence the
+// operator sees when the broker refuses to start.
+#ifndef MODELPOOL_BROKER_STARTUP_HPP_
+#define MODELPOOL_BROKER_STARTUP_HPP_
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "broker/config.hpp"
+#include "broker/pool/pool.hpp"
+#include "broker/server/service.hpp"
+#include "broker/store/segment.hpp"
+
+namespace modelpool::broker {
+
+// Holds RUN_DIR/POOL.lock (flock) for the broker's lifetime.
+class PoolLock {
+ public:
+  explicit PoolLock(int fd) : fd_(fd) {}
+  PoolLock(const PoolLock&) = delete;
+  PoolLock& operator=(const PoolLock&) = delete;
+  ~PoolLock();
+
+ private:
+  int fd_;
+};
+
+// Creates the run directory and takes the lock; fails when another live
+// broker serves the pool (naming its pid).
+Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config);
+
+// --memory, or 70% of MemAvailable; never more than the segment
+// filesystem's free space (plus what an existing segment already holds).
+Result<std::uint64_t> decide_budget(const Config& config);
+
+PoolConfig pool_config(const Config& config, const Segment& segment);
+
+// Re-adopts the READY entries of a surviving segment into `pool`.
+Status adopt_segment(Segment& segment, Pool& pool, const Config& config);
+
+// Reads --manifest (when given) into `service`; a broken one is an error
+// naming the line and the reason.
+Status load_manifest(const Config& config, Service& service);
+
+// Loads --preload models and manifest entries marked preload (pinning those
+// marked pin) before serving; runs `io` until they are resident. A failure
+// stops the broker.
+Status preload_models(boost::asio::io_context& io, Service& service, const Config& config);
+
+// SIGHUP: re-reads the manifest when one is in use, swaps it in when it
+// parses (keeping the old one otherwise), starts loading new preload
+// entries, and returns a line saying what changed.
+std::string reload_manifest(const Config& config, Service& service);
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_STARTUP_HPP_

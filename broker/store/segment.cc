@@ -1,0 +1,247 @@
+// File: broker/store/segment.cc
+//
+// Creating, adopting and removing the segment, and reserving/punching its
+// extents (see segment.hpp). The catalog half of Segment is in
+// segment_catalog.cc. Boost.Interprocess opens and maps; its exceptions are
+// caught here and become Status.
+#include "broker/store/segment.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/interprocess/file_mapping.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "broker/store/errno_text.hpp"
+#include "broker/store/fs_probe.hpp"
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+namespace bip = boost::interprocess;
+
+struct Segment::Backing {
+  std::optional<bip::shared_memory_object> shm;
+  std::optional<bip::file_mapping> file;
+  bip::mapped_region front;  // [0, data_offset)
+};
+
+namespace {
+
+constexpr std::uint64_t kMaxCatalogCapacity = 1ULL << 20;
+
+Status sys_error(const std::string& what, int err) {
+  return error(ErrorCode::kInternal, what + ": " + errno_text(err));
+}
+
+Status check_options(const SegmentOptions& o) {
+  if (Status s = layout::validate_pool_name(o.pool); !s.ok()) return s;
+  if (o.data_bytes == 0 || o.data_bytes > (1ULL << 50)) {
+    return error(ErrorCode::kBadRequest, "segment data_bytes must be in (0, 1 PiB]");
+  }
+  if (o.catalog_capacity == 0 || o.catalog_capacity > kMaxCatalogCapacity) {
+    return error(ErrorCode::kBadRequest, "catalog_capacity must be in [1, 1048576]");
+  }
+  return {};
+}
+
+bool is_shm(const SegmentOptions& o) { return o.segment_dir.empty(); }
+
+}  // namespace
+
+Result<std::unique_ptr<Segment>> Segment::open(const SegmentOptions& options, std::int64_t pid) {
+  if (Status s = check_options(options); !s.ok()) return s;
+  const std::string path = layout::segment_path(options.segment_dir, options.pool);
+  if (options.recreate) {
+    if (Status s = remove(options); !s.ok()) return s;
+  }
+  try {
+    return create(options, path, pid);
+  } catch (const std::exception& e) {  // bad_alloc and the like; Boost's are caught inside
+    return error(ErrorCode::kInternal, "segment " + path + ": " + e.what());
+  }
+}
+
+// Creates the file exclusively and initializes it; adopts it if it exists.
+Result<std::unique_ptr<Segment>> Segment::create(const SegmentOptions& options,
+                                                 const std::string& path, std::int64_t pid) {
+  std::unique_ptr<Segment> seg(new Segment());
+  seg->backing_ = std::make_unique<Backing>();
+  seg->path_ = path;
+  if (is_shm(options)) {
+    try {
+      seg->backing_->shm.emplace(bip::create_only, options.pool.c_str(), bip::read_write,
+                                 bip::permissions(static_cast<int>(options.mode)));
+    } catch (const bip::interprocess_exception& e) {
+      if (e.get_error_code() == bip::already_exists_error) return adopt(options, path, pid);
+      return error(ErrorCode::kInternal, "creating segment " + path + ": " + e.what());
+    }
+    seg->fd_ = seg->backing_->shm->get_mapping_handle().handle;
+  } else {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
+    if (fd < 0 && errno == EEXIST) return adopt(options, path, pid);
+    if (fd < 0) return sys_error("creating segment " + path, errno);
+    const int rc = ::fchmod(fd, options.mode);  // undo the umask
+    ::close(fd);
+    if (rc != 0) return sys_error("chmod " + path, errno);
+    try {
+      seg->backing_->file.emplace(path.c_str(), bip::read_write);
+    } catch (const bip::interprocess_exception& e) {
+      return error(ErrorCode::kInternal, "opening segment " + path + ": " + e.what());
+    }
+    seg->fd_ = seg->backing_->file->get_mapping_handle().handle;
+  }
+  ::fcntl(seg->fd_, F_SETFD, FD_CLOEXEC);
+  Status s = seg->probe_filesystem();
+  if (s.ok()) s = seg->initialize(options, pid);
+  if (!s.ok()) {
+    seg.reset();
+    (void)remove(options);  // leave no half-made segment behind
+    return s;
+  }
+  return seg;
+}
+
+Result<std::unique_ptr<Segment>> Segment::adopt(const SegmentOptions& options,
+                                                const std::string& path, std::int64_t pid) {
+  std::unique_ptr<Segment> seg(new Segment());
+  seg->backing_ = std::make_unique<Backing>();
+  seg->path_ = path;
+  seg->adopted_ = true;
+  try {
+    if (is_shm(options)) {
+      seg->backing_->shm.emplace(bip::open_only, options.pool.c_str(), bip::read_write);
+      seg->fd_ = seg->backing_->shm->get_mapping_handle().handle;
+    } else {
+      seg->backing_->file.emplace(path.c_str(), bip::read_write);
+      seg->fd_ = seg->backing_->file->get_mapping_handle().handle;
+    }
+  } catch (const bip::interprocess_exception& e) {
+    return error(ErrorCode::kInternal, "opening existing segment " + path + ": " + e.what());
+  }
+  ::fcntl(seg->fd_, F_SETFD, FD_CLOEXEC);
+  if (Status s = seg->probe_filesystem(); !s.ok()) return s;
+  struct stat st {};
+  if (::fstat(seg->fd_, &st) != 0) return sys_error("fstat " + path, errno);
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  layout::SegmentHeader h{};
+  if (size >= layout::kHeaderBytes &&
+      ::pread(seg->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
+    return sys_error("reading segment header of " + path, errno);
+  }
+  static constexpr char kNoMagic[sizeof h.magic] = {};
+  if (size == 0 ||
+      (size >= layout::kHeaderBytes && std::memcmp(h.magic, kNoMagic, sizeof h.magic) == 0)) {
+    // The magic is written last: a creation died before it, nothing was
+    // ever published, and starting afresh loses nothing.
+    seg->adopted_ = false;
+    if (Status s = seg->initialize(options, pid); !s.ok()) return s;
+    return seg;
+  }
+  Status valid = size < layout::kHeaderBytes
+                     ? error(ErrorCode::kInternal, "incompatible segment: smaller than its header")
+                     : layout::validate_header(h, options.pool, size);
+  if (!valid.ok()) {
+    return error(valid.code(), "segment " + path + ": " + valid.message() +
+                                   "; refusing to adopt it (recreate discards it)");
+  }
+  if (Status s = seg->map_front(h.data_offset); !s.ok()) return s;
+  seg->header_->broker_pid = pid;
+  return seg;
+}
+
+// Sizes a fresh (or zero-length) file and writes its header, magic last.
+Status Segment::initialize(const SegmentOptions& options, std::int64_t pid) {
+  const std::uint64_t alignment = std::max(layout::kDefaultAlignment, page_size_);
+  const layout::Geometry g =
+      layout::compute_geometry(options.catalog_capacity, options.data_bytes, alignment);
+  if (::ftruncate(fd_, static_cast<off_t>(g.segment_size)) != 0) {
+    return sys_error("sizing segment " + path_, errno);
+  }
+  if (Status s = map_front(g.data_offset); !s.ok()) return s;
+  layout::SegmentHeader fresh{};
+  layout::init_header(&fresh, options.pool, g, pid);
+  char magic[sizeof fresh.magic];
+  std::memcpy(magic, fresh.magic, sizeof magic);
+  std::memset(fresh.magic, 0, sizeof fresh.magic);
+  std::memcpy(header_, &fresh, sizeof fresh);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // see publish_loading
+  std::memcpy(header_->magic, magic, sizeof magic);
+  return {};
+}
+
+Status Segment::map_front(std::uint64_t bytes) {
+  try {
+    if (backing_->shm) {
+      backing_->front = bip::mapped_region(*backing_->shm, bip::read_write, 0, bytes);
+    } else {
+      backing_->front = bip::mapped_region(*backing_->file, bip::read_write, 0, bytes);
+    }
+  } catch (const bip::interprocess_exception& e) {
+    return error(ErrorCode::kInternal, "mapping segment " + path_ + ": " + e.what());
+  }
+  header_ = static_cast<layout::SegmentHeader*>(backing_->front.get_address());
+  return {};
+}
+
+Status Segment::probe_filesystem() {
+  auto probe = broker::probe_filesystem(fd_);
+  if (!probe.ok()) return probe.status();
+  page_size_ = probe->page_size;
+  hugetlbfs_ = probe->hugetlbfs;
+  return {};
+}
+
+Segment::~Segment() = default;
+
+Status Segment::remove(const SegmentOptions& options) {
+  if (Status s = layout::validate_pool_name(options.pool); !s.ok()) return s;
+  const std::string path = layout::segment_path(options.segment_dir, options.pool);
+  if (is_shm(options)) {
+    if (bip::shared_memory_object::remove(options.pool.c_str())) return {};
+    if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return {};
+    return error(ErrorCode::kInternal, "could not remove segment " + path);
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return sys_error("removing segment " + path, errno);
+  }
+  return {};
+}
+
+Status Segment::reserve(std::uint64_t offset, std::uint64_t len) {
+  if (len == 0 || offset < data_offset() || offset > size() || len > size() - offset) {
+    return error(ErrorCode::kInternal, "reserve outside the data region");
+  }
+  int rc;
+  do {
+    rc = ::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(len));
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return {};
+  const int err = errno;
+  if (err == ENOSPC || err == ENOMEM) {
+    std::string msg = "filesystem full: cannot reserve " + layout::format_bytes(len) + " in " +
+                      path_ + " (" + errno_text(err);
+    if (auto free = filesystem_free_bytes(path_); free.ok()) {
+      msg += ", " + layout::format_bytes(*free) + " free";
+    }
+    return error(ErrorCode::kPoolFull, msg + ")");
+  }
+  return sys_error("fallocate " + path_, err);
+}
+
+void Segment::release(std::uint64_t offset, std::uint64_t len) {
+  if (len == 0 || offset < data_offset() || offset > size() || len > size() - offset) return;
+  int rc;
+  do {
+    rc = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                     static_cast<off_t>(len));
+  } while (rc != 0 && errno == EINTR);
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,149 @@
+// File: broker/store/segment.hpp
+//
+// The pool's one shared-memory segment, as the broker (its only writer) sees
+// it: creating or adopting it, reserving and punching extents, and publishing
+// catalog entries. The header and catalog [0, data_offset) are mapped
+// read-write; extent bytes are reserved with reserve() and then written
+// through fd() (see loader.hpp), so a full filesystem is an error from
+// reserve(), never a SIGBUS. (On hugetlbfs, which has no write(), the loader
+// maps the one extent it fills, after reserve() has secured its pages.)
+//
+// Thread safety: reserve() and release() may be called from any thread
+// (they are fallocate calls on disjoint ranges). Everything else, including
+// the publish_* calls, belongs to one thread (the broker's event loop).
+#ifndef MODELPOOL_BROKER_STORE_SEGMENT_HPP_
+#define MODELPOOL_BROKER_STORE_SEGMENT_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shm/layout/segment_layout.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::broker {
+
+struct SegmentOptions {
+  std::string pool;              // e.g. "modelpool"; must pass layout::validate_pool_name
+  std::string segment_dir;       // "" -> /dev/shm/POOL (Boost shared_memory_object);
+                                 // else DIR/POOL.segment (Boost file_mapping)
+  std::uint64_t data_bytes = 0;  // offset space for extents (sparse: may exceed RAM)
+  std::uint64_t catalog_capacity = 16384;
+  bool recreate = false;  // discard an existing segment instead of adopting it
+  unsigned mode = 0640;   // permission bits of a newly created segment
+};
+
+class Segment {
+ public:
+  struct EntryMeta {
+    std::string name;
+    std::uint64_t generation = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t size = 0;
+    std::uint64_t extent_size = 0;
+    layout::SourceIdentity source;
+    bool pinned = false;
+  };
+  struct Adopted {
+    std::uint32_t slot;
+    std::string name;
+    std::uint64_t generation, offset, size, extent_size, checksum;
+    layout::Format format;
+    layout::SourceIdentity source;
+    bool pinned;
+    std::int64_t loaded_unix_ns;
+    std::uint64_t load_ns;
+  };
+  // What the last adopt_entries() did, for the broker's log line.
+  struct AdoptionReport {
+    std::size_t ready = 0;            // entries kept
+    std::size_t loading = 0;          // half-loaded entries dropped
+    std::size_t invalid = 0;          // READY entries dropped: out of bounds or overlapping
+    std::uint64_t punched_bytes = 0;  // data-region bytes outside kept extents (holes punched)
+  };
+
+  // Creates the segment, or adopts an existing compatible one. An incompatible
+  // or corrupt one is an error (kInternal, message says what is wrong and how
+  // to discard it) unless options.recreate. A zero-length file (a creation
+  // that crashed before writing anything) is re-initialized. On adoption the
+  // existing geometry is kept (options.data_bytes/catalog_capacity are
+  // ignored) and header().broker_pid is set to `pid`.
+  // Errors: kInvalidName (bad pool), kBadRequest (bad sizes), kInternal.
+  static Result<std::unique_ptr<Segment>> open(const SegmentOptions& options, std::int64_t pid);
+  // Unlinks the segment (no-op when absent). Mappings and fds stay valid.
+  static Status remove(const SegmentOptions& options);
+
+  ~Segment();  // unmaps and closes; never removes
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  bool adopted() const { return adopted_; }
+  const layout::SegmentHeader& header() const { return *header_; }
+  const std::string& path() const { return path_; }  // workers open it O_RDONLY
+  int fd() const { return fd_; }                     // read-write
+  std::uint64_t size() const { return header_->segment_size; }
+  std::uint64_t data_offset() const { return header_->data_offset; }
+  std::uint64_t alignment() const { return header_->alignment; }
+  std::uint32_t catalog_capacity() const {
+    return static_cast<std::uint32_t>(header_->catalog_capacity);
+  }
+  // Page size of the filesystem holding the segment: 4 KiB on plain tmpfs,
+  // 2 MiB on a huge=always/within_size tmpfs, the huge page size on hugetlbfs.
+  std::uint64_t page_size() const { return page_size_; }
+  bool hugetlbfs() const { return hugetlbfs_; }  // no write(): the loader maps
+
+  // Allocates the memory of [offset, offset+len) (fallocate). Must lie in the
+  // data region. ENOSPC -> kPoolFull "filesystem full: ..."; else kInternal.
+  Status reserve(std::uint64_t offset, std::uint64_t len);
+  // Returns the memory of [offset, offset+len) to the OS at once (punch hole).
+  // Out-of-range or failing calls are ignored (the bytes stay allocated).
+  void release(std::uint64_t offset, std::uint64_t len);
+
+  // Catalog. `slot` < catalog_capacity(). Fields are written while the entry
+  // is not READY and the state is stored last with release ordering, so a
+  // broker killed at any instant leaves either the old or the new state.
+  // publish_loading: any state -> LOADING (a READY slot goes through FREE).
+  void publish_loading(std::uint32_t slot, const EntryMeta& meta);
+  // LOADING -> READY; loaded_unix_ns is taken from the clock.
+  void publish_ready(std::uint32_t slot, std::uint64_t checksum, layout::Format format,
+                     std::uint64_t load_ns);
+  void publish_pinned(std::uint32_t slot, bool pinned);
+  void publish_free(std::uint32_t slot);
+
+  // Adoption: returns every valid READY entry, marks every other entry FREE
+  // and punches every byte of the data region not covered by a kept extent,
+  // so nothing a crashed broker left behind stays resident.
+  std::vector<Adopted> adopt_entries();
+  const AdoptionReport& adoption_report() const { return report_; }
+
+ private:
+  struct Backing;  // the Boost.Interprocess objects
+  Segment() = default;
+  static Result<std::unique_ptr<Segment>> create(const SegmentOptions& options,
+                                                 const std::string& path, std::int64_t pid);
+  static Result<std::unique_ptr<Segment>> adopt(const SegmentOptions& options,
+                                                const std::string& path, std::int64_t pid);
+  Status initialize(const SegmentOptions& options, std::int64_t pid);
+  Status map_front(std::uint64_t bytes);
+  Status probe_filesystem();
+  layout::CatalogEntry& entry(std::uint32_t slot);
+  void punch_gaps(std::vector<Adopted>& kept);
+
+  std::unique_ptr<Backing> backing_;
+  layout::SegmentHeader* header_ = nullptr;
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t page_size_ = 4096;
+  bool hugetlbfs_ = false;
+  bool adopted_ = false;
+  AdoptionReport report_;
+};
+
+// Free space of the filesystem holding `path` (a directory or a file):
+// statvfs f_bavail * f_frsize. For the budget check at start.
+Result<std::uint64_t> filesystem_free_bytes(const std::string& path);
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_STORE_SEGMENT_HPP_

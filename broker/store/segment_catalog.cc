@@ -1,0 +1,145 @@
+// File: broker/store/segment_catalog.cc
+//
+// The catalog half of Segment: publishing entry states under the layout's
+// crash-safety contract (fields first, state last with release ordering) and
+// re-adopting the catalog a previous broker left behind.
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+
+#include "broker/store/segment.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+using layout::CatalogEntry;
+using layout::EntryState;
+
+std::uint32_t raw(EntryState s) { return static_cast<std::uint32_t>(s); }
+
+std::int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+CatalogEntry& Segment::entry(std::uint32_t slot) {
+  assert(slot < header_->catalog_capacity);
+  return layout::catalog(header_, *header_)[slot];
+}
+
+void Segment::publish_loading(std::uint32_t slot, const EntryMeta& meta) {
+  if (slot >= header_->catalog_capacity) return;
+  CatalogEntry& e = entry(slot);
+  if (e.state.load(std::memory_order_relaxed) != raw(EntryState::kFree)) {
+    e.state.store(raw(EntryState::kFree), std::memory_order_relaxed);
+    // The FREE must precede every field change. Only the compiler can
+    // reorder here: a killed process stops at an instruction boundary and
+    // the stores it retired still reach memory (and a kernel crash takes
+    // tmpfs with it), so a compiler barrier is the whole contract.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  e.format = static_cast<std::uint32_t>(layout::Format::kRaw);
+  e.generation = meta.generation;
+  e.offset = meta.offset;
+  e.size = meta.size;
+  e.extent_size = meta.extent_size;
+  e.checksum = 0;
+  e.source = meta.source;
+  e.loaded_unix_ns = 0;
+  e.load_ns = 0;
+  const std::size_t n = std::min(meta.name.size(), layout::kMaxNameBytes);
+  std::memcpy(e.name, meta.name.data(), n);
+  e.name[n] = '\0';
+  e.name_len = static_cast<std::uint32_t>(n);
+  e.pinned = meta.pinned ? 1 : 0;
+  e.state.store(raw(EntryState::kLoading), std::memory_order_release);
+}
+
+void Segment::publish_ready(std::uint32_t slot, std::uint64_t checksum, layout::Format format,
+                            std::uint64_t load_ns) {
+  if (slot >= header_->catalog_capacity) return;
+  CatalogEntry& e = entry(slot);
+  e.checksum = checksum;
+  e.format = static_cast<std::uint32_t>(format);
+  e.load_ns = load_ns;
+  e.loaded_unix_ns = unix_now_ns();
+  e.state.store(raw(EntryState::kReady), std::memory_order_release);
+}
+
+void Segment::publish_pinned(std::uint32_t slot, bool pinned) {
+  if (slot >= header_->catalog_capacity) return;
+  // One aligned 32-bit store: a crash sees the old or the new value.
+  std::atomic_ref<std::uint32_t>(entry(slot).pinned)
+      .store(pinned ? 1 : 0, std::memory_order_release);
+}
+
+void Segment::publish_free(std::uint32_t slot) {
+  if (slot >= header_->catalog_capacity) return;
+  entry(slot).state.store(raw(EntryState::kFree), std::memory_order_release);
+}
+
+std::vector<Segment::Adopted> Segment::adopt_entries() {
+  report_ = {};
+  std::vector<Adopted> kept;
+  const std::uint64_t lo = data_offset(), hi = size();
+  for (std::uint32_t slot = 0; slot < catalog_capacity(); ++slot) {
+    CatalogEntry& e = entry(slot);
+    const std::uint32_t state = e.state.load(std::memory_order_acquire);
+    if (state == raw(EntryState::kFree)) continue;
+    if (state == raw(EntryState::kLoading)) {
+      ++report_.loading;
+      publish_free(slot);
+      continue;
+    }
+    const bool sane = state == raw(EntryState::kReady) && e.name_len >= 1 &&
+                      e.name_len <= layout::kMaxNameBytes && e.offset >= lo && e.offset <= hi &&
+                      e.extent_size <= hi - e.offset && e.size <= e.extent_size &&
+                      e.format <= static_cast<std::uint32_t>(layout::Format::kGguf);
+    if (!sane) {
+      ++report_.invalid;
+      publish_free(slot);
+      continue;
+    }
+    kept.push_back(Adopted{slot, std::string(layout::entry_name(e)), e.generation, e.offset, e.size,
+                           e.extent_size, e.checksum, static_cast<layout::Format>(e.format),
+                           e.source, e.pinned != 0, e.loaded_unix_ns, e.load_ns});
+  }
+  std::sort(kept.begin(), kept.end(),
+            [](const Adopted& a, const Adopted& b) { return a.offset < b.offset; });
+  punch_gaps(kept);
+  report_.ready = kept.size();
+  return kept;
+}
+
+// Drops entries overlapping an earlier one (only a bug could make them) and
+// punches every byte of the data region outside the remaining extents.
+void Segment::punch_gaps(std::vector<Adopted>& kept) {
+  std::uint64_t cursor = data_offset();
+  std::vector<Adopted> disjoint;
+  disjoint.reserve(kept.size());
+  for (Adopted& a : kept) {
+    if (a.extent_size != 0 && a.offset < cursor) {
+      ++report_.invalid;
+      publish_free(a.slot);
+      continue;
+    }
+    if (a.offset > cursor) {
+      release(cursor, a.offset - cursor);
+      report_.punched_bytes += a.offset - cursor;
+    }
+    cursor = std::max(cursor, a.offset + a.extent_size);
+    disjoint.push_back(std::move(a));
+  }
+  if (size() > cursor) {
+    release(cursor, size() - cursor);
+    report_.punched_bytes += size() - cursor;
+  }
+  kept = std::move(disjoint);
+}
+
+}  // namespace modelpool::broker

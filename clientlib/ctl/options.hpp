@@ -1,0 +1,42 @@
+// File: clientlib/ctl/options.hpp
+//
+// modelpoolctl's command line: global options, one subcommand (an admin op)
+// and its argument. Parsing is pure; a usage mistake comes back as a
+// bad_request Status whose message is meant for the user.
+#ifndef MODELPOOL_CLIENTLIB_CTL_OPTIONS_HPP_
+#define MODELPOOL_CLIENTLIB_CTL_OPTIONS_HPP_
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shm/status.hpp"
+
+namespace modelpool::ctl {
+
+struct Options {
+  std::string run_dir;  // empty: layout::default_run_dir()
+  std::string pool;     // empty: layout::kDefaultPool
+  std::string socket;   // overrides run dir and pool
+  bool json = false;
+  std::optional<std::chrono::milliseconds> timeout;  // per request; none: no limit
+  bool help = false;
+  std::string command;  // "stats", "load", ...
+  std::string model;    // for load, evict, pin, unpin
+  bool pin = false;     // load --pin
+};
+
+// Parses argv[1..]. Options may come before or after the subcommand.
+Result<Options> parse_options(const std::vector<std::string>& args);
+
+// The pool name to report (--pool or the default).
+std::string pool_name(const Options& options);
+// The admin socket to connect to.
+std::string admin_socket(const Options& options);
+
+std::string usage();
+
+}  // namespace modelpool::ctl
+
+#endif  // MODELPOOL_CLIENTLIB_CTL_OPTIONS_HPP_

@@ -1,0 +1,157 @@
+// File: modelpool/client.hpp
+//
+// The C++ client of a modelpool broker. A Client connects to the broker's
+// worker socket; Client::acquire returns a Model: a read-only, zero-copy view
+// of a model's bytes in the pool's shared-memory segment, and of its tensors.
+// The broker keeps the bytes in place while the Model holds its handle; the
+// Model releases it when destroyed (or by release()).
+//
+// Errors: every fallible call throws modelpool::Error, whose code() is one of
+// the protocol's ErrorCodes: the broker's own code for a refused request,
+// kUnavailable when the broker cannot be reached, kProtocol when its reply
+// breaks the protocol.
+//
+// Threads: one Client may be used from several threads (its requests are
+// serialized). A Model's const members may be called from several threads;
+// release(), assignment and destruction must not race with other calls on
+// the same Model. A Model stays valid after its Client is destroyed.
+//
+// Fork: a Client and its handles belong to the process that connected. In a
+// forked child, inherited Models stay readable and release nothing, and
+// acquire() on an inherited Client throws kUnavailable: connect a new Client.
+//
+// Broker restarts: the mappings stay readable while the broker is down. The
+// next acquire() on the Client reconnects and re-acquires the handles of the
+// Client's live Models, so the restarted broker protects their bytes again.
+#ifndef MODELPOOL_CLIENT_HPP_
+#define MODELPOOL_CLIENT_HPP_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <modelpool/error_code.hpp>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelpool {
+
+namespace detail {
+class Connection;
+struct ModelState;
+}  // namespace detail
+
+// The one exception type of the client. what() is the message.
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, std::string message);
+  ~Error() override;
+  ErrorCode code() const noexcept { return code_; }
+  // The wire spelling of code(), e.g. "pool_full".
+  std::string_view code_name() const noexcept;
+
+ private:
+  ErrorCode code_;
+};
+
+enum class Format { raw, safetensors, gguf };
+
+// A view of one tensor; `data` points into the Model's mapping and is valid
+// while the Model holds its handle.
+struct Tensor {
+  std::string name;
+  std::string dtype;  // as the format spells it: "F32", "BF16", "Q4_K", ...
+  std::vector<std::int64_t> shape;
+  std::span<const std::byte> data;
+};
+
+struct AcquireOptions {
+  // How long the broker may wait for room when the pool is full (sent as
+  // wait_ms; nullopt: the broker's default).
+  std::optional<std::chrono::milliseconds> wait;
+  // Fault every page in before acquire() returns (MAP_POPULATE).
+  bool populate = false;
+};
+
+class Model {
+ public:
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;  // releases the handle held before
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model();  // releases the handle (errors ignored) and unmaps
+
+  // The model's bytes; empty after release() and for a moved-from Model.
+  std::span<const std::byte> bytes() const;
+  std::uint64_t size() const;
+  std::uint64_t generation() const;
+  std::uint64_t checksum() const;  // xxh3-64 of the bytes, computed by the broker
+  std::uint64_t handle() const;    // the broker's handle (changes after a broker restart)
+  const std::string& name() const;
+  bool cached() const;  // true when the broker needed no load
+  Format format() const;
+
+  // The tensors in file order (empty for raw models). Parsed once, lazily.
+  // Throws Error(kLoadFailed) if the file's index is invalid and
+  // Error(kStaleHandle) after release().
+  const std::vector<Tensor>& tensors() const;
+  // The tensor called `name`; Error(kNotFound) if there is none.
+  Tensor tensor(std::string_view name) const;
+  // The file's metadata (safetensors __metadata__, GGUF key-values) as JSON
+  // object text; "{}" for raw models. Same errors as tensors().
+  const std::string& metadata_json() const;
+  // The metadata value under `key` if it is a string, else nullopt.
+  std::optional<std::string> metadata(std::string_view key) const;
+
+  // Releases the handle and unmaps the bytes: spans obtained before become
+  // invalid. Idempotent. Throws Error if the broker refuses the release; the
+  // Model is released locally either way.
+  void release();
+
+ private:
+  friend class Client;
+  explicit Model(std::unique_ptr<detail::ModelState> state);
+  const detail::ModelState& state() const;
+
+  std::unique_ptr<detail::ModelState> state_;
+};
+
+class Client {
+ public:
+  // Connects to the default pool: $MODELPOOL_SOCKET if set, else
+  // RUN_DIR/modelpool.sock (RUN_DIR: $MODELPOOL_RUN_DIR, else
+  // $XDG_RUNTIME_DIR/modelpool, else /tmp/modelpool-$UID).
+  static Client connect();
+  // Connects to the worker socket at `socket_path`. Throws kUnavailable when
+  // no broker answers there, kProtocol when it speaks another protocol.
+  static Client connect(const std::string& socket_path);
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  // Acquires `model` (a name below the broker's models root or in its
+  // manifest), loading it first if needed; blocks until the bytes are ready.
+  // Throws the broker's code: kNotFound, kInvalidName, kForbidden,
+  // kTooLarge, kPoolFull, kLoadFailed, kShuttingDown; or kUnavailable.
+  Model acquire(std::string_view model, AcquireOptions options = {});
+
+  const std::string& pool() const;
+  const std::string& segment_path() const;
+  std::uint64_t page_size() const;  // of the segment's filesystem
+
+ private:
+  explicit Client(std::shared_ptr<detail::Connection> connection);
+
+  std::shared_ptr<detail::Connection> connection_;
+};
+
+}  // namespace modelpool
+
+#endif  // MODELPOOL_CLIENT_HPP_

@@ -1,0 +1,83 @@
+// File: clientlib/src/model_state.cc
+#include "clientlib/src/model_state.hpp"
+
+#include <utility>
+
+#include "shm/format/tensor_index.hpp"
+
+namespace modelpool::detail {
+namespace {
+
+Format format_from_wire(std::string_view f) {
+  if (f == "safetensors") return Format::safetensors;
+  if (f == "gguf") return Format::gguf;
+  return Format::raw;  // the connection admits only the three names
+}
+
+Result<format::TensorIndex> parse_index(Format f, std::span<const std::byte> bytes) {
+  switch (f) {
+    case Format::safetensors:
+      return format::parse_safetensors(bytes);
+    case Format::gguf:
+      return format::parse_gguf(bytes);
+    case Format::raw:
+      break;
+  }
+  return format::TensorIndex{};
+}
+
+}  // namespace
+
+ModelState::ModelState(std::shared_ptr<Connection> c, Acquired acquired)
+    : connection(std::move(c)),
+      lease(std::move(acquired.lease)),
+      mapping(std::move(acquired.mapping)),
+      name(std::move(acquired.reply.model)),
+      format(format_from_wire(acquired.reply.format)),
+      cached(acquired.reply.cached),
+      size(acquired.reply.size),
+      generation(acquired.reply.generation),
+      checksum(acquired.reply.checksum),
+      released(false) {}
+
+ModelState::~ModelState() {
+  try {
+    (void)release();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+  }
+}
+
+Status ModelState::release() {
+  if (released) return {};
+  released = true;
+  mapping.reset();
+  if (!connection || !lease) return {};
+  return connection->release(lease);
+}
+
+void ModelState::ensure_parsed() const {
+  std::call_once(parse_once, [this] {
+    const std::span<const std::byte> bytes = mapping.bytes();
+    auto index = parse_index(format, bytes);
+    if (!index.ok()) {
+      parse_status =
+          error(index.status().code(), "model '" + name + "': " + index.status().message());
+      return;
+    }
+    tensors.reserve(index->tensors.size());
+    for (format::TensorInfo& t : index->tensors) {
+      if (t.offset > bytes.size() || t.size > bytes.size() - t.offset) {
+        parse_status = error(ErrorCode::kLoadFailed,
+                             "model '" + name + "': tensor '" + t.name + "' lies outside the file");
+        tensors.clear();
+        return;
+      }
+      tensors.push_back(Tensor{std::move(t.name), std::move(t.dtype), std::move(t.shape),
+                               bytes.subspan(t.offset, t.size)});
+    }
+    if (index->metadata.is_object()) metadata = std::move(index->metadata);
+    metadata_text = metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  });
+}
+
+}  // namespace modelpool::detail

@@ -1,0 +1,57 @@
+// File: clientlib/src/model_state.hpp
+//
+// What a modelpool::Model holds: its connection and Lease (the broker
+// handle), its mapping, the facts of the acquire reply, and the tensor index
+// parsed lazily from the mapped bytes (once, under a std::once_flag). The
+// destructor releases the handle, swallowing errors.
+#ifndef MODELPOOL_CLIENTLIB_SRC_MODEL_STATE_HPP_
+#define MODELPOOL_CLIENTLIB_SRC_MODEL_STATE_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "clientlib/src/connection.hpp"
+#include "clientlib/src/mapping.hpp"
+#include "modelpool/client.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::detail {
+
+struct ModelState {
+  ModelState() = default;
+  ModelState(std::shared_ptr<Connection> c, Acquired acquired);
+  ModelState(const ModelState&) = delete;
+  ModelState& operator=(const ModelState&) = delete;
+  ~ModelState();
+
+  // Unmaps and releases the handle; a no-op once released.
+  Status release();
+  // Parses the tensor index on first use.
+  void ensure_parsed() const;
+
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<Lease> lease;  // null for an empty state
+  Mapping mapping;
+  std::string name;
+  Format format = Format::raw;
+  bool cached = false;
+  std::uint64_t size = 0;
+  std::uint64_t generation = 0;
+  std::uint64_t checksum = 0;
+  bool released = true;
+
+  // Filled by ensure_parsed().
+  mutable std::once_flag parse_once;
+  mutable Status parse_status;
+  mutable std::vector<Tensor> tensors;
+  mutable std::string metadata_text = "{}";
+  mutable nlohmann::json metadata = nlohmann::json::object();
+};
+
+}  // namespace modelpool::detail
+
+#endif  // MODELPOOL_CLIENTLIB_SRC_MODEL_STATE_HPP_

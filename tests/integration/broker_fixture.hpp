@@ -1,0 +1,111 @@
+// File: tests/integration/broker_fixture.hpp
+//
+// Test support for multi-process tests: a scratch directory, the real
+// modelpoold started on a scratch run dir with a unique pool name (ready when
+// it prints its ready line, so no sleeps), a raw protocol connection for
+// bogus-input tests, worker child processes, and /proc readings. After
+// memcached's new_memcached and iceoryx's RouDiEnv.
+#ifndef MODELPOOL_TESTS_INTEGRATION_BROKER_FIXTURE_HPP_
+#define MODELPOOL_TESTS_INTEGRATION_BROKER_FIXTURE_HPP_
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace modelpool::testing {
+
+using nlohmann::json;
+
+std::string binary_path(const std::string& relative);  // under the build dir
+
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+  // Writes `size` pseudo-random bytes (seeded) to path()/name; returns the bytes' path.
+  std::string write_random(const std::string& name, std::uint64_t size, std::uint32_t seed = 1);
+  std::string write(const std::string& name, const std::string& bytes);
+
+ private:
+  std::string path_;
+};
+
+// A child process with its stdin/stdout connected to pipes.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, bool capture_stdout = true);
+  Child(Child&& other) noexcept;
+  Child(const Child&) = delete;
+  ~Child();
+  pid_t pid() const { return pid_; }
+  // One line of the child's stdout (without '\n'); nullopt on EOF.
+  std::optional<std::string> read_line();
+  void close_stdin();
+  void kill(int sig);
+  // waitpid; returns the raw status.
+  int wait();
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  std::string buf_;
+  bool waited_ = false;
+  int status_ = 0;
+};
+
+class Broker {
+ public:
+  // Starts modelpoold --models models_dir with a unique pool and run dir.
+  explicit Broker(std::string models_dir, std::vector<std::string> extra = {}, std::string pool = "");
+  ~Broker();  // SIGTERM, wait, remove the segment
+  void start();
+  int stop(int sig = SIGTERM);  // returns exit status
+  void kill9();
+  const std::string& pool() const { return pool_; }
+  const std::string& run_dir() const { return run_dir_; }
+  std::string worker_socket() const;
+  std::string admin_socket() const;
+  std::string segment_path() const { return "/dev/shm/" + pool_; }
+  pid_t pid() const { return child_ ? child_->pid() : -1; }
+  // One admin request; returns the whole reply.
+  json admin(const std::string& op, json fields = json::object()) const;
+  std::vector<std::string> argv() const;
+
+ private:
+  std::string models_, pool_, run_dir_;
+  std::vector<std::string> extra_;
+  std::optional<Child> child_;
+};
+
+// A raw protocol connection, for speaking bad protocol on purpose.
+class RawConn {
+ public:
+  explicit RawConn(const std::string& socket_path);
+  ~RawConn();
+  void send_raw(const std::string& bytes);
+  void send_frame(const std::string& payload);
+  json request(const json& req);  // send_frame + recv
+  // Next reply, or nullopt when the broker closed the connection.
+  std::optional<json> recv();
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Runs `argv` to completion; returns {exit status, stdout+stderr}.
+std::pair<int, std::string> run_command(const std::vector<std::string>& argv);
+
+std::uint64_t shmem_bytes();  // Shmem in /proc/meminfo
+std::string read_file(const std::string& path);
+
+}  // namespace modelpool::testing
+
+#endif  // MODELPOOL_TESTS_INTEGRATION_BROKER_FIXTURE_HPP_

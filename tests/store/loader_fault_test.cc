@@ -1,0 +1,161 @@
+// File: tests/store/loader_fault_test.cc
+//
+// The loader under injected faults (leveldb fault_injection_test style): a
+// FileSystem whose SourceFile turns reads into errors, short reads or EOF,
+// or changes the real file mid-load. Run on both engines.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+
+#include "broker/store/file_system.hpp"
+#include "tests/store/loader_test_util.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+constexpr std::size_t kChunk = 64 << 10;
+
+// Called with (offset, buffer, len, result, path) for every read; returns the
+// result the loader should see.
+using ReadFault =
+    std::function<ssize_t(std::uint64_t, char*, std::size_t, ssize_t, const std::string&)>;
+
+class FaultySource final : public SourceFile {
+ public:
+  FaultySource(std::unique_ptr<SourceFile> real, std::string path, ReadFault fault)
+      : SourceFile(::dup(real->fd()), real->direct()),
+        path_(std::move(path)),
+        fault_(std::move(fault)) {}
+  ssize_t filter_read(std::uint64_t offset, char* buf, std::size_t len, ssize_t result) override {
+    return fault_(offset, buf, len, result, path_);
+  }
+
+ private:
+  std::string path_;
+  ReadFault fault_;
+};
+
+class FaultyFileSystem final : public FileSystem {
+ public:
+  explicit FaultyFileSystem(ReadFault fault) : fault_(std::move(fault)) {}
+  Result<std::unique_ptr<SourceFile>> open_source(const std::string& path, bool direct) override {
+    auto real = default_file_system()->open_source(path, direct);
+    if (!real.ok()) return real.status();
+    return std::unique_ptr<SourceFile>(
+        std::make_unique<FaultySource>(std::move(*real), path, fault_));
+  }
+  Result<layout::SourceIdentity> stat(const std::string& path) override {
+    return default_file_system()->stat(path);
+  }
+
+ private:
+  ReadFault fault_;
+};
+
+// (use_io_uring, direct_io)
+class LoaderFaultTest : public testing::LoaderFixture,
+                        public ::testing::WithParamInterface<std::tuple<bool, bool>> {
+ protected:
+  std::unique_ptr<Loader> loader(ReadFault fault) {
+    Loader::Options o;
+    o.use_io_uring = std::get<0>(GetParam());
+    o.direct_io = std::get<1>(GetParam());
+    o.chunk_bytes = kChunk;
+    o.queue_depth = 4;
+    return std::make_unique<Loader>(o, std::make_shared<FaultyFileSystem>(std::move(fault)));
+  }
+  static constexpr std::size_t kSize = 20 * kChunk + 999;
+};
+
+TEST_P(LoaderFaultTest, ReadErrorIsLoadFailedWithPathAndCause) {
+  const std::string path = make_file("eio", kSize);
+  auto l = loader([](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string&) {
+    return off >= 6 * kChunk ? -EIO : res;
+  });
+  auto r = load(*l, job(path, kSize, 0));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+  EXPECT_NE(r.status().message().find("reading " + path), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("Input/output error"), std::string::npos);
+}
+
+TEST_P(LoaderFaultTest, ShortReadsAreResubmitted) {
+  const std::string path = make_file("short", kSize, 8);
+  auto l = loader([](std::uint64_t, char* buf, std::size_t, ssize_t res, const std::string&) {
+    if (res <= 10000) return res;
+    std::memset(buf + 10000, 0x5a, static_cast<std::size_t>(res) - 10000);  // never arrived
+    return ssize_t{10000};                                                  // unaligned on purpose
+  });
+  expect_loaded(path, load(*l, job(path, kSize, 0)), 0);
+}
+
+TEST_P(LoaderFaultTest, TransientErrorsAreRetried) {
+  const std::string path = make_file("again", kSize, 9);
+  int left = 5;
+  auto l = loader([&left](std::uint64_t, char*, std::size_t, ssize_t res, const std::string&) {
+    return left-- > 0 ? -EINTR : res;
+  });
+  expect_loaded(path, load(*l, job(path, kSize, 0)), 0);
+}
+
+TEST_P(LoaderFaultTest, EarlyEndOfFileIsFileShrank) {
+  const std::string path = make_file("eof", kSize);
+  auto l = loader([](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string&) {
+    return off >= 9 * kChunk ? 0 : res;
+  });
+  auto r = load(*l, job(path, kSize, 0));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+  EXPECT_NE(r.status().message().find("file shrank during load"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_P(LoaderFaultTest, FileTruncatedDuringLoadIsFileShrank) {
+  const std::string path = make_file("trunc", kSize);
+  bool cut = false;
+  auto l = loader([&cut](std::uint64_t, char*, std::size_t, ssize_t res, const std::string& p) {
+    if (!cut) cut = ::truncate(p.c_str(), 3 * kChunk + 5) == 0;
+    return res;
+  });
+  auto r = load(*l, job(path, kSize, 0));
+  ASSERT_TRUE(cut);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("file shrank"), std::string::npos) << r.status().message();
+}
+
+TEST_P(LoaderFaultTest, FileGrownDuringLoadFails) {
+  const std::string path = make_file("grow", kSize);
+  bool grown = false;
+  auto l = loader([&grown](std::uint64_t, char*, std::size_t, ssize_t res, const std::string& p) {
+    if (!grown) grown = ::truncate(p.c_str(), kSize + 4096) == 0;
+    return res;
+  });
+  auto r = load(*l, job(path, kSize, 0));
+  ASSERT_TRUE(grown);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("file grew during load"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_P(LoaderFaultTest, LoaderThreadRecoversAfterAFailure) {
+  const std::string bad = make_file("bad", kSize);
+  const std::string good = make_file("good", kSize, 4);
+  auto l = loader([bad](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string& p) {
+    return p == bad && off > 0 ? -EIO : res;
+  });
+  EXPECT_FALSE(load(*l, job(bad, kSize, 0)).ok());
+  expect_loaded(good, load(*l, job(good, kSize, 1)), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, LoaderFaultTest,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "IoUring" : "Sync") +
+                                  (std::get<1>(info.param) ? "Direct" : "Buffered");
+                         });
+
+}  // namespace
+}  // namespace modelpool::broker

@@ -1,0 +1,203 @@
+// File: tests/store/loader_test.cc
+//
+// The loader on real files and a real segment: exact bytes and XXH3 for
+// sizes around chunk boundaries, with both engines and several queue depths;
+// empty files; O_DIRECT with an unaligned tail; many concurrent jobs; and
+// what happens to queued jobs when the loader stops.
+#include "broker/store/loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <tuple>
+
+#include "tests/store/loader_test_util.hpp"
+
+namespace modelpool::broker {
+namespace {
+
+constexpr std::size_t kChunk = 64 << 10;  // the smallest chunk: many chunks per file
+
+using LoaderTest = testing::LoaderFixture;
+
+// (use_io_uring, queue_depth)
+class LoaderEngineTest : public testing::LoaderFixture,
+                         public ::testing::WithParamInterface<std::tuple<bool, unsigned>> {
+ protected:
+  Loader::Options options() const {
+    Loader::Options o;
+    o.use_io_uring = std::get<0>(GetParam());
+    o.queue_depth = std::get<1>(GetParam());
+    o.chunk_bytes = kChunk;
+    return o;
+  }
+};
+
+TEST_P(LoaderEngineTest, CopiesExactBytesAndChecksumAroundChunkBoundaries) {
+  Loader loader(options());
+  const std::size_t sizes[] = {
+      1, 4095, 4096, kChunk - 1, kChunk, kChunk + 1, 3 * kChunk, 7 * kChunk + 4097, 5 * kMiB + 123};
+  unsigned index = 0;
+  for (std::size_t size : sizes) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    const std::string path = make_file("m" + std::to_string(index), size, size);
+    auto r = load(loader, job(path, size, index));
+    expect_loaded(path, r, index);
+    if (r.ok()) {
+      EXPECT_EQ(r->io_uring, std::get<0>(GetParam()));
+      EXPECT_FALSE(r->direct_io);
+      EXPECT_GT(r->seconds, 0.0);
+    }
+    ++index;
+  }
+}
+
+TEST_P(LoaderEngineTest, EmptyFileHasTheEmptyChecksum) {
+  Loader loader(options());
+  const std::string path = make_file("empty", 0);
+  auto r = load(loader, LoadJob{path, 0, segment_->fd(), extent(0)});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->bytes, 0U);
+  EXPECT_EQ(r->checksum, XXH3_64bits(nullptr, 0));
+}
+
+TEST_P(LoaderEngineTest, DirectIoWithAnUnalignedTail) {
+  Loader::Options o = options();
+  o.direct_io = true;
+  Loader loader(o);
+  const std::size_t size = 5 * kChunk + 1234;
+  const std::string path = make_file("direct", size, 99);
+  auto r = load(loader, job(path, size, 0));
+  if (r.ok() && !r->direct_io) GTEST_SKIP() << src_dir_.path() << " refuses O_DIRECT";
+  expect_loaded(path, r, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, LoaderEngineTest,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(1U, 4U)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "IoUring" : "Sync") +
+                                  "Depth" + std::to_string(std::get<1>(info.param));
+                         });
+
+TEST_F(LoaderTest, DefaultOptionsLoadAFileLargerThanOneChunk) {
+  Loader loader(Loader::Options{});
+  const std::size_t size = 7 * kMiB + 77;  // 4 MiB chunks: one full, one partial
+  const std::string path = make_file("big", size, 5);
+  expect_loaded(path, load(loader, job(path, size, 0)), 0);
+}
+
+TEST_F(LoaderTest, ManyConcurrentJobs) {
+  Loader::Options o;
+  o.threads = 2;
+  o.chunk_bytes = kChunk;
+  Loader loader(o);
+  constexpr unsigned kJobs = 24;
+  std::vector<std::string> paths;
+  std::vector<Result<LoadResult>> results(kJobs,
+                                          Result<LoadResult>(error(ErrorCode::kInternal, "")));
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned done = 0;
+  for (unsigned i = 0; i < kJobs; ++i) {
+    const std::size_t size = (i % 5 == 0) ? 0 : i * 97 * 1024 + i;
+    paths.push_back(make_file("c" + std::to_string(i), size, i));
+    loader.submit(job(paths.back(), size, i), [&, i](Result<LoadResult> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      results[i] = std::move(r);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done == kJobs; });
+  }
+  for (unsigned i = 0; i < kJobs; ++i) {
+    SCOPED_TRACE("job " + std::to_string(i));
+    expect_loaded(paths[i], results[i], i);
+  }
+}
+
+TEST_F(LoaderTest, StoppingAnswersEveryQueuedJobOnce) {
+  constexpr unsigned kJobs = 16;
+  const std::string path = make_file("q", 2 * kMiB, 3);
+  std::mutex mu;
+  unsigned calls = 0, ok = 0, shutting_down = 0;
+  {
+    Loader loader(Loader::Options{});
+    for (unsigned i = 0; i < kJobs; ++i) {
+      loader.submit(job(path, 2 * kMiB, i), [&](Result<LoadResult> r) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++calls;
+        if (r.ok()) ++ok;
+        if (r.status().code() == ErrorCode::kShuttingDown) ++shutting_down;
+      });
+    }
+  }  // joins: running jobs finish, queued ones are answered kShuttingDown
+  EXPECT_EQ(calls, kJobs);
+  EXPECT_EQ(ok + shutting_down, kJobs);
+}
+
+// hugetlbfs refuses write(): the loader copies through a mapping there.
+TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
+  std::string why;
+  auto mount = testing::ScopedMount::open("hugetlbfs", "pagesize=2M", &why);
+  if (!mount) GTEST_SKIP() << why;
+  testing::ScopedSegmentName name(4 * kMiB, mount->path(), 16);
+  auto seg = Segment::open(name.options(), 1);
+  if (!seg.ok()) GTEST_SKIP() << "no huge pages to spare: " << seg.status().to_string();
+  Segment& s = **seg;
+  EXPECT_TRUE(s.hugetlbfs());
+  EXPECT_EQ(s.page_size(), 2 * kMiB);
+  if (!s.reserve(s.data_offset(), 4 * kMiB).ok()) GTEST_SKIP() << "fewer than 3 free huge pages";
+  const std::size_t size = 3 * kMiB + 4321;
+  const std::string path = make_file("huge", size, 21);
+  for (bool uring : {true, false}) {
+    Loader::Options o;
+    o.use_io_uring = uring;
+    o.chunk_bytes = kChunk;
+    Loader loader(o);
+    auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset()});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    const std::vector<char> want = read_file(path);
+    EXPECT_EQ(r->checksum, XXH3_64bits(want.data(), want.size()));
+    EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == want);
+  }
+  s.release(s.data_offset(), 4 * kMiB);
+}
+
+TEST_F(LoaderTest, MissingFileIsNotFound) {
+  Loader loader(Loader::Options{});
+  auto r = load(loader, LoadJob{src_dir_.path() + "/nope", 10, segment_->fd(), extent(0)});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(r.status().message().find("/nope"), std::string::npos);
+}
+
+TEST_F(LoaderTest, SizeChangedSinceTheCallersStatFails) {
+  Loader loader(Loader::Options{});
+  const std::string path = make_file("changed", 1000);
+  auto r = load(loader, job(path, 2000, 0));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+  EXPECT_NE(r.status().message().find("shrank since it was checked"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(LoaderTest, WriteErrorIsLoadFailedWithTheCause) {
+  Loader loader(Loader::Options{});
+  const std::string path = make_file("w", kMiB);
+  const int ro = ::open(segment_->path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(ro, 0);
+  auto r = load(loader, LoadJob{path, kMiB, ro, extent(0)});
+  ::close(ro);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+  EXPECT_NE(r.status().message().find("writing " + path), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("Bad file descriptor"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace modelpool::broker
