@@ -74,6 +74,7 @@ int run(Config& config) {
   auto segment = Segment::open(so, ::getpid());
   if (!segment.ok()) return fail(segment.status().message());
   Segment& seg = **segment;
+  if (Status s = share_segment(config, seg); !s.ok()) return fail(s.message());
 
   Pool pool(pool_config(config, seg));
   if (Status s = adopt_segment(seg, pool, config); !s.ok()) return fail(s.message());

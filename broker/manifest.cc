@@ -21,10 +21,15 @@ std::size_t line_of(const std::string& text, std::size_t byte) {
   return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(byte), '\n'));
 }
 
-// The line on which `"name"` first appears as a key, for error messages.
+// The line on which `"name"` first appears as a key (followed by a colon,
+// not as a value such as a path), for error messages.
 std::size_t line_of_key(const std::string& text, const std::string& name) {
-  std::size_t at = text.find("\"" + name + "\"");
-  return at == std::string::npos ? 1 : line_of(text, at);
+  const std::string quoted = "\"" + name + "\"";
+  for (std::size_t at = text.find(quoted); at != std::string::npos; at = text.find(quoted, at + 1)) {
+    const std::size_t next = text.find_first_not_of(" \t\r\n", at + quoted.size());
+    if (next != std::string::npos && text[next] == ':') return line_of(text, at);
+  }
+  return 1;
 }
 
 Result<ManifestEntry> parse_entry(const json& v) {

@@ -2,6 +2,7 @@
 #include "broker/startup.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <spdlog/spdlog.h>
 
+#include "broker/store/fs_probe.hpp"
 #include "broker/system_info.hpp"
 #include "shm/layout/paths.hpp"
 
@@ -24,10 +26,51 @@ PoolLock::~PoolLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Result<gid_t> worker_group(const Config& config) {
+  if (config.group.empty()) return static_cast<gid_t>(-1);
+  const struct group* g = ::getgrnam(config.group.c_str());
+  if (g == nullptr) {
+    return error(ErrorCode::kBadRequest, "--group: no group named \"" + config.group + "\"");
+  }
+  return g->gr_gid;
+}
+
+namespace {
+
+// A run directory the broker creates must let the worker socket's users
+// reach it whatever the umask: 0750 and the --group, else 0755 (the sockets'
+// own modes decide who may connect). An existing one is never changed (it
+// may be shared, like /tmp); a warning says when the group cannot enter it.
+Status set_run_dir_access(const Config& config, bool created) {
+  auto gid = worker_group(config);
+  if (!gid.ok()) return gid.status();
+  const char* dir = config.run_dir.c_str();
+  if (created) {
+    const mode_t mode = config.group.empty() ? 0755 : 0750;
+    if (::chown(dir, static_cast<uid_t>(-1), *gid) != 0 || ::chmod(dir, mode) != 0) {
+      return error(ErrorCode::kInternal, "cannot open run directory " + config.run_dir +
+                                             " to its users: " + std::strerror(errno));
+    }
+    return {};
+  }
+  struct stat st {};
+  if (!config.group.empty() && ::stat(dir, &st) == 0 && (st.st_mode & S_IXOTH) == 0 &&
+      (st.st_gid != *gid || (st.st_mode & S_IXGRP) == 0)) {
+    spdlog::warn("members of group {} cannot enter the run directory {}, so they cannot reach the "
+                 "worker socket (give the directory to the group with mode 0750)",
+                 config.group, config.run_dir);
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config) {
   std::error_code ec;
+  const bool existed = std::filesystem::exists(config.run_dir, ec);
   std::filesystem::create_directories(config.run_dir, ec);
   if (ec) return error(ErrorCode::kInternal, "cannot create run directory " + config.run_dir + ": " + ec.message());
+  if (Status s = set_run_dir_access(config, !existed); !s.ok()) return s;
   const std::string path = layout::lock_path(config.run_dir, config.pool);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return error(ErrorCode::kInternal, "cannot open lock " + path + ": " + std::strerror(errno));
@@ -47,6 +90,58 @@ Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config) {
   return std::make_unique<PoolLock>(fd);
 }
 
+namespace {
+
+// On hugetlbfs every byte of the segment, its header and catalog included,
+// is a huge page taken from the kernel's pool, and nothing is left to
+// chance: the pool needs (budget + front) in pages, of which a surviving
+// segment of this pool already holds `held` bytes.
+Result<std::uint64_t> hugetlbfs_budget(const Config& config, const std::string& dir,
+                                       const HugetlbSpace& space, std::uint64_t held) {
+  const std::uint64_t page = space.page_size;
+  const std::uint64_t unit = std::max(layout::kDefaultAlignment, page);
+  const std::uint64_t front =
+      layout::compute_geometry(config.catalog_capacity, unit, unit).data_offset;
+  const std::uint64_t have = space.free_pages() + held / page;
+  const std::string can_get =
+      dir + " can get " + std::to_string(have) + " (the kernel's pool has " +
+      std::to_string(space.pool_free_pages) + " free and unreserved, " +
+      (space.mount_free_pages
+           ? "the mount's size= limit leaves " + std::to_string(*space.mount_free_pages)
+           : std::string("the mount has no size= limit")) +
+      (held != 0 ? ", this pool's segment holds " + std::to_string(held / page) : "") + ")";
+  const bool limit_binds =
+      space.mount_free_pages && *space.mount_free_pages < space.pool_free_pages;
+  const std::string where =
+      limit_binds ? " pages to the mount's size= (mount -o remount,size=... " + dir + ")"
+                  : " huge pages (/proc/sys/vm/nr_hugepages, or scripts/hugepages.sh)";
+  if (config.memory != 0) {
+    const std::uint64_t budget_pages = (config.memory + page - 1) / page;
+    const std::uint64_t need = budget_pages + front / page;
+    if (need <= have) return config.memory;
+    return error(ErrorCode::kBadRequest,
+                 "the budget --memory " + layout::format_bytes(config.memory) +
+                     " does not fit in the free huge pages of " + dir + ": the pool needs " +
+                     std::to_string(need) + " pages of " + layout::format_bytes(page) + " (" +
+                     std::to_string(budget_pages) + " for the budget, " +
+                     std::to_string(front / page) + " for the segment's header and catalog), " +
+                     can_get + "; add at least " + std::to_string(need - have) + " more" +
+                     where + " or lower --memory");
+  }
+  // The operator set these pages aside (and MemAvailable does not count
+  // them): the default budget is all the mount can get.
+  const std::uint64_t budget = (have * page > front ? have * page - front : 0) / unit * unit;
+  if (budget < (16ULL << 20)) {
+    return error(ErrorCode::kBadRequest,
+                 "too few free huge pages for a pool in " + dir + ": pages of " +
+                     layout::format_bytes(page) + ", " + can_get + ", the segment's header and " +
+                     "catalog take " + std::to_string(front / page) + "; add more" + where);
+  }
+  return budget;
+}
+
+}  // namespace
+
 Result<std::uint64_t> decide_budget(const Config& config) {
   const std::string dir = config.segment_dir.empty() ? "/dev/shm" : config.segment_dir;
   auto free = filesystem_free_bytes(dir);
@@ -56,6 +151,9 @@ Result<std::uint64_t> decide_budget(const Config& config) {
   if (::stat(layout::segment_path(config.segment_dir, config.pool).c_str(), &st) == 0) {
     held = static_cast<std::uint64_t>(st.st_blocks) * 512;
   }
+  auto huge = hugetlbfs_space(dir);
+  if (!huge.ok()) return huge.status();
+  if (*huge) return hugetlbfs_budget(config, dir, **huge, held);
   const std::uint64_t cap = *free + held;
   if (config.memory != 0) {
     if (config.memory > cap) {
@@ -73,6 +171,17 @@ Result<std::uint64_t> decide_budget(const Config& config) {
                                              " free, too little for a pool; enlarge it or use --segment-dir");
   }
   return budget;
+}
+
+Status share_segment(const Config& config, const Segment& segment) {
+  auto gid = worker_group(config);
+  if (!gid.ok()) return gid.status();
+  if (*gid == static_cast<gid_t>(-1)) return {};
+  if (::fchown(segment.fd(), static_cast<uid_t>(-1), *gid) != 0) {
+    return error(ErrorCode::kInternal, "cannot give segment " + segment.path() + " to group " +
+                                           config.group + ": " + std::strerror(errno));
+  }
+  return {};
 }
 
 PoolConfig pool_config(const Config& config, const Segment& segment) {

@@ -7,6 +7,8 @@
 #ifndef MODELPOOL_BROKER_STARTUP_HPP_
 #define MODELPOOL_BROKER_STARTUP_HPP_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 
@@ -31,12 +33,21 @@ class PoolLock {
   int fd_;
 };
 
-// Creates the run directory and takes the lock; fails when another live
-// broker serves the pool (naming its pid).
+// The gid of --group, or (gid_t)-1 without one; an unknown group is an error.
+Result<gid_t> worker_group(const Config& config);
+
+// Creates the run directory (reachable by --group, see startup.cc) and takes
+// the lock; fails when another live broker serves the pool (naming its pid).
 Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config);
+
+// With --group, gives the segment file to that group, so that its members
+// (who may use the worker socket) can map it read-only (mode 0640).
+Status share_segment(const Config& config, const Segment& segment);
 
 // --memory, or 70% of MemAvailable; never more than the segment
 // filesystem's free space (plus what an existing segment already holds).
+// On hugetlbfs: the free huge pages the mount can get (hugetlbfs_space),
+// less the segment's header and catalog; the default takes them all.
 Result<std::uint64_t> decide_budget(const Config& config);
 
 PoolConfig pool_config(const Config& config, const Segment& segment);

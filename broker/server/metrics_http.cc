@@ -93,6 +93,7 @@ std::string render_prometheus(const json& s) {
   metric(out, "clients", "gauge", "Connected clients.", s["clients"]);
   metric(out, "handles", "gauge", "Handles held by clients.", s["handles"]);
   metric(out, "models", "gauge", "Model generations in the pool.", s["models"].size());
+  metric(out, "mem_total_bytes", "gauge", "MemTotal of the host.", s["mem_total"]);
   metric(out, "mem_available_bytes", "gauge", "MemAvailable of the host.", s["mem_available"]);
   const auto& h = s["load_histogram"];
   out << "# HELP modelpool_load_seconds Seconds each load took.\n# TYPE modelpool_load_seconds histogram\n";

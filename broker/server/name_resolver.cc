@@ -66,6 +66,25 @@ NameResolver::~NameResolver() {
   if (dirfd_ >= 0) ::close(dirfd_);
 }
 
+namespace {
+
+layout::SourceIdentity identity_of(const struct stat& st) {
+  layout::SourceIdentity id;
+  id.device = st.st_dev;
+  id.inode = st.st_ino;
+  id.size = static_cast<std::uint64_t>(st.st_size);
+  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return id;
+}
+
+}  // namespace
+
+std::optional<layout::SourceIdentity> NameResolver::quick_identity(const std::string& name) const {
+  struct stat st {};
+  if (::fstatat(dirfd_, name.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return identity_of(st);
+}
+
 Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {
   if (auto s = validate_model_name(name); !s.ok()) return s;
   open_how how{};
@@ -93,12 +112,7 @@ Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {
     ::close(fd);
     return error(ErrorCode::kNotFound, "model \"" + path + "\" is not a regular file");
   }
-  layout::SourceIdentity id;
-  id.device = st.st_dev;
-  id.inode = st.st_ino;
-  id.size = static_cast<std::uint64_t>(st.st_size);
-  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return ResolvedFile(fd, id);
+  return ResolvedFile(fd, identity_of(st));
 }
 
 }  // namespace modelpool::broker

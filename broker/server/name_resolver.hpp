@@ -8,6 +8,7 @@
 #ifndef MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
 #define MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -48,6 +49,12 @@ class NameResolver {
 
   // invalid_name, forbidden (escapes the root), not_found, or the file.
   Result<ResolvedFile> resolve(std::string_view name) const;
+
+  // The identity of what `name` names now, by one fstatat (symlinks followed,
+  // not confined), or nullopt. Only for the warm path: a match with a
+  // resident entry's identity proves the bytes are the ones resolve() once
+  // confined; anything else must go through resolve(). `name` must be valid.
+  std::optional<layout::SourceIdentity> quick_identity(const std::string& name) const;
   const std::string& root() const { return root_; }
 
  private:

@@ -42,6 +42,11 @@ json Service::hello() const {
 void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {
   ++stats_.acquires;
   Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr};
+  if (req.wait_ms.value_or(0) > 0 && must_queue_behind(req.model)) {  // arrival order
+    queue_for_room(req.model, std::move(w), *req.wait_ms);
+    serve_room_waiters();  // the queue may hold only waiters that have gone
+    return;
+  }
   Status st = start_or_join(req.model, w);
   if (st.ok()) return;
   if (st.code() == ErrorCode::kPoolFull && req.wait_ms.value_or(0) > 0) {
@@ -66,7 +71,17 @@ void Service::preload(const std::string& model, bool pin, std::function<void(con
 Status Service::start_or_join(const std::string& model, Waiter w) {
   if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
   const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
-  auto file = names_.resolve(listed ? listed->path : model);
+  const std::string& path = listed ? listed->path : model;
+  if (const EntryInfo* hot = pool_.find_current(model);
+      hot != nullptr && hot->state == layout::EntryState::kReady && validate_model_name(path).ok()) {
+    // Warm path: one fstatat instead of openat2 + fstat + close.
+    if (auto id = names_.quick_identity(path); id && *id == hot->source) {
+      if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
+      grant(*hot, w, true);
+      return {};
+    }
+  }
+  auto file = names_.resolve(path);
   if (!file.ok()) return file.status();
   const EntryInfo* cur = pool_.find_current(model);
   if (cur != nullptr && cur->state == layout::EntryState::kLoading && cur->source != file->identity()) {
@@ -218,6 +233,7 @@ void Service::release(Session& s, const json& id, std::uint64_t handle) {
   s.handles().erase(handle);
   drop_handle(handle);
   s.reply_ok(id, json::object());
+  free_entries(pool_.enforce_watermark());  // as on disconnect: idle now, maybe above the mark
   serve_room_waiters();
 }
 
@@ -235,10 +251,8 @@ void Service::disconnect(Session& s) {
   s.handles().clear();
   spdlog::info("{} disconnected{}", s.describe(),
                n ? ", released " + std::to_string(n) + " handle(s)" : "");
-  if (n > 0) {
-    free_entries(pool_.enforce_watermark());
-    serve_room_waiters();
-  }
+  if (n > 0) free_entries(pool_.enforce_watermark());
+  serve_room_waiters();  // also when it held nothing: it may have been waiting at the head
 }
 
 void Service::free_entries(const std::vector<EntryInfo>& entries) {

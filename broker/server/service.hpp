@@ -67,7 +67,9 @@ class Service {
   std::size_t loads_in_flight() const { return inflight_.size(); }
   // Called when the last in-flight load finishes (for shutdown).
   void on_idle(std::function<void()> cb) { idle_cb_ = std::move(cb); }
-  void set_shutting_down() { shutting_down_ = true; }
+  // Refuses new work from now on and answers every acquire still waiting
+  // for room with shutting_down (loads in flight finish and are answered).
+  void set_shutting_down();
   bool shutting_down() const { return shutting_down_; }
 
  private:
@@ -107,6 +109,9 @@ class Service {
   void drop_handle(std::uint64_t handle);
   void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
   void serve_room_waiters();
+  // True when acquires already wait for room and `model` would be a new load
+  // that can fit at all: it queues behind them rather than overtaking them.
+  bool must_queue_behind(const std::string& model) const;
   std::int64_t now_ns() const;
 
   boost::asio::io_context& io_;

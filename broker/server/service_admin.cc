@@ -2,8 +2,11 @@
 //
 // The admin side of Service (evict, pin, clear, stats, list, selfcheck) and
 // the queue of acquires waiting for room (wait_ms), served in arrival order.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
+#include "broker/server/catalog_check.hpp"
 #include "broker/server/service.hpp"
 #include "broker/system_info.hpp"
 #include "shm/layout/paths.hpp"
@@ -44,7 +47,10 @@ Result<json> Service::set_pinned(std::string_view model, bool pinned) {
   const EntryInfo* e = pool_.find_current(model);
   segment_.publish_pinned(e->slot, pinned);
   spdlog::info("{} {}", pinned ? "pinned" : "unpinned", model);
-  if (!pinned) free_entries(pool_.enforce_watermark());
+  if (!pinned) {
+    free_entries(pool_.enforce_watermark());
+    serve_room_waiters();  // the unpinned model is evictable: a waiter may fit now
+  }
   return json{{"model", std::string(model)}, {"pinned", pinned}};
 }
 
@@ -104,7 +110,19 @@ json Service::stats(std::size_t clients) const {
 json Service::selfcheck() const {
   json problems = json::array();
   if (Status s = pool_.self_check(); !s.ok()) problems.push_back(s.message());
-  return {{"ok", problems.empty()}, {"problems", problems}};
+  for (std::string& p : check_catalog(pool_, segment_)) problems.push_back(std::move(p));
+  // Not "ok": the reply envelope's own "ok" (always true here) would overwrite it.
+  return {{"consistent", problems.empty()}, {"problems", problems}};
+}
+
+void Service::set_shutting_down() {
+  shutting_down_ = true;
+  while (!room_waiters_.empty()) {
+    RoomWaiter w = std::move(room_waiters_.front());
+    room_waiters_.pop_front();
+    w.timer->cancel();
+    fail(w.waiter, error(ErrorCode::kShuttingDown, "the broker is shutting down"));
+  }
 }
 
 void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
@@ -124,6 +142,19 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
     }
   });
   room_waiters_.push_back(RoomWaiter{model, std::move(w), std::move(timer), seq});
+}
+
+bool Service::must_queue_behind(const std::string& model) const {
+  if (room_waiters_.empty() || pool_.find_current(model) != nullptr) return false;
+  const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
+  auto file = names_.resolve(listed ? listed->path : model);
+  if (!file.ok()) return false;  // start_or_join replies why, at once
+  const PoolConfig& pc = pool_.config();
+  const std::uint64_t size = file->identity().size;
+  const std::uint64_t extent =
+      (std::max<std::uint64_t>(size, 1) + pc.alignment - 1) / pc.alignment * pc.alignment;
+  const std::uint64_t max = pc.max_model_size != 0 ? pc.max_model_size : pc.budget;
+  return size <= max && extent <= pc.budget;  // else too_large, at once
 }
 
 void Service::serve_room_waiters() {

@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <iterator>
+
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -98,7 +100,7 @@ void Session::write_more() {
   asio::async_write(socket_, asio::buffer(outbound_.front()),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       self->writing_ = false;
-                      if (ec) {
+                      if (ec || self->closed_) {  // closed meanwhile: the queue is gone
                         self->close(nullptr);
                         return;
                       }
@@ -122,7 +124,9 @@ void Session::close(const char* why) {
   if (why != nullptr) spdlog::warn("{}: {}; closing", describe(), why);
   boost::system::error_code ignored;
   socket_.close(ignored);
-  outbound_.clear();
+  // The reply being written stays until its handler runs: the write may
+  // still point into it.
+  outbound_.erase(writing_ ? std::next(outbound_.begin()) : outbound_.begin(), outbound_.end());
   outbound_bytes_ = 0;
   if (on_close_) {
     auto handler = std::move(on_close_);

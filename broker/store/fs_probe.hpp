@@ -10,6 +10,8 @@
 #define MODELPOOL_BROKER_STORE_FS_PROBE_HPP_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "shm/status.hpp"
 
@@ -22,6 +24,27 @@ struct FsProbe {
 
 // Probes the filesystem of the open file `fd`. Errors: kInternal (fstatfs).
 Result<FsProbe> probe_filesystem(int fd);
+
+// The huge pages a hugetlbfs mount can still get. statfs reports only what
+// is left under the mount's size= limit (and 0 without one), while the pages
+// themselves come from the kernel's pool of that page size
+// (/sys/kernel/mm/hugepages, which /proc/meminfo's HugePages_* show for the
+// default size): free minus reserved. Pages a min_size= mount reserved for
+// itself count as reserved, i.e. not free.
+struct HugetlbSpace {
+  std::uint64_t page_size = 0;
+  std::uint64_t pool_free_pages = 0;              // HugePages_Free - HugePages_Rsvd
+  std::optional<std::uint64_t> mount_free_pages;  // nullopt: no size= limit
+  std::uint64_t free_pages() const {
+    return mount_free_pages && *mount_free_pages < pool_free_pages ? *mount_free_pages
+                                                                   : pool_free_pages;
+  }
+  std::uint64_t free_bytes() const { return free_pages() * page_size; }
+};
+
+// nullopt when `path` (a directory or a file) is not on hugetlbfs.
+// Errors: kInternal (statfs).
+Result<std::optional<HugetlbSpace>> hugetlbfs_space(const std::string& path);
 
 }  // namespace modelpool::broker
 

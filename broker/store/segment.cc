@@ -53,6 +53,20 @@ Status check_options(const SegmentOptions& o) {
 
 bool is_shm(const SegmentOptions& o) { return o.segment_dir.empty(); }
 
+// Allocates the pages of the header and catalog, [0, catalog end). The broker
+// writes (and the self-check reads) them through a mapping; on a filesystem
+// that fills up later, touching a page not yet allocated would be a SIGBUS.
+Status reserve_front(int fd, const std::string& path, std::uint64_t catalog_offset,
+                     std::uint64_t catalog_capacity) {
+  const std::uint64_t len = catalog_offset + catalog_capacity * sizeof(layout::CatalogEntry);
+  int rc;
+  do {
+    rc = ::fallocate(fd, 0, 0, static_cast<off_t>(len));
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return {};
+  return sys_error("reserving " + layout::format_bytes(len) + " for the catalog of " + path, errno);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Segment>> Segment::open(const SegmentOptions& options, std::int64_t pid) {
@@ -151,6 +165,9 @@ Result<std::unique_ptr<Segment>> Segment::adopt(const SegmentOptions& options,
     return error(valid.code(), "segment " + path + ": " + valid.message() +
                                    "; refusing to adopt it (recreate discards it)");
   }
+  if (Status s = reserve_front(seg->fd_, path, h.catalog_offset, h.catalog_capacity); !s.ok()) {
+    return s;
+  }
   if (Status s = seg->map_front(h.data_offset); !s.ok()) return s;
   seg->header_->broker_pid = pid;
   return seg;
@@ -164,6 +181,7 @@ Status Segment::initialize(const SegmentOptions& options, std::int64_t pid) {
   if (::ftruncate(fd_, static_cast<off_t>(g.segment_size)) != 0) {
     return sys_error("sizing segment " + path_, errno);
   }
+  if (Status s = reserve_front(fd_, path_, g.catalog_offset, g.catalog_capacity); !s.ok()) return s;
   if (Status s = map_front(g.data_offset); !s.ok()) return s;
   layout::SegmentHeader fresh{};
   layout::init_header(&fresh, options.pool, g, pid);

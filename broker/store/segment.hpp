@@ -111,6 +111,22 @@ class Segment {
   void publish_pinned(std::uint32_t slot, bool pinned);
   void publish_free(std::uint32_t slot);
 
+  // What slot `slot` of the catalog holds now, for the self-check (which
+  // compares it with the pool). `state` is kFree for an out-of-range slot.
+  struct SlotView {
+    layout::EntryState state = layout::EntryState::kFree;
+    std::string name;
+    std::uint64_t generation = 0, offset = 0, size = 0, extent_size = 0, checksum = 0;
+    layout::Format format = layout::Format::kRaw;
+    bool pinned = false;
+  };
+  SlotView slot_view(std::uint32_t slot) const;
+  // Bytes of memory the data region holds — pages reserved or written — on
+  // tmpfs: the file's allocated blocks minus the resident pages of the
+  // header and catalog. kNotFound when the filesystem cannot tell (not
+  // tmpfs), kInternal when fstat or mincore fails.
+  Result<std::uint64_t> data_bytes_held() const;
+
   // Adoption: returns every valid READY entry, marks every other entry FREE
   // and punches every byte of the data region not covered by a kept extent,
   // so nothing a crashed broker left behind stays resident.
@@ -141,7 +157,8 @@ class Segment {
 };
 
 // Free space of the filesystem holding `path` (a directory or a file):
-// statvfs f_bavail * f_frsize. For the budget check at start.
+// statvfs f_bavail * f_frsize; on hugetlbfs the free huge pages it can still
+// get (hugetlbfs_space in fs_probe.hpp). For the budget check at start.
 Result<std::uint64_t> filesystem_free_bytes(const std::string& path);
 
 }  // namespace modelpool::broker

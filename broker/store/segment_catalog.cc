@@ -1,14 +1,22 @@
 // File: broker/store/segment_catalog.cc
 //
 // The catalog half of Segment: publishing entry states under the layout's
-// crash-safety contract (fields first, state last with release ordering) and
-// re-adopting the catalog a previous broker left behind.
+// crash-safety contract (fields first, state last with release ordering),
+// re-adopting the catalog a previous broker left behind, and the read-only
+// views the self-check compares with the pool.
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstring>
 
+#include "broker/store/errno_text.hpp"
 #include "broker/store/segment.hpp"
 
 namespace modelpool::broker {
@@ -81,6 +89,42 @@ void Segment::publish_pinned(std::uint32_t slot, bool pinned) {
 void Segment::publish_free(std::uint32_t slot) {
   if (slot >= header_->catalog_capacity) return;
   entry(slot).state.store(raw(EntryState::kFree), std::memory_order_release);
+}
+
+Segment::SlotView Segment::slot_view(std::uint32_t slot) const {
+  SlotView v;
+  if (slot >= header_->catalog_capacity) return v;
+  const CatalogEntry& e = layout::catalog(header_, *header_)[slot];
+  v.state = static_cast<EntryState>(e.state.load(std::memory_order_acquire));
+  v.name = std::string(layout::entry_name(e));
+  v.generation = e.generation;
+  v.offset = e.offset;
+  v.size = e.size;
+  v.extent_size = e.extent_size;
+  v.checksum = e.checksum;
+  v.format = static_cast<layout::Format>(e.format);
+  v.pinned = std::atomic_ref<const std::uint32_t>(e.pinned).load(std::memory_order_acquire) != 0;
+  return v;
+}
+
+Result<std::uint64_t> Segment::data_bytes_held() const {
+  struct statfs fs {};
+  if (::fstatfs(fd_, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    return error(ErrorCode::kNotFound, "not tmpfs: the memory held is unknown");
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return error(ErrorCode::kInternal, "fstat " + path_ + ": " + errno_text(errno));
+  // The header and catalog are only ever written through the mapping (never
+  // reserved), so mincore sees every page of theirs that holds memory.
+  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> incore((data_offset() + page - 1) / page);
+  if (::mincore(header_, data_offset(), incore.data()) != 0) {
+    return error(ErrorCode::kInternal, "mincore " + path_ + ": " + errno_text(errno));
+  }
+  std::uint64_t front = 0;
+  for (unsigned char c : incore) front += (c & 1) ? page : 0;
+  const std::uint64_t allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  return allocated > front ? allocated - front : 0;
 }
 
 std::vector<Segment::Adopted> Segment::adopt_entries() {

@@ -31,7 +31,7 @@ std::string loads_text(const nlohmann::json& r) {
   const double seconds = json_num(r, "load_seconds");
   std::string text = std::to_string(loads);
   if (loads == 0) return text;
-  text += " (" + layout::format_bytes(bytes) + " in " + fixed(seconds, 2) + " s";
+  text += " (" + layout::format_bytes(bytes) + " in " + format_duration(seconds);
   if (seconds > 0) text += ", " + fixed(static_cast<double>(bytes) / seconds / 1e9, 1) + " GB/s";
   return text + ")";
 }
@@ -84,7 +84,7 @@ int print_load(const nlohmann::json& r, std::ostream& out) {
   out << (json_bool(r, "cached") ? "already resident: " : "loaded: ") << json_str(r, "model")
       << " (" << layout::format_bytes(json_u64(r, "size")) << ", generation "
       << json_u64(r, "generation") << ", " << json_str(r, "format") << ", checksum "
-      << json_str(r, "checksum") << ")\n";
+      << json_str(r, "checksum") << (json_bool(r, "pinned") ? ", pinned" : "") << ")\n";
   return kExitOk;
 }
 

@@ -32,13 +32,6 @@ std::string model_row_age(const nlohmann::json& row) {
   return format_age(age_ms > 0 ? static_cast<std::uint64_t>(age_ms) / 1000 : 0);
 }
 
-std::string seconds_text(double s) {
-  if (s <= 0) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f s", s);
-  return buf;
-}
-
 // "ready", or "ready (old)" for an old generation still held by workers.
 std::string state_text(const nlohmann::json& row) {
   std::string state = json_str(row, "state");
@@ -81,6 +74,17 @@ std::string format_age(std::uint64_t seconds) {
   if (seconds < 3600) return std::to_string(seconds / 60) + "m";
   if (seconds < 86400) return std::to_string(seconds / 3600) + "h";
   return std::to_string(seconds / 86400) + "d";
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds > 0)) return "-";
+  char buf[32];
+  if (seconds < 0.01) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", seconds * 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f s", seconds);
+  }
+  return buf;
 }
 
 Table::Table(std::vector<std::string> headers, std::vector<bool> numeric)
@@ -126,7 +130,7 @@ void print_models(const nlohmann::json& models, std::ostream& out) {
                std::to_string(json_u64(row, "refs")), std::to_string(json_u64(row, "generation")),
                state_text(row), json_bool(row, "pinned") ? "yes" : "no", json_str(row, "format"),
                std::to_string(json_u64(row, "accesses")), model_row_age(row),
-               seconds_text(json_num(row, "load_seconds"))});
+               format_duration(json_num(row, "load_seconds"))});
   }
   table.print(out);
 }

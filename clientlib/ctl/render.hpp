@@ -25,6 +25,8 @@ bool json_bool(const nlohmann::json& j, std::string_view key);
 
 // 42 -> "42s", 300 -> "5m", 7200 -> "2h", 172800 -> "2d".
 std::string format_age(std::uint64_t seconds);
+// 0.42 -> "0.42 s", 0.0035 -> "3.50 ms", 0 -> "-".
+std::string format_duration(double seconds);
 
 // Columns padded to their widest cell; the first column is left-aligned,
 // columns marked numeric are right-aligned.

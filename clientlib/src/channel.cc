@@ -2,7 +2,6 @@
 #include "clientlib/src/channel.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
 #include "shm/protocol/messages.hpp"
@@ -36,7 +35,7 @@ Result<std::string> Channel::read_frame() {
     }
     if (n < 0) {
       return fail(ErrorCode::kUnavailable,
-                  std::string("receive failed: ") + std::strerror(static_cast<int>(-n)));
+                  std::string("receive failed: ") + errno_text(static_cast<int>(-n)));
     }
     decoder_.feed(buf, static_cast<std::size_t>(n));
   }
@@ -53,7 +52,7 @@ Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields)
   }
   if (int err = send_all(fd_.get(), proto::encode_frame(payload)); err != 0) {
     if (err == EAGAIN || err == EWOULDBLOCK) return fail(ErrorCode::kUnavailable, "send timed out");
-    return fail(ErrorCode::kUnavailable, std::string("send failed: ") + std::strerror(err));
+    return fail(ErrorCode::kUnavailable, std::string("send failed: ") + errno_text(err));
   }
   auto frame = read_frame();
   if (!frame.ok()) return frame.status();

@@ -34,6 +34,7 @@ Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
 Client Client::connect() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): only racy against setenv, as everywhere
   if (const char* s = std::getenv("MODELPOOL_SOCKET"); s != nullptr && *s != '\0') {
     return connect(std::string(s));
   }

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
 namespace modelpool::detail {
@@ -32,8 +31,9 @@ Result<std::shared_ptr<SegmentFile>> open_segment(const std::string& path) {
   seg->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (!seg->fd.valid() || ::fstat(seg->fd.get(), &st) != 0) {
+    const int err = errno;
     return error(ErrorCode::kUnavailable,
-                 "cannot open the pool's segment " + path + ": " + std::strerror(errno));
+                 "cannot open the pool's segment " + path + ": " + errno_text(err));
   }
   seg->device = static_cast<std::uint64_t>(st.st_dev);
   seg->inode = static_cast<std::uint64_t>(st.st_ino);

@@ -6,9 +6,10 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <utility>
+
+#include "clientlib/src/unix_socket.hpp"
 
 namespace modelpool::detail {
 namespace {
@@ -20,7 +21,7 @@ bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 Status map_error(std::uint64_t offset, std::uint64_t size, int err) {
   return error(ErrorCode::kInternal, "cannot map " + std::to_string(size) +
                                          " bytes of the segment at offset " +
-                                         std::to_string(offset) + ": " + std::strerror(err));
+                                         std::to_string(offset) + ": " + errno_text(err));
 }
 
 // Maps `length` bytes at an address aligned to `align`: reserve

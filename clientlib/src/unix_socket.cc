@@ -40,7 +40,18 @@ int set_timeout(int fd, std::chrono::milliseconds timeout) {
   return 0;
 }
 
+// strerror_r comes in two flavours: GNU returns the text, XSI an int.
+[[maybe_unused]] const char* strerror_result(const char* text, const char* /*buf*/) { return text; }
+[[maybe_unused]] const char* strerror_result(int rc, const char* buf) {
+  return rc == 0 ? buf : "unknown error";
+}
+
 }  // namespace
+
+std::string errno_text(int err) {
+  char buf[256] = {};
+  return strerror_result(::strerror_r(err, buf, sizeof buf), buf);
+}
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
   if (this != &other) {
@@ -62,7 +73,7 @@ void UniqueFd::reset() {
 }
 
 std::string connect_error_message(const std::string& path, int err) {
-  return "cannot connect to modelpool broker at " + path + ": " + std::strerror(err);
+  return "cannot connect to modelpool broker at " + path + ": " + errno_text(err);
 }
 
 Result<UniqueFd> connect_unix(const std::string& path,

@@ -36,6 +36,9 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// strerror(err), thread-safely.
+std::string errno_text(int err);
+
 // "cannot connect to modelpool broker at PATH: <strerror(err)>".
 std::string connect_error_message(const std::string& path, int err);
 

@@ -143,6 +143,9 @@ TEST(CtlRender, Ages) {
   EXPECT_EQ(format_age(300), "5m");
   EXPECT_EQ(format_age(7200), "2h");
   EXPECT_EQ(format_age(3 * 86400), "3d");
+  EXPECT_EQ(format_duration(0.42), "0.42 s");
+  EXPECT_EQ(format_duration(0.0035), "3.50 ms");
+  EXPECT_EQ(format_duration(0), "-");
 }
 
 TEST(AdminClient, CallsReturnFieldsWithoutEnvelope) {

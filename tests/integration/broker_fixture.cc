@@ -75,13 +75,19 @@ std::string ScratchDir::write(const std::string& name, const std::string& bytes)
   return p.string();
 }
 
-Child::Child(const std::vector<std::string>& argv, bool capture_stdout) {
+Child::Child(const std::vector<std::string>& argv, bool capture_stdout, const std::string& stderr_file) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  int err = -1;
+  if (!stderr_file.empty()) {
+    err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (err < 0) throw std::runtime_error("open " + stderr_file + ": " + std::strerror(errno));
+  }
   pid_ = ::fork();
   if (pid_ == 0) {
     ::dup2(in[0], 0);
     if (capture_stdout) ::dup2(out[1], 1);
+    if (err >= 0) ::dup2(err, 2);  // dup2 clears O_CLOEXEC on fd 2
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -89,6 +95,7 @@ Child::Child(const std::vector<std::string>& argv, bool capture_stdout) {
     std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
     ::_exit(127);
   }
+  if (err >= 0) ::close(err);
   ::close(in[0]);
   ::close(out[1]);
   in_ = in[1];
@@ -161,21 +168,31 @@ Broker::~Broker() {
 std::vector<std::string> Broker::argv() const {
   std::vector<std::string> a = {binary_path("broker/modelpoold"), "--models", models_, "--name", pool_,
                                 "--run-dir", run_dir_, "--log-level", "warn"};
-  bool has_memory = false;
+  bool has_memory = !default_memory_;
   for (const auto& e : extra_) has_memory = has_memory || e == "--memory";
   if (!has_memory) a.insert(a.end(), {"--memory", "2GiB"});
   a.insert(a.end(), extra_.begin(), extra_.end());
   return a;
 }
 
+std::string Broker::segment_path() const {
+  for (std::size_t i = 0; i + 1 < extra_.size(); ++i) {
+    if (extra_[i] == "--segment-dir") return extra_[i + 1] + "/" + pool_ + ".segment";
+  }
+  return "/dev/shm/" + pool_;
+}
+
+std::string Broker::stderr_text() const { return stderr_file_.empty() ? "" : read_file(stderr_file_); }
+
 void Broker::start() {
-  child_.emplace(argv());
+  child_.emplace(argv(), true, stderr_file_);
   auto line = child_->read_line();
   if (!line || line->find("ready") == std::string::npos) {
     int st = child_->wait();
     child_.reset();
     throw std::runtime_error("modelpoold did not start (status " + std::to_string(st) + ")");
   }
+  ready_line_ = *line;
 }
 
 int Broker::stop(int sig) {

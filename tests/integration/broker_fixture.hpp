@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,10 +38,13 @@ class ScratchDir {
   std::string path_;
 };
 
-// A child process with its stdin/stdout connected to pipes.
+// A child process with its stdin/stdout connected to pipes. With a non-empty
+// `stderr_file`, the child's stderr is appended to that file instead of
+// going to the test's stderr.
 class Child {
  public:
-  Child(const std::vector<std::string>& argv, bool capture_stdout = true);
+  Child(const std::vector<std::string>& argv, bool capture_stdout = true,
+        const std::string& stderr_file = "");
   Child(Child&& other) noexcept;
   Child(const Child&) = delete;
   ~Child();
@@ -65,6 +69,17 @@ class Broker {
   // Starts modelpoold --models models_dir with a unique pool and run dir.
   explicit Broker(std::string models_dir, std::vector<std::string> extra = {}, std::string pool = "");
   ~Broker();  // SIGTERM, wait, remove the segment
+  // Options for the next start(). Capturing stderr appends the broker's log
+  // (and its one-line startup failures) to `path`; read it with
+  // stderr_text(). Without the default budget, the fixture passes no
+  // --memory of its own (the broker picks its default).
+  void capture_stderr(std::string path) { stderr_file_ = std::move(path); }
+  void use_default_memory(bool on) { default_memory_ = on; }
+  const std::string& stderr_file() const { return stderr_file_; }
+  std::string stderr_text() const;  // "" when not captured
+  // The line the broker printed when ready ("modelpoold: ready (pool P,
+  // worker socket S[, metrics port N])"); "" before start().
+  const std::string& ready_line() const { return ready_line_; }
   void start();
   int stop(int sig = SIGTERM);  // returns exit status
   void kill9();
@@ -72,7 +87,8 @@ class Broker {
   const std::string& run_dir() const { return run_dir_; }
   std::string worker_socket() const;
   std::string admin_socket() const;
-  std::string segment_path() const { return "/dev/shm/" + pool_; }
+  // /dev/shm/POOL, or DIR/POOL.segment when `extra` has --segment-dir DIR.
+  std::string segment_path() const;
   pid_t pid() const { return child_ ? child_->pid() : -1; }
   // One admin request; returns the whole reply.
   json admin(const std::string& op, json fields = json::object()) const;
@@ -81,6 +97,9 @@ class Broker {
  private:
   std::string models_, pool_, run_dir_;
   std::vector<std::string> extra_;
+  std::string stderr_file_;
+  bool default_memory_ = true;
+  std::string ready_line_;
   std::optional<Child> child_;
 };
 

@@ -100,7 +100,7 @@ TEST(Lifecycle, RestartAfterSigkillReadoptsWithoutReloading) {
   EXPECT_EQ(again["checksum"], first_a["checksum"]);
   EXPECT_EQ(again["generation"], first_a["generation"]);
   EXPECT_EQ(b.admin("stats")["loads"], 0) << "no model was read again";
-  EXPECT_TRUE(b.admin("selfcheck")["ok"].get<bool>());
+  EXPECT_TRUE(b.admin("selfcheck")["consistent"].get<bool>());
 }
 
 TEST(Lifecycle, RemoveOnExitLeavesNothingBehind) {

@@ -23,6 +23,8 @@
 // Broker restarts: the mappings stay readable while the broker is down. The
 // next acquire() on the Client reconnects and re-acquires the handles of the
 // Client's live Models, so the restarted broker protects their bytes again.
+// A Model whose entry did not come back unchanged (same generation, same
+// place) keeps its mapping but loses that protection: acquire it anew.
 #ifndef MODELPOOL_CLIENT_HPP_
 #define MODELPOOL_CLIENT_HPP_
 
@@ -30,13 +32,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <modelpool/error_code.hpp>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "modelpool/error_code.hpp"
 
 namespace modelpool {
 

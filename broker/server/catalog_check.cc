@@ -1,0 +1,93 @@
+// File: broker/server/catalog_check.cc
+#include "broker/server/catalog_check.hpp"
+
+#include <unordered_set>
+
+#include "shm/layout/paths.hpp"
+
+namespace modelpool::broker {
+
+namespace {
+
+using layout::EntryState;
+
+constexpr std::size_t kMaxProblems = 20;  // keeps the reply inside one frame
+
+std::string state_name(EntryState s) {
+  switch (s) {
+    case EntryState::kFree:
+      return "free";
+    case EntryState::kLoading:
+      return "loading";
+    case EntryState::kReady:
+      return "ready";
+  }
+  return "state " + std::to_string(static_cast<std::uint32_t>(s));
+}
+
+// The first field in which slot `v` differs from pool entry `e`, or "".
+std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
+  if (v.state != e.state) return "state " + state_name(v.state) + ", pool says " + state_name(e.state);
+  if (v.name != e.name) return "name \"" + v.name + "\"";
+  auto differs = [](const char* what, std::uint64_t catalog, std::uint64_t pool) {
+    return std::string(what) + " " + std::to_string(catalog) + ", pool says " + std::to_string(pool);
+  };
+  if (v.generation != e.generation) return differs("generation", v.generation, e.generation);
+  if (v.offset != e.offset) return differs("offset", v.offset, e.offset);
+  if (v.size != e.size) return differs("size", v.size, e.size);
+  if (v.extent_size != e.extent_size) return differs("extent size", v.extent_size, e.extent_size);
+  if (v.pinned != e.pinned) return std::string("pinned ") + (v.pinned ? "yes" : "no") + ", pool says " +
+                                   (e.pinned ? "yes" : "no");
+  if (e.state != EntryState::kReady) return "";
+  if (v.checksum != e.checksum) return differs("checksum", v.checksum, e.checksum);
+  if (v.format != e.format) return "format " + std::string(layout::to_string(v.format));
+  return "";
+}
+
+// Every extent is reserved in full before it is written and punched when it
+// is freed, so the data region holds exactly the pool's extent bytes.
+void check_memory_held(const Pool& pool, const Segment& segment, std::vector<std::string>& problems) {
+  auto held = segment.data_bytes_held();
+  if (!held.ok()) {
+    if (held.status().code() != ErrorCode::kNotFound) problems.push_back(held.status().message());
+    return;
+  }
+  const std::uint64_t used = pool.bytes_used();
+  if (*held > used) {
+    problems.push_back("the segment holds " + layout::format_bytes(*held - used) +
+                       " of memory outside every extent (leaked: " + layout::format_bytes(*held) +
+                       " held, extents " + layout::format_bytes(used) + ")");
+  } else if (*held < used) {
+    problems.push_back("the segment holds " + layout::format_bytes(*held) + " but the extents need " +
+                       layout::format_bytes(used) + ": part of a reserved extent was punched");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> check_catalog(const Pool& pool, const Segment& segment) {
+  std::vector<std::string> problems;
+  std::unordered_set<std::uint32_t> slots;
+  for (const EntryInfo* e : pool.entries()) {
+    slots.insert(e->slot);
+    if (problems.size() >= kMaxProblems) continue;
+    const std::string diff = first_difference(*e, segment.slot_view(e->slot));
+    if (!diff.empty()) {
+      problems.push_back("catalog slot " + std::to_string(e->slot) + " of \"" + e->name + "\" generation " +
+                         std::to_string(e->generation) + " disagrees with the pool: " + diff);
+    }
+  }
+  for (std::uint32_t slot = 0; slot < segment.catalog_capacity() && problems.size() < kMaxProblems; ++slot) {
+    if (slots.count(slot) != 0) continue;
+    const Segment::SlotView v = segment.slot_view(slot);
+    if (v.state != EntryState::kFree) {
+      problems.push_back("catalog slot " + std::to_string(slot) + " holds " + state_name(v.state) + " \"" +
+                         v.name + "\" generation " + std::to_string(v.generation) +
+                         " that the pool does not know (a restart would adopt it)");
+    }
+  }
+  check_memory_held(pool, segment, problems);
+  return problems;
+}
+
+}  // namespace modelpool::broker
