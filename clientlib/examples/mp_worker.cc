@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -108,7 +109,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
     if (has_flag(argc, argv, "--write") && !b.empty()) {
-      // Must fault: the view is mapped read-only.
+      // Must fault: the view is mapped read-only. Default dispositions, so the
+      // process dies by the signal even under a sanitizer's SEGV handler.
+      std::signal(SIGSEGV, SIG_DFL);
+      std::signal(SIGBUS, SIG_DFL);
       *const_cast<volatile std::byte*>(b.data()) = std::byte{0x5a};
       std::printf("{\"ok\":false,\"code\":\"wrote_through_view\"}\n");
       return 3;
