@@ -125,8 +125,8 @@ Result<std::uint64_t> hugetlbfs_budget(const Config& config, const std::string& 
                      std::to_string(need) + " pages of " + layout::format_bytes(page) + " (" +
                      std::to_string(budget_pages) + " for the budget, " +
                      std::to_string(front / page) + " for the segment's header and catalog), " +
-                     can_get + "; add at least " + std::to_string(need - have) + " more" +
-                     where + " or lower --memory");
+                     can_get + "; add at least " + std::to_string(need - have) + " more" + where +
+                     " or lower --memory");
   }
   // The operator set these pages aside (and MemAvailable does not count
   // them): the default budget is all the mount can get.

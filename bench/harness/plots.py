@@ -49,8 +49,8 @@ def _cold(s, r):
     names = [m for m, v in s["methods"].items() if _measured(v)]
     vals = [s["methods"][m]["all_bytes_ms"] for m in names]
     names = [n.replace("_limit", "\n(limit)").replace("shm_populate", "shm+populate")
-             for n in names]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+             .replace("modelpool_", "modelpool\n") for n in names]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.05 * len(names)), 3.5))
     med, err = _err(vals)
     ax.bar(names, med, yerr=err, capsize=4, color="tab:blue")
     ax.set_yscale("log")

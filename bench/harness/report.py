@@ -66,8 +66,9 @@ def _limits(s, r):
              + cell(s["pingpong_p99_us"]) + " µs"]]
     cold = r.get("cold_start", {}).get("methods", {})
     for key, label in (("shm_limit", "fresh process: map + touch 1 GiB /dev/shm (4 KiB pages)"),
-                       ("shm_populate_limit", "same with MAP_POPULATE")):
-        if key in cold:
+                       ("shm_populate_limit", "same with MAP_POPULATE"),
+                       ("huge_tmpfs_limit", "same on a huge=always tmpfs (2 MiB pages)")):
+        if "all_bytes_ms" in cold.get(key, {}):
             rows.append([label + " (scenario 1)", cell(cold[key]["all_bytes_ms"], 0) + " ms"])
     return ("Each scenario also measures its own limit within its repetitions (memcpy in 3, "
             "ping-pong in 4, /dev/shm mapping in 1).\n\n" + table(["limit", "value"], rows))
@@ -83,7 +84,10 @@ def _cold(s, r):
             continue
         t = med(v["all_bytes_ms"])
         label = {"shm_limit": "limit: plain /dev/shm file",
-                 "shm_populate_limit": "limit: same, MAP_POPULATE"}.get(name, name)
+                 "shm_populate_limit": "limit: same, MAP_POPULATE",
+                 "modelpool_hugepages": "modelpool_hugepages (huge=always tmpfs)",
+                 "modelpool_hugetlbfs": "modelpool_hugetlbfs (hugetlbfs)",
+                 "huge_tmpfs_limit": "limit: plain file on a huge=always tmpfs"}.get(name, name)
         rows.append([label, cell(v["first_byte_ms"], 2), cell(v["all_bytes_ms"], 0),
                      cell(v.get("minor_faults"), 0), x(t / t_mp) if t_mp else "–"])
     return table(["method (1 GiB, fresh process)", "first byte ms", "all bytes ms",

@@ -45,6 +45,14 @@ def evaluate(results):
                        "read / modelpool >= 5.0", ratio(t_read, t_mp), lambda v: v >= 5.0,
                        _why(cold, f"all bytes: modelpool {_ms(t_mp)}, read {_ms(t_read)}")))
 
+    huge = ms.get("modelpool_hugepages", {})
+    t_huge = med(huge.get("all_bytes_ms"))
+    out.append(_target("cold start 1 GiB, huge-page pool (huge=always tmpfs) vs private mmap",
+                       "mmap / modelpool_hugepages >= 20.0", ratio(t_mmap, t_huge),
+                       lambda v: v >= 20.0,
+                       huge.get("reason") or _why(cold, f"all bytes: huge-page pool "
+                                                        f"{_ms(t_huge)}, mmap {_ms(t_mmap)}")))
+
     ctl = results.get("control", {})
     row = next((r for r in ctl.get("rows", []) if r["threads"] == 1), {})
     out.append(_target("warm acquire+release p50, 1 thread", "<= 2.0x raw ping-pong p50",
