@@ -27,17 +27,22 @@ std::string state_name(EntryState s) {
 
 // The first field in which slot `v` differs from pool entry `e`, or "".
 std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
-  if (v.state != e.state) return "state " + state_name(v.state) + ", pool says " + state_name(e.state);
+  if (v.state != e.state) {
+    return "state " + state_name(v.state) + ", pool says " + state_name(e.state);
+  }
   if (v.name != e.name) return "name \"" + v.name + "\"";
   auto differs = [](const char* what, std::uint64_t catalog, std::uint64_t pool) {
-    return std::string(what) + " " + std::to_string(catalog) + ", pool says " + std::to_string(pool);
+    return std::string(what) + " " + std::to_string(catalog) + ", pool says " +
+           std::to_string(pool);
   };
   if (v.generation != e.generation) return differs("generation", v.generation, e.generation);
   if (v.offset != e.offset) return differs("offset", v.offset, e.offset);
   if (v.size != e.size) return differs("size", v.size, e.size);
   if (v.extent_size != e.extent_size) return differs("extent size", v.extent_size, e.extent_size);
-  if (v.pinned != e.pinned) return std::string("pinned ") + (v.pinned ? "yes" : "no") + ", pool says " +
-                                   (e.pinned ? "yes" : "no");
+  if (v.pinned != e.pinned) {
+    return std::string("pinned ") + (v.pinned ? "yes" : "no") + ", pool says " +
+           (e.pinned ? "yes" : "no");
+  }
   if (e.state != EntryState::kReady) return "";
   if (v.checksum != e.checksum) return differs("checksum", v.checksum, e.checksum);
   if (v.format != e.format) return "format " + std::string(layout::to_string(v.format));
@@ -46,7 +51,8 @@ std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
 
 // Every extent is reserved in full before it is written and punched when it
 // is freed, so the data region holds exactly the pool's extent bytes.
-void check_memory_held(const Pool& pool, const Segment& segment, std::vector<std::string>& problems) {
+void check_memory_held(const Pool& pool, const Segment& segment,
+                       std::vector<std::string>& problems) {
   auto held = segment.data_bytes_held();
   if (!held.ok()) {
     if (held.status().code() != ErrorCode::kNotFound) problems.push_back(held.status().message());
@@ -58,8 +64,9 @@ void check_memory_held(const Pool& pool, const Segment& segment, std::vector<std
                        " of memory outside every extent (leaked: " + layout::format_bytes(*held) +
                        " held, extents " + layout::format_bytes(used) + ")");
   } else if (*held < used) {
-    problems.push_back("the segment holds " + layout::format_bytes(*held) + " but the extents need " +
-                       layout::format_bytes(used) + ": part of a reserved extent was punched");
+    problems.push_back("the segment holds " + layout::format_bytes(*held) +
+                       " but the extents need " + layout::format_bytes(used) +
+                       ": part of a reserved extent was punched");
   }
 }
 
@@ -73,16 +80,18 @@ std::vector<std::string> check_catalog(const Pool& pool, const Segment& segment)
     if (problems.size() >= kMaxProblems) continue;
     const std::string diff = first_difference(*e, segment.slot_view(e->slot));
     if (!diff.empty()) {
-      problems.push_back("catalog slot " + std::to_string(e->slot) + " of \"" + e->name + "\" generation " +
-                         std::to_string(e->generation) + " disagrees with the pool: " + diff);
+      problems.push_back("catalog slot " + std::to_string(e->slot) + " of \"" + e->name +
+                         "\" generation " + std::to_string(e->generation) +
+                         " disagrees with the pool: " + diff);
     }
   }
-  for (std::uint32_t slot = 0; slot < segment.catalog_capacity() && problems.size() < kMaxProblems; ++slot) {
+  for (std::uint32_t slot = 0; slot < segment.catalog_capacity() && problems.size() < kMaxProblems;
+       ++slot) {
     if (slots.count(slot) != 0) continue;
     const Segment::SlotView v = segment.slot_view(slot);
     if (v.state != EntryState::kFree) {
-      problems.push_back("catalog slot " + std::to_string(slot) + " holds " + state_name(v.state) + " \"" +
-                         v.name + "\" generation " + std::to_string(v.generation) +
+      problems.push_back("catalog slot " + std::to_string(slot) + " holds " + state_name(v.state) +
+                         " \"" + v.name + "\" generation " + std::to_string(v.generation) +
                          " that the pool does not know (a restart would adopt it)");
     }
   }

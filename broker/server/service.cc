@@ -114,8 +114,9 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
 }
 
 void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::string sha256) {
+  // A new generation inherits its predecessor's pin: the catalog must say so too.
   segment_.publish_loading(e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source,
-                                    false});
+                                    e.pinned});
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                layout::format_bytes(e.size), e.offset);
   LoadJob job{file.proc_path(), e.size, segment_.fd(), e.offset};

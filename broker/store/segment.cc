@@ -163,7 +163,7 @@ Result<std::unique_ptr<Segment>> Segment::adopt(const SegmentOptions& options,
                      : layout::validate_header(h, options.pool, size);
   if (!valid.ok()) {
     return error(valid.code(), "segment " + path + ": " + valid.message() +
-                                   "; refusing to adopt it (recreate discards it)");
+                                   "; refusing to adopt it (start with --recreate to discard it)");
   }
   if (Status s = reserve_front(seg->fd_, path, h.catalog_offset, h.catalog_capacity); !s.ok()) {
     return s;

@@ -121,10 +121,9 @@ class Segment {
     bool pinned = false;
   };
   SlotView slot_view(std::uint32_t slot) const;
-  // Bytes of memory the data region holds — pages reserved or written — on
-  // tmpfs: the file's allocated blocks minus the resident pages of the
-  // header and catalog. kNotFound when the filesystem cannot tell (not
-  // tmpfs), kInternal when fstat or mincore fails.
+  // Bytes of memory the data region holds on tmpfs — pages reserved or
+  // written — from cachestat(2). kNotFound when that cannot be told (not
+  // tmpfs, or a kernel before 6.5), kInternal when the call fails.
   Result<std::uint64_t> data_bytes_held() const;
 
   // Adoption: returns every valid READY entry, marks every other entry FREE

@@ -5,9 +5,8 @@
 // re-adopting the catalog a previous broker left behind, and the read-only
 // views the self-check compares with the pool.
 #include <linux/magic.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +23,8 @@ namespace {
 
 using layout::CatalogEntry;
 using layout::EntryState;
+
+constexpr long kCachestat = 451;  // __NR_cachestat (Linux 6.5), missing from older headers
 
 std::uint32_t raw(EntryState s) { return static_cast<std::uint32_t>(s); }
 
@@ -112,19 +113,22 @@ Result<std::uint64_t> Segment::data_bytes_held() const {
   if (::fstatfs(fd_, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
     return error(ErrorCode::kNotFound, "not tmpfs: the memory held is unknown");
   }
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) return error(ErrorCode::kInternal, "fstat " + path_ + ": " + errno_text(errno));
-  // The header and catalog are only ever written through the mapping (never
-  // reserved), so mincore sees every page of theirs that holds memory.
-  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> incore((data_offset() + page - 1) / page);
-  if (::mincore(header_, data_offset(), incore.data()) != 0) {
-    return error(ErrorCode::kInternal, "mincore " + path_ + ": " + errno_text(errno));
+  // cachestat(2) counts every page of the range in the page cache, reserved
+  // or written (mincore and SEEK_DATA miss pages that fallocate reserved and
+  // nothing wrote), and on tmpfs swapped-out pages as evicted.
+  struct {
+    std::uint64_t off, len;
+  } range{data_offset(), size() - data_offset()};
+  struct {
+    std::uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } stat{};
+  if (::syscall(kCachestat, fd_, &range, &stat, 0) != 0) {
+    if (errno == ENOSYS) {
+      return error(ErrorCode::kNotFound, "no cachestat: the memory held is unknown");
+    }
+    return error(ErrorCode::kInternal, "cachestat " + path_ + ": " + errno_text(errno));
   }
-  std::uint64_t front = 0;
-  for (unsigned char c : incore) front += (c & 1) ? page : 0;
-  const std::uint64_t allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
-  return allocated > front ? allocated - front : 0;
+  return (stat.nr_cache + stat.nr_evicted) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 std::vector<Segment::Adopted> Segment::adopt_entries() {
