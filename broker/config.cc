@@ -32,13 +32,19 @@ Status bad(const char* name, const std::string& why) {
 template <typename T>
 Option str(const char* name, const char* arg, const char* help, T Config::*field) {
   return {name, arg, help,
-          [field](Config* c, const std::string& v) { c->*field = v; return Status(); },
+          [field](Config* c, const std::string& v) {
+            c->*field = v;
+            return Status();
+          },
           [field](const Config& c) { return nlohmann::json(c.*field); }};
 }
 
 Option flag(const char* name, const char* help, bool Config::*field) {
   return {name, nullptr, help,
-          [field](Config* c, const std::string&) { c->*field = true; return Status(); },
+          [field](Config* c, const std::string&) {
+            c->*field = true;
+            return Status();
+          },
           [field](const Config& c) { return nlohmann::json(c.*field); }};
 }
 
@@ -64,9 +70,11 @@ Option count(const char* name, const char* arg, const char* help, std::uint64_t 
           [=](Config* c, const std::string& v) -> Status {
             std::uint64_t n = 0;
             auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (ec != std::errc() || p != v.data() + v.size()) return bad(name, "\"" + v + "\" is not a number");
+            if (ec != std::errc() || p != v.data() + v.size())
+              return bad(name, "\"" + v + "\" is not a number");
             if (n < lo || n > hi) {
-              return bad(name, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+              return bad(name,
+                         "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
             }
             c->*field = n;
             return {};
@@ -126,22 +134,31 @@ const std::vector<Option>& options() {
   static const std::vector<Option> kOptions = {
       str("models", "DIR", "root directory of model files; names are paths below it (required)",
           &Config::models_dir),
-      str("name", "POOL", "pool name: segment /dev/shm/POOL, sockets RUN_DIR/POOL.sock (default modelpool)",
+      str("name", "POOL",
+          "pool name: segment /dev/shm/POOL, sockets RUN_DIR/POOL.sock (default modelpool)",
           &Config::pool),
-      str("run-dir", "DIR", "runtime directory for sockets and the lock "
-          "(default $XDG_RUNTIME_DIR/modelpool or /tmp/modelpool-$UID)", &Config::run_dir),
-      str("segment-dir", "DIR", "put the segment in DIR (a hugetlbfs or huge=always tmpfs mount) "
-          "instead of /dev/shm", &Config::segment_dir),
-      size("memory", "memory budget (default 70% of MemAvailable, capped by the segment "
-           "filesystem's free space)", &Config::memory, 16ULL << 20, 1ULL << 50),
+      str("run-dir", "DIR",
+          "runtime directory for sockets and the lock "
+          "(default $XDG_RUNTIME_DIR/modelpool or /tmp/modelpool-$UID)",
+          &Config::run_dir),
+      str("segment-dir", "DIR",
+          "put the segment in DIR (a hugetlbfs or huge=always tmpfs mount) "
+          "instead of /dev/shm",
+          &Config::segment_dir),
+      size("memory",
+           "memory budget (default 70% of MemAvailable, capped by the segment "
+           "filesystem's free space)",
+           &Config::memory, 16ULL << 20, 1ULL << 50),
       fraction("high-watermark", "evict idle models above this fraction of the budget (0.85)",
                &Config::high_watermark),
       fraction("low-watermark", "...down to this fraction (0.70)", &Config::low_watermark),
-      size("max-model-size", "largest model accepted (default: the budget)", &Config::max_model_size,
-           0, 1ULL << 50),
-      choice("eviction", "POLICY", "eviction policy: lru (default) or gdsf (frequency and reload cost)",
+      size("max-model-size", "largest model accepted (default: the budget)",
+           &Config::max_model_size, 0, 1ULL << 50),
+      choice("eviction", "POLICY",
+             "eviction policy: lru (default) or gdsf (frequency and reload cost)",
              &Config::eviction, {"lru", "gdsf"}),
-      list("preload", "models to load at start, before the broker reports healthy", &Config::preload),
+      list("preload", "models to load at start, before the broker reports healthy",
+           &Config::preload),
       str("manifest", "FILE", "JSON manifest: name -> {path, revision, sha256, pin, preload}",
           &Config::manifest),
       count("offset-space-factor", "N", "segment offset space as a multiple of the budget (16)",
@@ -151,22 +168,26 @@ const std::vector<Option>& options() {
       count("loader-threads", "N", "threads running loads (1)", &Config::loader_threads, 1, 64),
       count("queue-depth", "N", "reads in flight per load (4)", &Config::queue_depth, 1, 256),
       size("chunk-size", "bytes per read (4MiB)", &Config::chunk_bytes, 64ULL << 10, 256ULL << 20),
-      flag("direct-io", "read model files with O_DIRECT (bypass the page cache)", &Config::direct_io),
+      flag("direct-io", "read model files with O_DIRECT (bypass the page cache)",
+           &Config::direct_io),
       flag("remove-on-exit", "remove the segment on a clean exit (default: keep it for a restart)",
            &Config::remove_on_exit),
       flag("recreate", "discard an existing incompatible segment instead of refusing to start",
            &Config::recreate),
-      count("adopt-grace", "SECONDS", "after a restart, adopted models are not evicted for this long (30)",
+      count("adopt-grace", "SECONDS",
+            "after a restart, adopted models are not evicted for this long (30)",
             &Config::adopt_grace_s, 0, 86400),
       count("max-clients", "N", "maximum simultaneous connections (4096)", &Config::max_clients, 1,
             1 << 20),
-      size("max-outbound", "bytes of unsent replies after which a client that does not read is "
-           "disconnected (4MiB)", &Config::max_outbound_bytes, 64ULL << 10, 1ULL << 30),
+      size("max-outbound",
+           "bytes of unsent replies after which a client that does not read is "
+           "disconnected (4MiB)",
+           &Config::max_outbound_bytes, 64ULL << 10, 1ULL << 30),
       str("group", "NAME", "group that may use the worker socket (mode 0660)", &Config::group),
       str("metrics-addr", "HOST:PORT", "serve Prometheus metrics on http://HOST:PORT/metrics",
           &Config::metrics_addr),
-      choice("log-level", "LEVEL", "trace, debug, info (default), warn, error, off", &Config::log_level,
-             {"trace", "debug", "info", "warn", "error", "off"}),
+      choice("log-level", "LEVEL", "trace, debug, info (default), warn, error, off",
+             &Config::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
       str("log-file", "FILE", "append logs to FILE instead of stderr", &Config::log_file),
   };
   return kOptions;
@@ -207,7 +228,8 @@ Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Confi
       has_value = true;
     }
     const Option* o = find_option(name);
-    if (o == nullptr) return error(ErrorCode::kBadRequest, "unknown option --" + name + " (see --help)");
+    if (o == nullptr)
+      return error(ErrorCode::kBadRequest, "unknown option --" + name + " (see --help)");
     if (o->arg != nullptr && !has_value) {
       if (i + 1 >= argc) return bad(o->name, "needs a value " + std::string(o->arg));
       value = argv[++i];
@@ -228,8 +250,10 @@ std::string help_text() {
   for (const auto& o : options()) {
     std::string left = std::string("  --") + o.name + (o.arg ? std::string(" ") + o.arg : "");
     out << left;
-    if (left.size() < 28) out << std::string(28 - left.size(), ' ');
-    else out << "\n" << std::string(28, ' ');
+    if (left.size() < 28)
+      out << std::string(28 - left.size(), ' ');
+    else
+      out << "\n" << std::string(28, ' ');
     out << o.help << "\n";
   }
   out << "  --help                    this text\n  --version                 print the version\n";

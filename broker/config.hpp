@@ -8,27 +8,26 @@
 #define MODELPOOL_BROKER_CONFIG_HPP_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "shm/status.hpp"
 
 namespace modelpool::broker {
 
 struct Config {
-  std::string models_dir;                // --models (required)
-  std::string pool = "modelpool";        // --name
-  std::string run_dir;                   // --run-dir ("" = default)
-  std::string segment_dir;               // --segment-dir ("" = /dev/shm)
-  std::uint64_t memory = 0;              // --memory (0 = 70% of MemAvailable)
+  std::string models_dir;          // --models (required)
+  std::string pool = "modelpool";  // --name
+  std::string run_dir;             // --run-dir ("" = default)
+  std::string segment_dir;         // --segment-dir ("" = /dev/shm)
+  std::uint64_t memory = 0;        // --memory (0 = 70% of MemAvailable)
   double high_watermark = 0.85;
   double low_watermark = 0.70;
-  std::uint64_t max_model_size = 0;      // 0 = budget
+  std::uint64_t max_model_size = 0;  // 0 = budget
   std::string eviction = "lru";
-  std::vector<std::string> preload;      // --preload a,b
-  std::string manifest;                  // --manifest FILE
+  std::vector<std::string> preload;  // --preload a,b
+  std::string manifest;              // --manifest FILE
   std::uint64_t offset_space_factor = 16;
   std::uint64_t catalog_capacity = 16384;
   std::uint64_t loader_threads = 1;
@@ -40,8 +39,8 @@ struct Config {
   std::uint64_t adopt_grace_s = 30;
   std::uint64_t max_clients = 4096;
   std::uint64_t max_outbound_bytes = 4ULL << 20;  // per connection
-  std::string group;                     // --group NAME for the worker socket
-  std::string metrics_addr;              // --metrics-addr HOST:PORT
+  std::string group;                              // --group NAME for the worker socket
+  std::string metrics_addr;                       // --metrics-addr HOST:PORT
   std::string log_level = "info";
   std::string log_file;
 };

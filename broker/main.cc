@@ -3,21 +3,20 @@
 // modelpoold: parses the configuration, takes the pool's lock (one broker
 // per pool), sizes the budget, opens or re-adopts the segment, preloads,
 // then serves the worker and admin sockets until SIGTERM/SIGINT.
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"
@@ -112,19 +111,22 @@ int run(Config& config) {
       };
   signals.async_wait(on_signal);
 
-  spdlog::info("modelpoold {} serving pool \"{}\": models {}, budget {}, segment {} ({} offset space, "
-               "{} pages), sockets {} and {}",
-               MODELPOOL_VERSION, config.pool, config.models_dir, layout::format_bytes(config.memory),
-               seg.path(), layout::format_bytes(seg.size()), layout::format_bytes(seg.page_size()),
-               worker_path, admin_path);
+  spdlog::info(
+      "modelpoold {} serving pool \"{}\": models {}, budget {}, segment {} ({} offset space, "
+      "{} pages), sockets {} and {}",
+      MODELPOOL_VERSION, config.pool, config.models_dir, layout::format_bytes(config.memory),
+      seg.path(), layout::format_bytes(seg.size()), layout::format_bytes(seg.page_size()),
+      worker_path, admin_path);
   std::string metrics_note;
-  if (!config.metrics_addr.empty()) metrics_note = ", metrics port " + std::to_string(metrics.port());
-  std::printf("modelpoold: ready (pool %s, worker socket %s%s)\n", config.pool.c_str(), worker_path.c_str(),
-              metrics_note.c_str());
+  if (!config.metrics_addr.empty())
+    metrics_note = ", metrics port " + std::to_string(metrics.port());
+  std::printf("modelpoold: ready (pool %s, worker socket %s%s)\n", config.pool.c_str(),
+              worker_path.c_str(), metrics_note.c_str());
   std::fflush(stdout);
   io.run();
 
-  spdlog::info("stopped; segment {} {}", seg.path(), config.remove_on_exit ? "removed" : "kept for a restart");
+  spdlog::info("stopped; segment {} {}", seg.path(),
+               config.remove_on_exit ? "removed" : "kept for a restart");
   if (config.remove_on_exit) (void)Segment::remove(so);
   return 0;
 }

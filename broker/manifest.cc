@@ -4,9 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "broker/server/name_resolver.hpp"
 
@@ -18,14 +17,16 @@ namespace {
 
 std::size_t line_of(const std::string& text, std::size_t byte) {
   byte = std::min(byte, text.size());
-  return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(byte), '\n'));
+  return 1 + static_cast<std::size_t>(
+                 std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(byte), '\n'));
 }
 
 // The line on which `"name"` first appears as a key (followed by a colon,
 // not as a value such as a path), for error messages.
 std::size_t line_of_key(const std::string& text, const std::string& name) {
   const std::string quoted = "\"" + name + "\"";
-  for (std::size_t at = text.find(quoted); at != std::string::npos; at = text.find(quoted, at + 1)) {
+  for (std::size_t at = text.find(quoted); at != std::string::npos;
+       at = text.find(quoted, at + 1)) {
     const std::size_t next = text.find_first_not_of(" \t\r\n", at + quoted.size());
     if (next != std::string::npos && text[next] == ':') return line_of(text, at);
   }
@@ -38,7 +39,8 @@ Result<ManifestEntry> parse_entry(const json& v) {
     e.path = v.get<std::string>();
     return e;
   }
-  if (!v.is_object()) return error(ErrorCode::kBadRequest, "an entry must be a path string or an object");
+  if (!v.is_object())
+    return error(ErrorCode::kBadRequest, "an entry must be a path string or an object");
   for (const auto& [key, value] : v.items()) {
     if (key == "path" && value.is_string()) {
       e.path = value.get<std::string>();
@@ -48,7 +50,8 @@ Result<ManifestEntry> parse_entry(const json& v) {
       e.sha256 = value.get<std::string>();
     } else if ((key == "pin" || key == "preload") && value.is_boolean()) {
       (key == "pin" ? e.pin : e.preload) = value.get<bool>();
-    } else if (key == "path" || key == "revision" || key == "sha256" || key == "pin" || key == "preload") {
+    } else if (key == "path" || key == "revision" || key == "sha256" || key == "pin" ||
+               key == "preload") {
       return error(ErrorCode::kBadRequest, "field \"" + key + "\" has the wrong type");
     } else {
       return error(ErrorCode::kBadRequest, "unknown field \"" + key + "\"");
@@ -57,11 +60,12 @@ Result<ManifestEntry> parse_entry(const json& v) {
   if (e.path.empty()) return error(ErrorCode::kBadRequest, "missing \"path\"");
   std::transform(e.sha256.begin(), e.sha256.end(), e.sha256.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (!e.sha256.empty() &&
-      (e.sha256.size() != 64 || e.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+  if (!e.sha256.empty() && (e.sha256.size() != 64 ||
+                            e.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)) {
     return error(ErrorCode::kBadRequest, "\"sha256\" must be 64 hex digits");
   }
-  if (Status s = validate_model_name(e.path); !s.ok()) return error(ErrorCode::kBadRequest, s.message());
+  if (Status s = validate_model_name(e.path); !s.ok())
+    return error(ErrorCode::kBadRequest, s.message());
   return e;
 }
 
@@ -80,16 +84,20 @@ Result<Manifest> Manifest::parse(const std::string& text, const std::string& fil
   try {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
-    return error(ErrorCode::kBadRequest, "manifest " + file + ": line " +
-                                             std::to_string(line_of(text, e.byte > 0 ? e.byte - 1 : 0)) +
-                                             ": not valid JSON (" + e.what() + ")");
+    return error(ErrorCode::kBadRequest,
+                 "manifest " + file + ": line " +
+                     std::to_string(line_of(text, e.byte > 0 ? e.byte - 1 : 0)) +
+                     ": not valid JSON (" + e.what() + ")");
   }
-  if (!doc.is_object()) return error(ErrorCode::kBadRequest, "manifest " + file + ": line 1: must be a JSON object");
+  if (!doc.is_object())
+    return error(ErrorCode::kBadRequest, "manifest " + file + ": line 1: must be a JSON object");
   const json& models = doc.contains("models") && doc["models"].is_object() ? doc["models"] : doc;
   Manifest m;
   for (const auto& [name, value] : models.items()) {
-    auto where = "manifest " + file + ": line " + std::to_string(line_of_key(text, name)) + ": model \"" + name + "\": ";
-    if (Status s = validate_model_name(name); !s.ok()) return error(ErrorCode::kBadRequest, where + s.message());
+    auto where = "manifest " + file + ": line " + std::to_string(line_of_key(text, name)) +
+                 ": model \"" + name + "\": ";
+    if (Status s = validate_model_name(name); !s.ok())
+      return error(ErrorCode::kBadRequest, where + s.message());
     auto e = parse_entry(value);
     if (!e.ok()) return error(ErrorCode::kBadRequest, where + e.status().message());
     m.entries_.emplace(name, std::move(e).value());

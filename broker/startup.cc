@@ -3,18 +3,17 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
+#include <boost/asio/executor_work_guard.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <spdlog/spdlog.h>
 
 #include "broker/store/fs_probe.hpp"
 #include "broker/system_info.hpp"
@@ -56,9 +55,10 @@ Status set_run_dir_access(const Config& config, bool created) {
   struct stat st {};
   if (!config.group.empty() && ::stat(dir, &st) == 0 && (st.st_mode & S_IXOTH) == 0 &&
       (st.st_gid != *gid || (st.st_mode & S_IXGRP) == 0)) {
-    spdlog::warn("members of group {} cannot enter the run directory {}, so they cannot reach the "
-                 "worker socket (give the directory to the group with mode 0750)",
-                 config.group, config.run_dir);
+    spdlog::warn(
+        "members of group {} cannot enter the run directory {}, so they cannot reach the "
+        "worker socket (give the directory to the group with mode 0750)",
+        config.group, config.run_dir);
   }
   return {};
 }
@@ -69,18 +69,22 @@ Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(config.run_dir, ec);
   std::filesystem::create_directories(config.run_dir, ec);
-  if (ec) return error(ErrorCode::kInternal, "cannot create run directory " + config.run_dir + ": " + ec.message());
+  if (ec)
+    return error(ErrorCode::kInternal,
+                 "cannot create run directory " + config.run_dir + ": " + ec.message());
   if (Status s = set_run_dir_access(config, !existed); !s.ok()) return s;
   const std::string path = layout::lock_path(config.run_dir, config.pool);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return error(ErrorCode::kInternal, "cannot open lock " + path + ": " + std::strerror(errno));
+  if (fd < 0)
+    return error(ErrorCode::kInternal, "cannot open lock " + path + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {};
     ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
     ::close(fd);
     std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return error(ErrorCode::kForbidden, "pool \"" + config.pool + "\" is already served by another modelpoold (pid " +
+    return error(ErrorCode::kForbidden, "pool \"" + config.pool +
+                                            "\" is already served by another modelpoold (pid " +
                                             pid + ", lock " + path + ")");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
@@ -159,16 +163,18 @@ Result<std::uint64_t> decide_budget(const Config& config) {
     if (config.memory > cap) {
       return error(ErrorCode::kBadRequest,
                    "the budget --memory " + layout::format_bytes(config.memory) +
-                       " is larger than the free space of " + dir + " (" + layout::format_bytes(cap) +
-                       "); lower --memory or enlarge " + dir + " (e.g. mount -o remount,size=... " + dir + ")");
+                       " is larger than the free space of " + dir + " (" +
+                       layout::format_bytes(cap) + "); lower --memory or enlarge " + dir +
+                       " (e.g. mount -o remount,size=... " + dir + ")");
     }
     return config.memory;
   }
   const std::uint64_t want = read_meminfo().available / 10 * 7;
   const std::uint64_t budget = std::min(want, cap) / (2ULL << 20) * (2ULL << 20);
   if (budget < (16ULL << 20)) {
-    return error(ErrorCode::kBadRequest, dir + " has only " + layout::format_bytes(cap) +
-                                             " free, too little for a pool; enlarge it or use --segment-dir");
+    return error(ErrorCode::kBadRequest,
+                 dir + " has only " + layout::format_bytes(cap) +
+                     " free, too little for a pool; enlarge it or use --segment-dir");
   }
   return budget;
 }
@@ -233,15 +239,17 @@ Status adopt_segment(Segment& segment, Pool& pool, const Config& config) {
       continue;
     }
     if (const EntryInfo* cur = pool.find_current(a.name)) {
-      pool.set_evictable_after(cur->id, now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
+      pool.set_evictable_after(cur->id,
+                               now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
     }
     ++kept;
     bytes += a.extent_size;
   }
   const auto& report = segment.adoption_report();
-  spdlog::info("adopted segment of pool \"{}\": {} model(s), {} resident, no reload needed; dropped {} "
-               "half-loaded and {} invalid entries", config.pool, kept, layout::format_bytes(bytes),
-               report.loading, report.invalid);
+  spdlog::info(
+      "adopted segment of pool \"{}\": {} model(s), {} resident, no reload needed; dropped {} "
+      "half-loaded and {} invalid entries",
+      config.pool, kept, layout::format_bytes(bytes), report.loading, report.invalid);
   return {};
 }
 
@@ -283,7 +291,8 @@ Status preload_models(boost::asio::io_context& io, Service& service, const Confi
 std::string reload_manifest(const Config& config, Service& service) {
   if (config.manifest.empty()) return "no manifest in use; nothing to reload";
   auto fresh = Manifest::load(config.manifest);
-  if (!fresh.ok()) return "manifest not reloaded (keeping the old one): " + fresh.status().message();
+  if (!fresh.ok())
+    return "manifest not reloaded (keeping the old one): " + fresh.status().message();
   auto next = std::make_shared<const Manifest>(std::move(fresh).value());
   std::string what = service.manifest() ? next->diff(*service.manifest()) : "loaded";
   service.set_manifest(next);

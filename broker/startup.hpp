@@ -9,10 +9,9 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"

@@ -8,14 +8,14 @@
 #   ./scripts/chaos.sh --quick       15 rounds, under a minute
 #   ./scripts/chaos.sh --rounds N    N rounds
 # Other options go to the driver: --seed S, --clients N, --grace S, --keep,
-# --verbose, --help. BUILD_DIR picks the build tree (default build/, as
+# --verbose. BUILD_DIR picks the build tree (default build/, as
 # scripts/test.sh; e.g. BUILD_DIR=build-asan after scripts/test.sh --asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir=${BUILD_DIR:-build}
 for arg in "$@"; do
-  if [[ "$arg" == -h || "$arg" == --help ]]; then sed -n '2,13p' "$0"; exit 0; fi
+  if [[ "$arg" == -h || "$arg" == --help ]]; then sed -n '2,12p' "$0"; exit 0; fi
 done
 if [[ ! -f "$dir/CMakeCache.txt" ]]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELPOOL_WERROR=ON >/dev/null

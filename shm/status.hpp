@@ -20,8 +20,7 @@ namespace modelpool {
 class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
-  Status(ErrorCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status ok_status() { return {}; }
 
@@ -41,7 +40,9 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor): returned by value like StatusOr
+  Result(T value)
+      : v_(std::move(value)) {
+  }  // NOLINT(google-explicit-constructor): returned by value like StatusOr
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor): same
     assert(!std::get<Status>(v_).ok());
   }
@@ -63,9 +64,7 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-inline Status error(ErrorCode code, std::string message) {
-  return {code, std::move(message)};
-}
+inline Status error(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 
 }  // namespace modelpool
 

@@ -1,10 +1,10 @@
 // File: broker/server/dispatch.cc
 #include "broker/server/dispatch.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <string_view>
 #include <unordered_map>
-
-#include <spdlog/spdlog.h>
 
 #include "shm/protocol/messages.hpp"
 
@@ -37,7 +37,9 @@ void answer(Ctx& c, const Result<json>& r) {
   }
 }
 
-Result<proto::ModelRequest> model_request(Ctx& c) { return proto::decode_model_request(c.req.body); }
+Result<proto::ModelRequest> model_request(Ctx& c) {
+  return proto::decode_model_request(c.req.body);
+}
 
 void op_hello(Ctx& c) { c.s->reply_ok(c.req.id, c.service.hello()); }
 
@@ -127,12 +129,12 @@ void op_selfcheck(Ctx& c) { c.s->reply_ok(c.req.id, c.service.selfcheck()); }
 
 const std::unordered_map<std::string_view, Op>& op_table() {
   static const std::unordered_map<std::string_view, Op> kOps = {
-      {"hello", {op_hello, false}},     {"acquire", {op_acquire, false}},
-      {"release", {op_release, false}}, {"load", {op_load, true}},
-      {"evict", {op_evict, true}},      {"pin", {op_pin, true}},
-      {"unpin", {op_unpin, true}},      {"clear", {op_clear, true}},
-      {"stats", {op_stats, true}},      {"list", {op_list, true}},
-      {"health", {op_health, true}},    {"config", {op_config, true}},
+      {"hello", {op_hello, false}},        {"acquire", {op_acquire, false}},
+      {"release", {op_release, false}},    {"load", {op_load, true}},
+      {"evict", {op_evict, true}},         {"pin", {op_pin, true}},
+      {"unpin", {op_unpin, true}},         {"clear", {op_clear, true}},
+      {"stats", {op_stats, true}},         {"list", {op_list, true}},
+      {"health", {op_health, true}},       {"config", {op_config, true}},
       {"selfcheck", {op_selfcheck, true}},
   };
   return kOps;

@@ -1,11 +1,11 @@
 // File: broker/server/metrics_http.cc
 #include "broker/server/metrics_http.hpp"
 
-#include <sstream>
+#include <spdlog/spdlog.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace modelpool::broker {
 
@@ -39,12 +39,14 @@ void metric(std::ostringstream& out, const char* name, const char* type, const c
 // One HTTP exchange, then close.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket s, std::function<json()> stats) : stream_(std::move(s)), stats_(std::move(stats)) {}
+  HttpSession(tcp::socket s, std::function<json()> stats)
+      : stream_(std::move(s)), stats_(std::move(stats)) {}
   void start() {
     stream_.expires_after(std::chrono::seconds(10));
-    http::async_read(stream_, buf_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (!ec) self->respond();
-    });
+    http::async_read(stream_, buf_, req_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (!ec) self->respond();
+                     });
   }
 
  private:
@@ -96,7 +98,8 @@ std::string render_prometheus(const json& s) {
   metric(out, "mem_total_bytes", "gauge", "MemTotal of the host.", s["mem_total"]);
   metric(out, "mem_available_bytes", "gauge", "MemAvailable of the host.", s["mem_available"]);
   const auto& h = s["load_histogram"];
-  out << "# HELP modelpool_load_seconds Seconds each load took.\n# TYPE modelpool_load_seconds histogram\n";
+  out << "# HELP modelpool_load_seconds Seconds each load took.\n# TYPE modelpool_load_seconds "
+         "histogram\n";
   for (std::size_t i = 0; i < h["le"].size(); ++i) {
     out << "modelpool_load_seconds_bucket{le=\"" << h["le"][i].get<double>() << "\"} "
         << h["counts"][i].dump() << '\n';
@@ -104,15 +107,17 @@ std::string render_prometheus(const json& s) {
   out << "modelpool_load_seconds_bucket{le=\"+Inf\"} " << s["loads"].dump() << '\n'
       << "modelpool_load_seconds_sum " << s["load_seconds"].dump() << '\n'
       << "modelpool_load_seconds_count " << s["loads"].dump() << '\n';
-  out << "# HELP modelpool_model_bytes Size of each resident model.\n# TYPE modelpool_model_bytes gauge\n";
+  out << "# HELP modelpool_model_bytes Size of each resident model.\n# TYPE modelpool_model_bytes "
+         "gauge\n";
   for (const auto& m : s["models"]) {
-    out << "modelpool_model_bytes{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""
-        << m["generation"].dump() << "\"} " << m["size"].dump() << '\n';
+    out << "modelpool_model_bytes{model=\"" << escape_label(m["name"].get<std::string>())
+        << "\",generation=\"" << m["generation"].dump() << "\"} " << m["size"].dump() << '\n';
   }
-  out << "# HELP modelpool_model_refs References held on each model.\n# TYPE modelpool_model_refs gauge\n";
+  out << "# HELP modelpool_model_refs References held on each model.\n# TYPE modelpool_model_refs "
+         "gauge\n";
   for (const auto& m : s["models"]) {
-    out << "modelpool_model_refs{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""
-        << m["generation"].dump() << "\"} " << m["refs"].dump() << '\n';
+    out << "modelpool_model_refs{model=\"" << escape_label(m["name"].get<std::string>())
+        << "\",generation=\"" << m["generation"].dump() << "\"} " << m["refs"].dump() << '\n';
   }
   return out.str();
 }
@@ -122,9 +127,11 @@ MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats)
 
 Status MetricsServer::listen(const std::string& addr) {
   const auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return error(ErrorCode::kBadRequest, "--metrics-addr must be HOST:PORT");
+  if (colon == std::string::npos)
+    return error(ErrorCode::kBadRequest, "--metrics-addr must be HOST:PORT");
   std::string host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "127.0.0.1";
   unsigned long port = 0;
   try {
@@ -134,13 +141,15 @@ Status MetricsServer::listen(const std::string& addr) {
   }
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(host, ec);
-  if (ec || port > 65535) return error(ErrorCode::kBadRequest, "--metrics-addr: bad address \"" + addr + "\"");
+  if (ec || port > 65535)
+    return error(ErrorCode::kBadRequest, "--metrics-addr: bad address \"" + addr + "\"");
   tcp::endpoint ep(ip, static_cast<unsigned short>(port));
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return error(ErrorCode::kInternal, "cannot serve metrics on " + addr + ": " + ec.message());
+  if (ec)
+    return error(ErrorCode::kInternal, "cannot serve metrics on " + addr + ": " + ec.message());
   accept();
   return {};
 }

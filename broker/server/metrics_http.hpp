@@ -6,13 +6,12 @@
 #ifndef MODELPOOL_BROKER_SERVER_METRICS_HTTP_HPP_
 #define MODELPOOL_BROKER_SERVER_METRICS_HTTP_HPP_
 
-#include <functional>
-#include <memory>
-#include <string>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "shm/status.hpp"
 

@@ -95,7 +95,8 @@ Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {
   if (fd < 0) {
     int e = errno;
     if (e == EXDEV || e == ELOOP) {
-      return error(ErrorCode::kForbidden, "model \"" + path + "\" resolves outside the models directory");
+      return error(ErrorCode::kForbidden,
+                   "model \"" + path + "\" resolves outside the models directory");
     }
     if (e == ENOENT || e == ENOTDIR) {
       return error(ErrorCode::kNotFound, "no model \"" + path + "\" in " + root_);

@@ -2,15 +2,14 @@
 #include "broker/server/server.hpp"
 
 #include <grp.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
+#include <cerrno>
+#include <cstring>
 
 #include "shm/protocol/messages.hpp"
 
@@ -29,7 +28,8 @@ Status bind_socket(stream::acceptor& a, const std::string& path, mode_t mode, gi
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return error(ErrorCode::kInternal, "cannot listen on " + path + ": " + ec.message());
   if (gid != static_cast<gid_t>(-1) && ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
-    return error(ErrorCode::kInternal, "cannot give " + path + " to its group: " + std::strerror(errno));
+    return error(ErrorCode::kInternal,
+                 "cannot give " + path + " to its group: " + std::strerror(errno));
   }
   if (::chmod(path.c_str(), mode) != 0) {
     return error(ErrorCode::kInternal, "cannot chmod " + path + ": " + std::strerror(errno));
@@ -56,7 +56,8 @@ Status Server::listen(const std::string& worker_path, const std::string& admin_p
   gid_t gid = static_cast<gid_t>(-1);
   if (!config_.group.empty()) {
     const group* g = ::getgrnam(config_.group.c_str());
-    if (g == nullptr) return error(ErrorCode::kBadRequest, "--group: no group named \"" + config_.group + "\"");
+    if (g == nullptr)
+      return error(ErrorCode::kBadRequest, "--group: no group named \"" + config_.group + "\"");
     gid = g->gr_gid;
   }
   // Sockets are created with mode 0600 and opened up afterwards.
@@ -73,24 +74,28 @@ Status Server::listen(const std::string& worker_path, const std::string& admin_p
 }
 
 void Server::accept(Acceptor& acceptor, bool admin) {
-  acceptor.async_accept([this, &acceptor, admin](boost::system::error_code ec, stream::socket sock) {
+  acceptor.async_accept([this, &acceptor, admin](boost::system::error_code ec,
+                                                 stream::socket sock) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
       spdlog::warn("accept failed: {}", ec.message());
     } else if (sessions_.size() >= config_.max_clients) {
       spdlog::warn("refusing a connection: {} clients connected (--max-clients)", sessions_.size());
-      std::string frame = proto::encode_frame(proto::encode_error(
-          nullptr, error(ErrorCode::kPoolFull, "too many clients connected")));
+      std::string frame = proto::encode_frame(
+          proto::encode_error(nullptr, error(ErrorCode::kPoolFull, "too many clients connected")));
       boost::system::error_code ignored;
       asio::write(sock, asio::buffer(frame), ignored);
     } else {
       const std::uint64_t id = next_session_++;
       auto session = std::make_shared<Session>(
           std::move(sock), id, admin, config_.max_outbound_bytes,
-          [this](const SessionPtr& s, std::string payload) { dispatcher_.handle(s, std::move(payload)); },
+          [this](const SessionPtr& s, std::string payload) {
+            dispatcher_.handle(s, std::move(payload));
+          },
           [this](Session& s) { on_session_closed(s); });
       sessions_.emplace(id, session);
-      spdlog::info("{} connected to the {} socket", session->describe(), admin ? "admin" : "worker");
+      spdlog::info("{} connected to the {} socket", session->describe(),
+                   admin ? "admin" : "worker");
       session->start();
     }
     if (!stopping_) accept(acceptor, admin);

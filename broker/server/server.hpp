@@ -7,13 +7,12 @@
 #ifndef MODELPOOL_BROKER_SERVER_SERVER_HPP_
 #define MODELPOOL_BROKER_SERVER_SERVER_HPP_
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include "broker/config.hpp"
 #include "broker/server/dispatch.hpp"

@@ -8,8 +8,9 @@
 // every waiter.
 #include "broker/server/service.hpp"
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
 
 #include "broker/server/verify.hpp"
 #include "shm/layout/paths.hpp"
@@ -18,7 +19,6 @@ namespace modelpool::broker {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-
 
 Service::Service(asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
                  Loader& loader, NameResolver& names)
@@ -72,8 +72,9 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
   if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
   const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
   const std::string& path = listed ? listed->path : model;
-  if (const EntryInfo* hot = pool_.find_current(model);
-      hot != nullptr && hot->state == layout::EntryState::kReady && validate_model_name(path).ok()) {
+  if (const EntryInfo* hot = pool_.find_current(model); hot != nullptr &&
+                                                        hot->state == layout::EntryState::kReady &&
+                                                        validate_model_name(path).ok()) {
     // Warm path: one fstatat instead of openat2 + fstat + close.
     if (auto id = names_.quick_identity(path); id && *id == hot->source) {
       if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
@@ -84,7 +85,8 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
   auto file = names_.resolve(path);
   if (!file.ok()) return file.status();
   const EntryInfo* cur = pool_.find_current(model);
-  if (cur != nullptr && cur->state == layout::EntryState::kLoading && cur->source != file->identity()) {
+  if (cur != nullptr && cur->state == layout::EntryState::kLoading &&
+      cur->source != file->identity()) {
     // The file changed while its previous version loads: retry once that load ends.
     inflight_.at(cur->id).retry.emplace_back(model, std::move(w));
     return {};
@@ -115,8 +117,8 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
 
 void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::string sha256) {
   // A new generation inherits its predecessor's pin: the catalog must say so too.
-  segment_.publish_loading(e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source,
-                                    e.pinned});
+  segment_.publish_loading(
+      e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source, e.pinned});
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                layout::format_bytes(e.size), e.offset);
   LoadJob job{file.proc_path(), e.size, segment_.fd(), e.offset};
@@ -126,18 +128,21 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
   const EntryId id = e.id;
   const int fd = segment_.fd();
   const std::uint64_t offset = e.offset, size = e.size;
-  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = std::move(sha256)](Result<LoadResult> r) {
-    layout::Format fmt = layout::Format::kRaw;
-    if (r.ok()) {
-      auto f = verify_loaded(fd, offset, size, sha256);
-      if (f.ok()) {
-        fmt = *f;
-      } else {
-        r = Status(ErrorCode::kLoadFailed, f.status().message());
-      }
-    }
-    asio::post(io_, [this, id, r = std::move(r), fmt]() mutable { finish_load(id, std::move(r), fmt); });
-  });
+  loader_.submit(std::move(job),
+                 [this, id, fd, offset, size, sha256 = std::move(sha256)](Result<LoadResult> r) {
+                   layout::Format fmt = layout::Format::kRaw;
+                   if (r.ok()) {
+                     auto f = verify_loaded(fd, offset, size, sha256);
+                     if (f.ok()) {
+                       fmt = *f;
+                     } else {
+                       r = Status(ErrorCode::kLoadFailed, f.status().message());
+                     }
+                   }
+                   asio::post(io_, [this, id, r = std::move(r), fmt]() mutable {
+                     finish_load(id, std::move(r), fmt);
+                   });
+                 });
 }
 
 void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format format) {
@@ -149,8 +154,8 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
                            static_cast<std::uint64_t>(result->seconds * 1e9));
     pool_.finish_load(id, result->checksum, format, result->seconds);
     stats_.record_load(e->size, result->seconds);
-    spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}", e->name,
-                 e->generation, layout::format_bytes(e->size), result->seconds,
+    spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}",
+                 e->name, e->generation, layout::format_bytes(e->size), result->seconds,
                  result->seconds > 0 ? static_cast<double>(e->size) / result->seconds / 1e9 : 0.0,
                  layout::to_string(format));
     const ManifestEntry* listed = manifest_ ? manifest_->find(e->name) : nullptr;
@@ -208,9 +213,16 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
   const std::uint64_t h = next_handle_++;
   handles_[h] = Handle{e.id, s->id()};
   s->handles().insert(h);
-  proto::AcquireReply r{h, e.name, e.offset, e.size, e.generation, e.checksum,
-                        std::string(layout::to_string(e.format)), cached};
-  spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation, h);
+  proto::AcquireReply r{h,
+                        e.name,
+                        e.offset,
+                        e.size,
+                        e.generation,
+                        e.checksum,
+                        std::string(layout::to_string(e.format)),
+                        cached};
+  spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation,
+                h);
   s->reply_ok(w.id, to_json(r));
 }
 
@@ -225,9 +237,10 @@ void Service::fail(Waiter& w, const Status& status) {
 void Service::release(Session& s, const json& id, std::uint64_t handle) {
   auto it = handles_.find(handle);
   if (it == handles_.end() || it->second.session != s.id()) {
-    s.reply_error(id, error(ErrorCode::kStaleHandle,
-                            "handle " + std::to_string(handle) +
-                                " is not held by this connection (released already, or never acquired)"));
+    s.reply_error(
+        id, error(ErrorCode::kStaleHandle,
+                  "handle " + std::to_string(handle) +
+                      " is not held by this connection (released already, or never acquired)"));
     return;
   }
   ++stats_.releases;

@@ -9,18 +9,17 @@
 #ifndef MODELPOOL_BROKER_SERVER_SERVICE_HPP_
 #define MODELPOOL_BROKER_SERVER_SERVICE_HPP_
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <nlohmann/json.hpp>
 
 #include "broker/config.hpp"
 #include "broker/manifest.hpp"

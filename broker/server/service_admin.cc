@@ -2,9 +2,9 @@
 //
 // The admin side of Service (evict, pin, clear, stats, list, selfcheck) and
 // the queue of acquires waiting for room (wait_ms), served in arrival order.
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "broker/server/catalog_check.hpp"
 #include "broker/server/service.hpp"
@@ -80,7 +80,8 @@ json Service::stats(std::size_t clients) const {
       {"load_failures", stats_.load_failures},
       {"hits", stats_.hits},
       {"misses", stats_.misses},
-      {"hit_rate", requests ? static_cast<double>(stats_.hits) / static_cast<double>(requests) : 0.0},
+      {"hit_rate",
+       requests ? static_cast<double>(stats_.hits) / static_cast<double>(requests) : 0.0},
       {"acquires", stats_.acquires},
       {"releases", stats_.releases},
       {"evictions", pool_.evictions()},

@@ -1,12 +1,11 @@
 // File: broker/server/session.cc
 #include "broker/server/session.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <iterator>
-
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
+#include <iterator>
 
 #include "shm/protocol/messages.hpp"
 
@@ -69,7 +68,8 @@ void Session::on_read(std::size_t n) {
 void Session::send(std::string payload) {
   if (closed_) return;
   if (payload.size() > proto::kMaxFrame) {
-    payload = proto::encode_error(nullptr, error(ErrorCode::kInternal, "reply exceeds the frame limit"));
+    payload =
+        proto::encode_error(nullptr, error(ErrorCode::kInternal, "reply exceeds the frame limit"));
   }
   outbound_bytes_ += payload.size() + proto::kHeaderBytes;
   outbound_.push_back(proto::encode_frame(payload));

@@ -12,15 +12,14 @@
 #include <sys/types.h>
 
 #include <array>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_set>
-
-#include <boost/asio/local/stream_protocol.hpp>
-#include <nlohmann/json.hpp>
 
 #include "shm/protocol/frame.hpp"
 #include "shm/status.hpp"

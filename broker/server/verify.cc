@@ -22,10 +22,13 @@ Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size) 
   std::vector<unsigned char> buf(4 << 20);
   std::uint64_t done = 0;
   while (done < size) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - done));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - done));
     ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return error(ErrorCode::kInternal, std::string("reading back the segment: ") + std::strerror(errno));
+    if (n <= 0)
+      return error(ErrorCode::kInternal,
+                   std::string("reading back the segment: ") + std::strerror(errno));
     EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
     done += static_cast<std::uint64_t>(n);
   }
@@ -54,7 +57,9 @@ Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t
   if (size == 0) return layout::Format::kRaw;
   // Map read-only: a reader touches only the pages of the header it parses.
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (p == MAP_FAILED) return error(ErrorCode::kInternal, std::string("cannot map the loaded extent: ") + std::strerror(errno));
+  if (p == MAP_FAILED)
+    return error(ErrorCode::kInternal,
+                 std::string("cannot map the loaded extent: ") + std::strerror(errno));
   auto index = format::parse({static_cast<const std::byte*>(p), size});
   ::munmap(p, size);
   if (!index.ok()) return error(ErrorCode::kLoadFailed, index.status().message());

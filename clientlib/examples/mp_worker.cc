@@ -15,10 +15,9 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "modelpool/client.hpp"
 
@@ -79,11 +78,13 @@ int main(int argc, char** argv) {
   const std::string model = arg_after(argc, argv, "--model");
   const std::string verify = arg_after(argc, argv, "--verify");
   if (model.empty()) {
-    std::fprintf(stderr, "usage: mp_worker --socket PATH --model NAME [--verify FILE] [--hold] [--write]\n");
+    std::fprintf(
+        stderr, "usage: mp_worker --socket PATH --model NAME [--verify FILE] [--hold] [--write]\n");
     return 2;
   }
   try {
-    modelpool::Client c = socket.empty() ? modelpool::Client::connect() : modelpool::Client::connect(socket);
+    modelpool::Client c =
+        socket.empty() ? modelpool::Client::connect() : modelpool::Client::connect(socket);
     modelpool::Model m = c.acquire(model);
     std::span<const std::byte> b = m.bytes();
     const bool checksum_ok = XXH3_64bits(b.data(), b.size()) == m.checksum();
@@ -124,7 +125,8 @@ int main(int argc, char** argv) {
     }
     return checksum_ok && file_ok ? 0 : 1;
   } catch (const modelpool::Error& e) {
-    nlohmann::json out = {{"ok", false}, {"code", std::string(e.code_name())}, {"message", e.what()}};
+    nlohmann::json out = {
+        {"ok", false}, {"code", std::string(e.code_name())}, {"message", e.what()}};
     std::printf("%s\n", out.dump().c_str());
     return 1;
   }

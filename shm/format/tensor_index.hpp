@@ -10,12 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "shm/format/limits.hpp"
 #include "shm/layout/segment_layout.hpp"
@@ -25,17 +24,17 @@ namespace modelpool::format {
 
 struct TensorInfo {
   std::string name;
-  std::string dtype;            // as the format spells it: "F32", "BF16", "Q4_K", ...
+  std::string dtype;  // as the format spells it: "F32", "BF16", "Q4_K", ...
   // safetensors: as in the header (row-major, outermost first). GGUF: ggml's
   // ne[] as stored, ne[0] (the contiguous dimension) first.
   std::vector<std::int64_t> shape;
-  std::uint64_t offset = 0;     // from the start of the file
-  std::uint64_t size = 0;       // bytes
+  std::uint64_t offset = 0;  // from the start of the file
+  std::uint64_t size = 0;    // bytes
 };
 
 struct TensorIndex {
   layout::Format format = layout::Format::kRaw;
-  std::vector<TensorInfo> tensors;  // in file order: ascending offset
+  std::vector<TensorInfo> tensors;                     // in file order: ascending offset
   nlohmann::json metadata = nlohmann::json::object();  // safetensors __metadata__ / GGUF key-values
 
   // The tensor called `name`, or nullptr.

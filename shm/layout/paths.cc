@@ -37,7 +37,8 @@ std::string segment_path(std::string_view segment_dir, std::string_view pool) {
 
 Status validate_pool_name(std::string_view pool) {
   if (pool.empty() || pool.size() > 48 || pool.front() == '.') {
-    return error(ErrorCode::kInvalidName, "pool name must be 1-48 characters, not starting with '.'");
+    return error(ErrorCode::kInvalidName,
+                 "pool name must be 1-48 characters, not starting with '.'");
   }
   for (char c : pool) {
     if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '_' && c != '-') {
@@ -56,7 +57,8 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     return error(ErrorCode::kBadRequest, std::move(msg));
   };
   std::size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
   if (i == 0) return bad();
   double number = 0;
   try {

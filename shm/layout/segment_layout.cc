@@ -51,7 +51,8 @@ Status validate_header(const SegmentHeader& h, std::string_view pool, std::uint6
   auto bad = [](std::string why) {
     return error(ErrorCode::kInternal, "incompatible segment: " + why);
   };
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return bad("bad magic (not a modelpool segment)");
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return bad("bad magic (not a modelpool segment)");
   if (h.layout_version != kLayoutVersion) {
     return bad("layout version " + std::to_string(h.layout_version) + ", this broker speaks " +
                std::to_string(kLayoutVersion));
@@ -60,7 +61,8 @@ Status validate_header(const SegmentHeader& h, std::string_view pool, std::uint6
     return bad("header or catalog entry size differs");
   }
   if (std::string_view(h.pool_name, strnlen(h.pool_name, sizeof h.pool_name)) != pool) {
-    return bad("it belongs to pool \"" + std::string(h.pool_name, strnlen(h.pool_name, sizeof h.pool_name)) + "\"");
+    return bad("it belongs to pool \"" +
+               std::string(h.pool_name, strnlen(h.pool_name, sizeof h.pool_name)) + "\"");
   }
   if (h.segment_size != mapped_size) return bad("recorded size differs from the file size");
   if (h.alignment == 0 || (h.alignment & (h.alignment - 1)) != 0) return bad("bad alignment");

@@ -53,13 +53,13 @@ struct SegmentHeader {
   std::uint32_t header_bytes;  // sizeof(SegmentHeader), checked at adoption
   char pool_name[64];
   std::int64_t created_unix_ns;
-  std::int64_t broker_pid;       // of the broker that last adopted it
-  std::uint64_t segment_size;    // offset space, bytes
-  std::uint64_t alignment;       // extent alignment (page size of the fs, >= 2 MiB)
+  std::int64_t broker_pid;     // of the broker that last adopted it
+  std::uint64_t segment_size;  // offset space, bytes
+  std::uint64_t alignment;     // extent alignment (page size of the fs, >= 2 MiB)
   std::uint64_t catalog_offset;
   std::uint64_t catalog_capacity;  // entries
   std::uint64_t data_offset;
-  std::uint64_t entry_bytes;     // sizeof(CatalogEntry), checked at adoption
+  std::uint64_t entry_bytes;  // sizeof(CatalogEntry), checked at adoption
 };
 static_assert(sizeof(SegmentHeader) <= kHeaderBytes);
 

@@ -30,9 +30,9 @@ Result<std::optional<std::string>> FrameDecoder::next() {
     n |= static_cast<std::uint32_t>(static_cast<unsigned char>(buf_[pos_ + i])) << (8 * i);
   }
   if (n > kMaxFrame) {
-    return error(ErrorCode::kBadRequest,
-                 "frame of " + std::to_string(n) + " bytes exceeds the limit of " +
-                     std::to_string(kMaxFrame));
+    return error(ErrorCode::kBadRequest, "frame of " + std::to_string(n) +
+                                             " bytes exceeds the limit of " +
+                                             std::to_string(kMaxFrame));
   }
   if (n == 0) return error(ErrorCode::kBadRequest, "empty frame");
   if (buffered() < kHeaderBytes + n) return std::optional<std::string>{};

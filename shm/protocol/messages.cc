@@ -49,7 +49,8 @@ const json* find(const json& obj, std::string_view key) {
 
 Result<Request> decode_request(std::string_view payload) {
   if (too_deep(payload)) {
-    return error(ErrorCode::kBadRequest, "frame nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
+    return error(ErrorCode::kBadRequest,
+                 "frame nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
   }
   json doc;
   try {
@@ -77,7 +78,8 @@ std::string encode_request(std::string_view op, const json& id, json fields) {
 
 Result<Reply> decode_reply(std::string_view payload) {
   if (too_deep(payload)) {
-    return error(ErrorCode::kProtocol, "reply nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
+    return error(ErrorCode::kProtocol,
+                 "reply nests JSON deeper than " + std::to_string(kMaxDepth) + " levels");
   }
   json doc;
   try {
@@ -99,8 +101,8 @@ Result<Reply> decode_reply(std::string_view payload) {
     auto c = error_code_from_string(code->get<std::string>());
     std::string text = (msg && msg->is_string()) ? msg->get<std::string>() : "";
     if (!c || *c == ErrorCode::kOk) {
-      return error(ErrorCode::kProtocol, "unknown error code \"" + code->get<std::string>() +
-                                             "\": " + text);
+      return error(ErrorCode::kProtocol,
+                   "unknown error code \"" + code->get<std::string>() + "\": " + text);
     }
     return error(*c, std::move(text));
   }
@@ -118,24 +120,25 @@ std::string encode_ok(const json& id, json fields) {
 }
 
 std::string encode_error(const json& id, const Status& status) {
-  json doc = {{"id", id},
-              {"ok", false},
-              {"error",
-               {{"code", std::string(to_string(status.code()))},
-                {"message", status.message()}}}};
+  json doc = {
+      {"id", id},
+      {"ok", false},
+      {"error", {{"code", std::string(to_string(status.code()))}, {"message", status.message()}}}};
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<std::string> get_string(const json& obj, std::string_view key) {
   const json* v = find(obj, key);
-  if (v == nullptr) return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
+  if (v == nullptr)
+    return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
   if (!v->is_string()) return field_error(key, "a string");
   return v->get<std::string>();
 }
 
 Result<std::uint64_t> get_uint(const json& obj, std::string_view key) {
   const json* v = find(obj, key);
-  if (v == nullptr) return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
+  if (v == nullptr)
+    return error(ErrorCode::kBadRequest, "missing field \"" + std::string(key) + "\"");
   if (!v->is_number_unsigned()) return field_error(key, "a non-negative integer");
   return v->get<std::uint64_t>();
 }
@@ -185,8 +188,8 @@ Result<HelloReply> decode_hello_reply(const json& body) {
   auto path = get_string(body, "segment_path");
   auto size = get_uint(body, "segment_size");
   auto page = get_opt_uint(body, "page_size");
-  for (const Status* s : {&proto.status(), &pool.status(), &path.status(), &size.status(),
-                          &page.status()}) {
+  for (const Status* s :
+       {&proto.status(), &pool.status(), &path.status(), &size.status(), &page.status()}) {
     if (!s->ok()) return error(ErrorCode::kProtocol, "hello reply: " + s->message());
   }
   m.proto = static_cast<int>(*proto);

@@ -9,11 +9,10 @@
 #define MODELPOOL_SHM_PROTOCOL_MESSAGES_HPP_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "shm/status.hpp"
 
@@ -57,7 +56,7 @@ Result<std::optional<bool>> get_opt_bool(const json& obj, std::string_view key);
 struct HelloReply {
   int proto = kProtocolVersion;
   std::string pool;
-  std::string segment_path;     // open read-only and mmap
+  std::string segment_path;  // open read-only and mmap
   std::uint64_t segment_size = 0;
   std::uint64_t page_size = 0;  // of the segment's filesystem
 };

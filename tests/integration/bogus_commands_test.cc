@@ -1,8 +1,7 @@
 // Bad input of every kind gets its documented error, and the broker keeps
 // serving everyone else (after memcached's t/bogus-commands.t).
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -16,7 +15,8 @@ class BogusCommands : public ::testing::Test {
   void SetUp() override {
     models_.write_random("good.bin", 1 << 20);
     outside_.write_random("secret.bin", 4096);
-    std::filesystem::create_symlink(outside_.path() + "/secret.bin", models_.path() + "/escape.bin");
+    std::filesystem::create_symlink(outside_.path() + "/secret.bin",
+                                    models_.path() + "/escape.bin");
     std::filesystem::create_symlink("good.bin", models_.path() + "/alias.bin");
     broker_.start();
   }
@@ -84,7 +84,8 @@ TEST_F(BogusCommands, FieldsOfTheWrongType) {
   RawConn c(broker_.worker_socket());
   EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", 12}})), "bad_request");
   EXPECT_EQ(code_of(c.request({{"op", "acquire"}})), "bad_request");
-  EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", "good.bin"}, {"wait_ms", "soon"}})), "bad_request");
+  EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", "good.bin"}, {"wait_ms", "soon"}})),
+            "bad_request");
   EXPECT_EQ(code_of(c.request({{"op", "release"}, {"handle", "1"}})), "bad_request");
   EXPECT_EQ(code_of(c.request({{"op", 5}})), "bad_request");
 }
@@ -107,7 +108,8 @@ TEST_F(BogusCommands, BadModelNames) {
   for (const char* name : {"../etc/passwd", "/etc/passwd", "a/../../x", "", "a//b", "./good.bin"}) {
     EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", name}})), "invalid_name") << name;
   }
-  EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", std::string(300, 'a')}})), "invalid_name");
+  EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", std::string(300, 'a')}})),
+            "invalid_name");
   EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", "missing.bin"}})), "not_found");
   EXPECT_EQ(code_of(c.request({{"op", "acquire"}, {"model", "escape.bin"}})), "forbidden");
   json alias = c.request({{"op", "acquire"}, {"model", "alias.bin"}});

@@ -56,7 +56,8 @@ ScratchDir::~ScratchDir() {
   fs::remove_all(path_, ec);
 }
 
-std::string ScratchDir::write_random(const std::string& name, std::uint64_t size, std::uint32_t seed) {
+std::string ScratchDir::write_random(const std::string& name, std::uint64_t size,
+                                     std::uint32_t seed) {
   std::mt19937_64 rng(seed);
   std::string bytes(size, '\0');
   for (std::uint64_t i = 0; i + 8 <= size; i += 8) {
@@ -75,7 +76,8 @@ std::string ScratchDir::write(const std::string& name, const std::string& bytes)
   return p.string();
 }
 
-Child::Child(const std::vector<std::string>& argv, bool capture_stdout, const std::string& stderr_file) {
+Child::Child(const std::vector<std::string>& argv, bool capture_stdout,
+             const std::string& stderr_file) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   int err = -1;
@@ -166,8 +168,15 @@ Broker::~Broker() {
 }
 
 std::vector<std::string> Broker::argv() const {
-  std::vector<std::string> a = {binary_path("broker/modelpoold"), "--models", models_, "--name", pool_,
-                                "--run-dir", run_dir_, "--log-level", "warn"};
+  std::vector<std::string> a = {binary_path("broker/modelpoold"),
+                                "--models",
+                                models_,
+                                "--name",
+                                pool_,
+                                "--run-dir",
+                                run_dir_,
+                                "--log-level",
+                                "warn"};
   bool has_memory = !default_memory_;
   for (const auto& e : extra_) has_memory = has_memory || e == "--memory";
   if (!has_memory) a.insert(a.end(), {"--memory", "2GiB"});
@@ -182,7 +191,9 @@ std::string Broker::segment_path() const {
   return "/dev/shm/" + pool_;
 }
 
-std::string Broker::stderr_text() const { return stderr_file_.empty() ? "" : read_file(stderr_file_); }
+std::string Broker::stderr_text() const {
+  return stderr_file_.empty() ? "" : read_file(stderr_file_);
+}
 
 void Broker::start() {
   child_.emplace(argv(), true, stderr_file_);

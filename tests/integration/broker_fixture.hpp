@@ -12,12 +12,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace modelpool::testing {
 
@@ -67,7 +66,8 @@ class Child {
 class Broker {
  public:
   // Starts modelpoold --models models_dir with a unique pool and run dir.
-  explicit Broker(std::string models_dir, std::vector<std::string> extra = {}, std::string pool = "");
+  explicit Broker(std::string models_dir, std::vector<std::string> extra = {},
+                  std::string pool = "");
   ~Broker();  // SIGTERM, wait, remove the segment
   // Options for the next start(). Capturing stderr appends the broker's log
   // (and its one-line startup failures) to `path`; read it with

@@ -1,9 +1,8 @@
 // Starting, refusing to start, stopping and restarting the real broker.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 
@@ -12,7 +11,9 @@
 namespace modelpool::testing {
 namespace {
 
-int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int exit_code(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 TEST(Lifecycle, HelpExitsZero) {
   auto [st, out] = run_command({binary_path("broker/modelpoold"), "--help"});
@@ -26,7 +27,8 @@ TEST(Lifecycle, MissingModelsDirIsOneClearSentence) {
                                 "--name", "mp-missing-" + std::to_string(::getpid()), "--run-dir",
                                 "/tmp/mp-missing-run-" + std::to_string(::getpid())});
   EXPECT_EQ(exit_code(st), 1);
-  EXPECT_NE(out.find("models directory /nonexistent/models does not exist"), std::string::npos) << out;
+  EXPECT_NE(out.find("models directory /nonexistent/models does not exist"), std::string::npos)
+      << out;
   std::filesystem::remove_all("/tmp/mp-missing-run-" + std::to_string(::getpid()));
 }
 
@@ -39,7 +41,8 @@ TEST(Lifecycle, BudgetLargerThanShmIsRefused) {
 }
 
 TEST(Lifecycle, BadOptionsAreUsageErrors) {
-  auto [st, out] = run_command({binary_path("broker/modelpoold"), "--models", "/tmp", "--memory", "lots"});
+  auto [st, out] =
+      run_command({binary_path("broker/modelpoold"), "--models", "/tmp", "--memory", "lots"});
   EXPECT_EQ(exit_code(st), 2);
   EXPECT_NE(out.find("--memory"), std::string::npos) << out;
   auto [st2, out2] = run_command({binary_path("broker/modelpoold"), "--bogus"});

@@ -1,8 +1,7 @@
 // Multi-process behaviour of the core: real broker, real worker processes.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
@@ -16,8 +15,8 @@ constexpr std::uint64_t kMiB = 1ULL << 20;
 
 Child start_worker(const Broker& b, const std::string& model, const std::string& verify,
                    std::vector<std::string> extra = {"--hold"}) {
-  std::vector<std::string> argv = {binary_path("clientlib/mp_worker"), "--socket", b.worker_socket(),
-                                   "--model", model};
+  std::vector<std::string> argv = {binary_path("clientlib/mp_worker"), "--socket",
+                                   b.worker_socket(), "--model", model};
   if (!verify.empty()) argv.insert(argv.end(), {"--verify", verify});
   argv.insert(argv.end(), extra.begin(), extra.end());
   return Child(argv);
@@ -87,7 +86,8 @@ TEST(Sharing, KilledWorkerLosesItsReferences) {
   w.kill(SIGKILL);
   int st = w.wait();
   ASSERT_TRUE(WIFSIGNALED(st));
-  json list = admin_until(broker, "list", [](const json& l) { return l["models"][0]["refs"] == 0; });
+  json list =
+      admin_until(broker, "list", [](const json& l) { return l["models"][0]["refs"] == 0; });
   EXPECT_EQ(list["models"][0]["refs"], 0);
   // Nothing references it any more: it can be evicted.
   json ev = broker.admin("evict", {{"model", "m.bin"}});
@@ -117,7 +117,8 @@ TEST(Sharing, FailedLoadReachesEveryWaiterAndLeavesNoEntry) {
   ScratchDir models;
   // A safetensors header that promises more bytes than the file has.
   std::string bad(8, '\0');
-  const std::string header = R"({"w":{"dtype":"F32","shape":[1024,1024],"data_offsets":[0,4194304]}})";
+  const std::string header =
+      R"({"w":{"dtype":"F32","shape":[1024,1024],"data_offsets":[0,4194304]}})";
   bad[0] = static_cast<char>(header.size());
   bad += header + std::string(1024, 'x');
   models.write("broken.safetensors", bad);

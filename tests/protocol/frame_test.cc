@@ -9,7 +9,8 @@ namespace modelpool::proto {
 namespace {
 
 TEST(Frame, RoundTripAcrossArbitraryChunking) {
-  std::string wire = encode_frame(R"({"op":"hello"})") + encode_frame(R"({"op":"acquire","model":"a"})");
+  std::string wire =
+      encode_frame(R"({"op":"hello"})") + encode_frame(R"({"op":"acquire","model":"a"})");
   for (std::size_t chunk = 1; chunk <= wire.size(); ++chunk) {
     FrameDecoder d;
     std::vector<std::string> got;

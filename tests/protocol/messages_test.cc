@@ -40,7 +40,8 @@ TEST(Messages, WrongFieldTypesAreBadRequest) {
 }
 
 TEST(Messages, AcquireReplyRoundTrip) {
-  AcquireReply m{42, "a/b.safetensors", 2 << 21, 12345, 3, 0xdeadbeefcafef00dULL, "safetensors", true};
+  AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
+                 3,  0xdeadbeefcafef00dULL, "safetensors", true};
   auto reply = decode_reply(encode_ok(9, to_json(m)));
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->id, 9);
@@ -76,7 +77,8 @@ TEST(Messages, ErrorReplyCarriesCodeAndMessage) {
 }
 
 TEST(Messages, MalformedRepliesAreProtocolErrors) {
-  for (const char* bad : {"{}", "nope", R"({"ok":false})", R"({"ok":false,"error":{"code":"zzz"}})"}) {
+  for (const char* bad :
+       {"{}", "nope", R"({"ok":false})", R"({"ok":false,"error":{"code":"zzz"}})"}) {
     auto r = decode_reply(bad);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), ErrorCode::kProtocol) << bad;

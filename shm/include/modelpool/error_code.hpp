@@ -14,19 +14,19 @@ namespace modelpool {
 
 enum class ErrorCode : int {
   kOk = 0,
-  kBadRequest,     // malformed frame, not JSON, wrong field types
-  kUnknownOp,      // "op" names no operation on this socket
-  kInvalidName,    // model name is empty, absolute, has "..", or is too long
-  kNotFound,       // no such model file, handle or tensor
-  kTooLarge,       // the model can never fit the budget
-  kPoolFull,       // no room now: everything evictable is referenced/pinned
-  kLoadFailed,     // reading or validating the file failed
-  kForbidden,      // the name escapes the models root, or admin op on worker socket
-  kStaleHandle,    // the handle was released already or never existed
-  kShuttingDown,   // the broker is stopping
-  kUnavailable,    // (client side) the broker cannot be reached
-  kProtocol,       // (client side) the broker's reply did not follow the protocol
-  kInternal,       // a bug or an unexpected system error; the broker lives on
+  kBadRequest,    // malformed frame, not JSON, wrong field types
+  kUnknownOp,     // "op" names no operation on this socket
+  kInvalidName,   // model name is empty, absolute, has "..", or is too long
+  kNotFound,      // no such model file, handle or tensor
+  kTooLarge,      // the model can never fit the budget
+  kPoolFull,      // no room now: everything evictable is referenced/pinned
+  kLoadFailed,    // reading or validating the file failed
+  kForbidden,     // the name escapes the models root, or admin op on worker socket
+  kStaleHandle,   // the handle was released already or never existed
+  kShuttingDown,  // the broker is stopping
+  kUnavailable,   // (client side) the broker cannot be reached
+  kProtocol,      // (client side) the broker's reply did not follow the protocol
+  kInternal,      // a bug or an unexpected system error; the broker lives on
 };
 
 // The wire spelling of `code`, e.g. "pool_full". Never empty.
