@@ -200,8 +200,8 @@ int Run::finish(BrokerProcess& broker, bool alive) {
       n(t.timeouts));
   if (report.end_checked) {
     std::printf(
-        "  end: %llu handles; bytes_used %s (pinned baseline %s); resident in segment %s; lock "
-        "%s\n",
+        "  end: %llu handles; bytes_used %s (pinned baseline %s); the segment's data region "
+        "holds %s; lock %s\n",
         u(report.end_handles), format_bytes(report.end_bytes_used).c_str(),
         format_bytes(report.pinned_baseline).c_str(), format_bytes(report.end_resident).c_str(),
         report.lock_free ? "free" : "HELD");
