@@ -52,7 +52,7 @@ void op_acquire(Ctx& c) {
 void op_release(Ctx& c) {
   auto r = proto::decode_release_request(c.req.body);
   if (!r.ok()) return c.s->reply_error(c.req.id, r.status());
-  c.service.release(*c.s, c.req.id, r->handle);
+  c.service.release(*c.s, c.req.id, r->handle, r->reply);
 }
 
 void op_load(Ctx& c) {
@@ -167,7 +167,7 @@ void Dispatcher::handle(const SessionPtr& s, std::string payload) {
                                   "op \"" + req->op + "\" is only allowed on the admin socket"));
     return;
   }
-  spdlog::debug("{} -> {}", s->describe(), req->op);
+  if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("{} -> {}", s->describe(), req->op);
   Ctx ctx{service_, config_, client_count_(), s, *req};
   it->second.handler(ctx);
 }

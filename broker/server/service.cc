@@ -14,6 +14,7 @@
 
 #include "broker/server/verify.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/protocol/hot_path.hpp"
 
 namespace modelpool::broker {
 
@@ -221,9 +222,11 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                         e.checksum,
                         std::string(layout::to_string(e.format)),
                         cached};
-  spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation,
-                h);
-  s->reply_ok(w.id, to_json(r));
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation,
+                  h);
+  }
+  s->send(proto::encode_acquire_reply(w.id, r));
 }
 
 void Service::fail(Waiter& w, const Status& status) {
@@ -234,19 +237,24 @@ void Service::fail(Waiter& w, const Status& status) {
   if (SessionPtr s = w.session.lock(); s && !s->closed()) s->reply_error(w.id, status);
 }
 
-void Service::release(Session& s, const json& id, std::uint64_t handle) {
+void Service::release(Session& s, const json& id, std::uint64_t handle, bool reply) {
   auto it = handles_.find(handle);
   if (it == handles_.end() || it->second.session != s.id()) {
-    s.reply_error(
-        id, error(ErrorCode::kStaleHandle,
-                  "handle " + std::to_string(handle) +
-                      " is not held by this connection (released already, or never acquired)"));
+    const Status st = error(ErrorCode::kStaleHandle,
+                            "handle " + std::to_string(handle) +
+                                " is not held by this connection (released already, or never "
+                                "acquired)");
+    if (reply) {
+      s.reply_error(id, st);
+    } else {
+      spdlog::warn("{}: release without reply: {}", s.describe(), st.message());
+    }
     return;
   }
   ++stats_.releases;
   s.handles().erase(handle);
   drop_handle(handle);
-  s.reply_ok(id, json::object());
+  if (reply) s.send(proto::encode_ok_empty(id));
   free_entries(pool_.enforce_watermark());  // as on disconnect: idle now, maybe above the mark
   serve_room_waiters();
 }

@@ -41,7 +41,8 @@ class Service {
   // Worker ops.
   nlohmann::json hello() const;
   void acquire(const SessionPtr& s, const nlohmann::json& id, const proto::AcquireRequest& req);
-  void release(Session& s, const nlohmann::json& id, std::uint64_t handle);
+  // With `reply` false nothing is sent back, not even an error (it is logged).
+  void release(Session& s, const nlohmann::json& id, std::uint64_t handle, bool reply);
   void disconnect(Session& s);
 
   // Admin ops. `load` replies when the model is resident (or failed).

@@ -17,7 +17,7 @@ Result<AdminClient> AdminClient::connect(const std::string& socket_path,
 }
 
 Result<nlohmann::json> AdminClient::call(std::string_view op, nlohmann::json fields) {
-  return channel_.call(op, std::move(fields));
+  return channel_->call(op, std::move(fields));
 }
 
 Result<nlohmann::json> AdminClient::load(std::string_view model, bool pin) {

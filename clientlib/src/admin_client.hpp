@@ -9,6 +9,7 @@
 #define MODELPOOL_CLIENTLIB_SRC_ADMIN_CLIENT_HPP_
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -45,10 +46,10 @@ class AdminClient {
   Result<nlohmann::json> selfcheck() { return call("selfcheck"); }
 
  private:
-  explicit AdminClient(Channel channel) : channel_(std::move(channel)) {}
+  explicit AdminClient(std::unique_ptr<Channel> channel) : channel_(std::move(channel)) {}
   Result<nlohmann::json> model_op(std::string_view op, std::string_view model);
 
-  Channel channel_;
+  std::unique_ptr<Channel> channel_;
 };
 
 // True when a connect errno means that no broker is running at the socket

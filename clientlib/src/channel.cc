@@ -1,6 +1,8 @@
 // File: clientlib/src/channel.cc
 #include "clientlib/src/channel.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <utility>
 
@@ -8,25 +10,48 @@
 
 namespace modelpool::detail {
 
-Result<Channel> Channel::open(const std::string& socket_path,
-                              std::optional<std::chrono::milliseconds> timeout, int* err_out) {
+Result<std::unique_ptr<Channel>> Channel::open(const std::string& socket_path,
+                                               std::optional<std::chrono::milliseconds> timeout,
+                                               int* err_out) {
   auto fd = connect_unix(socket_path, timeout, err_out);
   if (!fd.ok()) return fd.status();
-  return Channel(socket_path, std::move(fd).value(), timeout);
+  return std::unique_ptr<Channel>(new Channel(socket_path, std::move(fd).value(), timeout));
 }
 
 Status Channel::fail(ErrorCode code, const std::string& what) {
-  fd_.reset();
-  decoder_ = proto::FrameDecoder();
+  if (!broken_.exchange(true, std::memory_order_acq_rel)) ::shutdown(fd_.get(), SHUT_RDWR);
   return error(code, "modelpool broker at " + path_ + ": " + what);
 }
 
-Result<std::string> Channel::read_frame() {
+Status Channel::send_request(const Encoder& encode, std::uint64_t* id) {
+  std::lock_guard lock(send_mu_);
+  if (broken()) return error(ErrorCode::kUnavailable, "connection to " + path_ + " is closed");
+  std::string payload;
+  try {
+    payload = encode(next_id_);
+  } catch (const nlohmann::json::exception& e) {
+    // Nothing was sent: the channel stays usable.
+    return error(ErrorCode::kBadRequest, std::string("request cannot be encoded: ") + e.what());
+  }
+  *id = next_id_++;
+  if (payload.size() > proto::kMaxFrame) {
+    return error(ErrorCode::kBadRequest, "request of " + std::to_string(payload.size()) +
+                                             " bytes exceeds the protocol's frame limit");
+  }
+  if (int err = send_all(fd_.get(), proto::encode_frame(payload)); err != 0) {
+    if (err == EAGAIN || err == EWOULDBLOCK) return fail(ErrorCode::kUnavailable, "send timed out");
+    return fail(ErrorCode::kUnavailable, std::string("send failed: ") + errno_text(err));
+  }
+  return {};
+}
+
+Result<std::string> Channel::read_frame_locked() {
   char buf[16 * 1024];
   for (;;) {
     auto next = decoder_.next();
     if (!next.ok()) return fail(ErrorCode::kProtocol, next.status().message());
     if (next->has_value()) return std::move(**next);
+    if (broken()) return error(ErrorCode::kUnavailable, "connection to " + path_ + " is closed");
     const long n = recv_some(fd_.get(), buf, sizeof buf);
     if (n == 0) return fail(ErrorCode::kUnavailable, "connection closed by the broker");
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
@@ -41,39 +66,64 @@ Result<std::string> Channel::read_frame() {
   }
 }
 
-Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields) {
-  if (broken()) return error(ErrorCode::kUnavailable, "connection to " + path_ + " is closed");
-  const std::uint64_t id = next_id_++;
-  const std::string payload = proto::encode_request(op, nlohmann::json(id), std::move(fields));
-  if (payload.size() > proto::kMaxFrame) {
-    // Nothing was sent: the channel stays usable.
-    return error(ErrorCode::kBadRequest, "request of " + std::to_string(payload.size()) +
-                                             " bytes exceeds the protocol's frame limit");
-  }
-  if (int err = send_all(fd_.get(), proto::encode_frame(payload)); err != 0) {
-    if (err == EAGAIN || err == EWOULDBLOCK) return fail(ErrorCode::kUnavailable, "send timed out");
-    return fail(ErrorCode::kUnavailable, std::string("send failed: ") + errno_text(err));
-  }
-  auto frame = read_frame();
+Result<Channel::Matched> Channel::read_reply_locked(std::uint64_t want) {
+  auto frame = read_frame_locked();
   if (!frame.ok()) return frame.status();
-  auto reply = proto::decode_reply(*frame);
+  auto flat = proto::parse_flat_reply(*frame);
+  if (!flat.ok()) return fail(ErrorCode::kProtocol, flat.status().message());
+  if (flat->id != want) {
+    // Replies come in request order, one per call: anything else is not a
+    // reply to this call.
+    const Status st = proto::flat_reply_status(*flat);
+    if (st.code() == ErrorCode::kProtocol) return fail(ErrorCode::kProtocol, st.message());
+    const std::string shown =
+        flat->id ? std::to_string(*flat->id)
+                 : std::string(flat->find("id") ? "(not an unsigned integer)" : "(none)");
+    return fail(ErrorCode::kProtocol,
+                "reply id " + shown + " does not match request id " + std::to_string(want));
+  }
+  return Matched{std::move(frame).value(), std::move(flat).value()};
+}
+
+Result<proto::FlatReply> Channel::call_flat(const Encoder& encode) {
+  std::lock_guard lock(recv_mu_);
+  std::uint64_t id = 0;
+  if (Status s = send_request(encode, &id); !s.ok()) return s;
+  auto matched = read_reply_locked(id);
+  if (!matched.ok()) return matched.status();
+  // A broker error reply keeps the conversation in step; a malformed one
+  // does not.
+  const Status st = proto::flat_reply_status(matched->flat);
+  if (st.code() == ErrorCode::kProtocol) return fail(ErrorCode::kProtocol, st.message());
+  if (!st.ok()) return st;
+  return std::move(matched->flat);
+}
+
+Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields) {
+  std::lock_guard lock(recv_mu_);
+  std::uint64_t id = 0;
+  const Encoder encode = [&](std::uint64_t n) {
+    return proto::encode_request(op, nlohmann::json(n), std::move(fields));
+  };
+  if (Status s = send_request(encode, &id); !s.ok()) return s;
+  auto matched = read_reply_locked(id);
+  if (!matched.ok()) return matched.status();
+  auto reply = proto::decode_reply(matched->frame);
   if (!reply.ok()) {
-    // A broker error reply keeps the conversation in step; a malformed one
-    // does not.
     if (reply.status().code() == ErrorCode::kProtocol) {
       return fail(ErrorCode::kProtocol, reply.status().message());
     }
     return reply.status();
   }
-  const nlohmann::json& rid = reply->id;
-  if (!rid.is_number_unsigned() || rid.get<std::uint64_t>() != id) {
-    return fail(ErrorCode::kProtocol,
-                "reply id " + rid.dump() + " does not match request id " + std::to_string(id));
-  }
   nlohmann::json body = std::move(reply->body);
   body.erase("id");
   body.erase("ok");
   return body;
+}
+
+Status Channel::notify(const Encoder& encode) {
+  std::uint64_t id = 0;
+  return send_request(encode, &id);
 }
 
 }  // namespace modelpool::detail

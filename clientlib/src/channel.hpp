@@ -1,20 +1,32 @@
 // File: clientlib/src/channel.hpp
 //
-// One request/reply conversation with the broker over a connected socket:
-// frames a request with the shared codec (shm/protocol), stamps it with an
-// increasing "id", reads the next frame and checks that the reply carries the
-// same id. The worker connection and the admin client are both built on it.
+// One conversation with the broker over a connected socket: frames requests
+// with the shared codec (shm/protocol), stamps each with an increasing "id"
+// and matches replies to requests by it. The worker connection and the admin
+// client are both built on it.
+//
+// call() sends a request and waits for its reply; notify() sends a request
+// that asks for no reply (a release with "reply": false) and returns once it
+// is sent.
 //
 // Errors: the broker's error replies come back with the broker's code and
-// message and leave the channel usable. Transport failures (kUnavailable) and
-// replies that break the protocol (kProtocol) close the channel: broken()
-// turns true and every later call fails at once. Not thread-safe: the owner
-// serializes calls.
+// message and leave the channel usable. Transport failures (kUnavailable)
+// and replies that break the protocol (kProtocol) break the channel:
+// broken() turns true, a thread blocked in it wakes up, and every later call
+// fails at once.
+//
+// Thread-safe: calls are serialized among themselves; notify() only waits
+// for another thread's send, never for a reply, so it does not wait behind a
+// call() that waits for a model to load.
 #ifndef MODELPOOL_CLIENTLIB_SRC_CHANNEL_HPP_
 #define MODELPOOL_CLIENTLIB_SRC_CHANNEL_HPP_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -22,6 +34,7 @@
 
 #include "clientlib/src/unix_socket.hpp"
 #include "shm/protocol/frame.hpp"
+#include "shm/protocol/hot_path.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::detail {
@@ -31,30 +44,53 @@ class Channel {
   // Connects to `socket_path`. `timeout` bounds each send and each wait for
   // a reply; nullopt waits as long as the broker takes. `err_out` as in
   // connect_unix.
-  static Result<Channel> open(const std::string& socket_path,
-                              std::optional<std::chrono::milliseconds> timeout,
-                              int* err_out = nullptr);
+  static Result<std::unique_ptr<Channel>> open(const std::string& socket_path,
+                                               std::optional<std::chrono::milliseconds> timeout,
+                                               int* err_out = nullptr);
 
   // Sends {"op": op, "id": N, ...fields} and returns the reply's fields
   // without "id" and "ok".
   Result<nlohmann::json> call(std::string_view op, nlohmann::json fields);
+  // The same without a JSON DOM: `encode(id)` writes the request; the reply
+  // comes back as its top-level fields (the broker's error as a Status).
+  using Encoder = std::function<std::string(std::uint64_t id)>;
+  Result<proto::FlatReply> call_flat(const Encoder& encode);
+  // Sends the request `encode(id)` writes, which must ask for no reply.
+  Status notify(const Encoder& encode);
 
-  bool broken() const { return !fd_.valid(); }
+  bool broken() const { return broken_.load(std::memory_order_acquire); }
   const std::string& socket_path() const { return path_; }
+
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
 
  private:
   Channel(std::string path, UniqueFd fd, std::optional<std::chrono::milliseconds> timeout)
       : path_(std::move(path)), fd_(std::move(fd)), timeout_(timeout) {}
 
-  // Closes the channel and returns `code` with a message naming the socket.
+  // Breaks the channel (shutdown, so blocked peers wake up; the fd is closed
+  // with the Channel) and returns `code` with a message naming the socket.
   Status fail(ErrorCode code, const std::string& what);
-  Result<std::string> read_frame();
+  // Frames and sends a request; its id in `*id`. Takes send_mu_.
+  Status send_request(const Encoder& encode, std::uint64_t* id);
+  // Reads frames until the reply to `want`. Needs recv_mu_.
+  struct Matched {
+    std::string frame;
+    proto::FlatReply flat;
+  };
+  Result<Matched> read_reply_locked(std::uint64_t want);
+  Result<std::string> read_frame_locked();
 
-  std::string path_;
-  UniqueFd fd_;
-  std::optional<std::chrono::milliseconds> timeout_;
-  proto::FrameDecoder decoder_;
-  std::uint64_t next_id_ = 1;
+  const std::string path_;
+  const UniqueFd fd_;
+  const std::optional<std::chrono::milliseconds> timeout_;
+  std::atomic<bool> broken_{false};
+
+  std::mutex recv_mu_;           // serializes readers (and so calls)
+  proto::FrameDecoder decoder_;  // GUARDED_BY(recv_mu_)
+
+  std::mutex send_mu_;
+  std::uint64_t next_id_ = 1;  // GUARDED_BY(send_mu_)
 };
 
 }  // namespace modelpool::detail

@@ -2,11 +2,17 @@
 #include "clientlib/src/connection.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <utility>
+#include <vector>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14
+#endif
 
 namespace modelpool::detail {
 namespace {
@@ -26,45 +32,91 @@ Result<proto::HelloReply> say_hello(Channel& channel) {
   return hello;
 }
 
-Result<std::shared_ptr<SegmentFile>> open_segment(const std::string& path) {
-  auto seg = std::make_shared<SegmentFile>();
-  seg->fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<std::shared_ptr<SegmentFile>> open_segment(const proto::HelloReply& hello) {
+  UniqueFd fd(::open(hello.segment_path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
-  if (!seg->fd.valid() || ::fstat(seg->fd.get(), &st) != 0) {
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
     const int err = errno;
     return error(ErrorCode::kUnavailable,
-                 "cannot open the pool's segment " + path + ": " + errno_text(err));
+                 "cannot open the pool's segment " + hello.segment_path + ": " + errno_text(err));
   }
-  seg->device = static_cast<std::uint64_t>(st.st_dev);
-  seg->inode = static_cast<std::uint64_t>(st.st_ino);
-  seg->file_size = static_cast<std::uint64_t>(st.st_size);
-  return seg;
+  return std::make_shared<SegmentFile>(
+      std::move(fd), static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+      static_cast<std::uint64_t>(st.st_size), hello.segment_size, hello.page_size);
 }
 
 bool valid_format(std::string_view f) { return f == "raw" || f == "safetensors" || f == "gguf"; }
 
+// Faults in the pages of `bytes` ahead of use: one madvise where the kernel
+// has MADV_POPULATE_READ, else a read of every page.
+void populate(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
+  if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) == 0) return;
+  if (errno != EINVAL) return;  // best effort, as MAP_POPULATE is
+  unsigned char sink = 0;
+  for (std::uintptr_t p = start; p < end; p += page) {
+    sink ^= *reinterpret_cast<const volatile unsigned char*>(p);
+  }
+  (void)sink;
+}
+
 }  // namespace
 
-Connection::Connection(std::string socket_path, Channel channel, const proto::HelloReply& hello,
-                       std::shared_ptr<SegmentFile> segment)
+void SegmentFile::refresh_file_size() {
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) == 0) {
+    file_size_.store(static_cast<std::uint64_t>(st.st_size), std::memory_order_relaxed);
+  }
+}
+
+Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::uint64_t size,
+                                                     bool populate_pages) {
+  std::span<const std::byte> all;
+  {
+    std::lock_guard lock(map_mu_);
+    if (mapping_.bytes().empty()) {
+      auto m = Mapping::map(fd_.get(), 0, segment_size_, page_size_, false);
+      if (!m.ok()) return m.status();
+      mapping_ = std::move(m).value();
+    }
+    all = mapping_.bytes();
+  }
+  if (offset > all.size() || size > all.size() - offset) {
+    return error(ErrorCode::kProtocol, "acquire reply: extent [" + std::to_string(offset) + ", +" +
+                                           std::to_string(size) + ") lies outside the segment");
+  }
+  std::span<const std::byte> bytes = all.subspan(offset, size);
+  if (populate_pages) populate(bytes);
+  return bytes;
+}
+
+Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel,
+                       const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment)
     : socket_path_(std::move(socket_path)),
       owner_pid_(::getpid()),
       pool_(hello.pool),
       segment_path_(hello.segment_path),
       page_size_(hello.page_size),
       channel_(std::move(channel)),
-      segment_(std::move(segment)),
-      segment_size_(hello.segment_size) {}
+      segment_(std::move(segment)) {}
 
 Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_path) {
   auto channel = Channel::open(socket_path, std::nullopt);
   if (!channel.ok()) return channel.status();
-  auto hello = say_hello(*channel);
+  auto hello = say_hello(**channel);
   if (!hello.ok()) return hello.status();
-  auto segment = open_segment(hello->segment_path);
+  auto segment = open_segment(*hello);
   if (!segment.ok()) return segment.status();
   return std::shared_ptr<Connection>(
       new Connection(socket_path, std::move(channel).value(), *hello, *segment));
+}
+
+std::shared_ptr<Channel> Connection::channel() {
+  std::lock_guard lock(mu_);
+  return channel_;
 }
 
 Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::uint64_t> wait_ms,
@@ -74,50 +126,59 @@ Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::
                                               std::to_string(owner_pid_) +
                                               "; after fork(), connect a new Client");
   }
-  std::unique_lock lock(mu_);
-  auto reply = request_acquire_locked(proto::AcquireRequest{std::string(model), wait_ms});
+  std::unique_lock call(call_mu_);
+  auto reply = request_acquire_calling(proto::AcquireRequest{std::string(model), wait_ms});
   if (!reply.ok()) return reply.status();
-  if (Status s = check_reply_locked(*reply); !s.ok()) {
-    release_handle_locked(reply->handle);
-    return s;
-  }
   auto lease = std::make_shared<Lease>(*reply);
-  lease->epoch = epoch_;
-  leases_.insert(lease);
-  std::shared_ptr<SegmentFile> segment = segment_;
-  const std::uint64_t page_size = page_size_.load(std::memory_order_relaxed);
-  lock.unlock();
-
-  // Mapping (with MAP_POPULATE it faults in every page) runs unlocked.
-  auto mapping = Mapping::map(segment->fd.get(), reply->offset, reply->size, page_size, populate);
-  if (!mapping.ok()) {
-    (void)release(lease);
-    return mapping.status();
+  std::shared_ptr<SegmentFile> segment;
+  {
+    std::lock_guard lock(mu_);
+    lease->epoch = epoch_;
+    leases_.insert(lease);
+    segment = segment_;
   }
-  return Acquired{std::move(reply).value(), std::move(lease), std::move(mapping).value()};
+  call.unlock();
+
+  Status checked = check_reply(*reply, *segment);
+  auto bytes = checked.ok() ? segment->view(reply->offset, reply->size, populate)
+                            : Result<std::span<const std::byte>>(checked);
+  if (!bytes.ok()) {
+    (void)release(lease);
+    return bytes.status();
+  }
+  return Acquired{std::move(reply).value(), std::move(lease), std::move(segment), *bytes};
 }
 
-Result<proto::AcquireReply> Connection::request_acquire_locked(
+Result<proto::AcquireReply> Connection::request_acquire_calling(
     const proto::AcquireRequest& request) {
+  std::shared_ptr<Channel> ch = channel();
   bool reconnected = false;
-  if (!channel_ || channel_->broken()) {
-    if (Status s = reconnect_locked(); !s.ok()) return s;
+  if (!ch || ch->broken()) {
+    if (Status s = reconnect_calling(); !s.ok()) return s;
+    ch = channel();
     reconnected = true;
   }
+  const Channel::Encoder encode = [&](std::uint64_t id) {
+    return proto::encode_acquire_request(id, request);
+  };
   for (;;) {
-    auto body = channel_->call("acquire", proto::to_json(request));
-    if (body.ok()) return proto::decode_acquire_reply(*body);
-    if (!channel_->broken() || reconnected) return body.status();
+    auto reply = ch->call_flat(encode);
+    if (reply.ok()) return proto::acquire_reply_from(*reply);
+    // Only a lost connection is retried; a broker that breaks the protocol is not.
+    if (!ch->broken() || reconnected || reply.status().code() != ErrorCode::kUnavailable) {
+      return reply.status();
+    }
     // The connection ended under the request (a broker restart?), and the
     // broker dropped its handles with it: reconnect once and retry.
-    if (Status s = reconnect_locked(); !s.ok()) return s;
+    if (Status s = reconnect_calling(); !s.ok()) return s;
+    ch = channel();
     reconnected = true;
   }
 }
 
 // Guards against mapping bytes the segment file does not have (SIGBUS on
 // access) and against formats this client cannot name.
-Status Connection::check_reply_locked(const proto::AcquireReply& reply) {
+Status Connection::check_reply(const proto::AcquireReply& reply, SegmentFile& segment) {
   if (!valid_format(reply.format)) {
     return error(ErrorCode::kProtocol, "acquire reply: unknown format \"" + reply.format + "\"");
   }
@@ -126,17 +187,14 @@ Status Connection::check_reply_locked(const proto::AcquireReply& reply) {
                  "acquire reply: offset " + std::to_string(reply.offset) + " is not page-aligned");
   }
   const std::uint64_t end = reply.offset + reply.size;
-  if (end < reply.offset || end > segment_size_) {
+  if (end < reply.offset || end > segment.segment_size()) {
     return error(ErrorCode::kProtocol, "acquire reply: extent [" + std::to_string(reply.offset) +
                                            ", +" + std::to_string(reply.size) +
                                            ") lies outside the segment");
   }
-  if (end > segment_->file_size.load()) {
-    struct stat st {};
-    if (::fstat(segment_->fd.get(), &st) == 0) {
-      segment_->file_size = static_cast<std::uint64_t>(st.st_size);
-    }
-    if (end > segment_->file_size.load()) {
+  if (end > segment.file_size()) {
+    segment.refresh_file_size();
+    if (end > segment.file_size()) {
       return error(ErrorCode::kProtocol, "acquire reply: extent ends past the segment file");
     }
   }
@@ -145,26 +203,34 @@ Status Connection::check_reply_locked(const proto::AcquireReply& reply) {
 
 Status Connection::release(const std::shared_ptr<Lease>& lease) {
   if (::getpid() != owner_pid_) return {};  // the parent's handle, on the parent's socket
-  std::lock_guard lock(mu_);
-  leases_.erase(lease);
-  // A handle whose connection ended was dropped by the broker already.
-  if (lease->orphaned || lease->epoch != epoch_ || !channel_ || channel_->broken()) return {};
-  auto r = channel_->call("release", proto::to_json(proto::ReleaseRequest{lease->handle.load()}));
-  if (r.ok() || channel_->broken()) return {};
-  return r.status();
-}
-
-void Connection::release_handle_locked(std::uint64_t handle) {
-  if (channel_ && !channel_->broken()) {
-    (void)channel_->call("release", proto::to_json(proto::ReleaseRequest{handle}));
+  std::shared_ptr<Channel> ch;
+  std::uint64_t handle = 0;
+  {
+    std::lock_guard lock(mu_);
+    leases_.erase(lease);
+    // A handle whose connection ended was dropped by the broker already.
+    if (lease->orphaned || lease->epoch != epoch_ || !channel_ || channel_->broken()) return {};
+    ch = channel_;
+    handle = lease->handle.load();
   }
+  // No reply is asked for: release() does not wait for the broker. A failed
+  // send broke the channel, and the broker drops the handles of a connection
+  // that ends: nothing is left to release.
+  (void)ch->notify([handle](std::uint64_t id) {
+    return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
+  });
+  return {};
 }
 
-Status Connection::reconnect_locked() {
-  channel_.reset();
-  auto channel = Channel::open(socket_path_, std::nullopt);
-  if (!channel.ok()) return channel.status();
-  auto hello = say_hello(*channel);
+Status Connection::reconnect_calling() {
+  {
+    std::lock_guard lock(mu_);
+    channel_.reset();
+  }
+  auto opened = Channel::open(socket_path_, std::nullopt);
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<Channel> ch = std::move(opened).value();
+  auto hello = say_hello(*ch);
   if (!hello.ok()) return hello.status();
   if (hello->pool != pool_ || hello->segment_path != segment_path_) {
     return error(ErrorCode::kUnavailable, "the broker at " + socket_path_ + " now serves pool '" +
@@ -172,22 +238,30 @@ Status Connection::reconnect_locked() {
                                               " (was '" + pool_ + "' on " + segment_path_ +
                                               "); connect a new Client");
   }
-  auto segment = open_segment(hello->segment_path);
+  auto segment = open_segment(*hello);
   if (!segment.ok()) return segment.status();
-  const bool same_segment =
-      (*segment)->device == segment_->device && (*segment)->inode == segment_->inode;
-  channel_ = std::move(channel).value();
-  segment_ = *segment;
-  segment_size_ = hello->segment_size;
-  page_size_.store(hello->page_size, std::memory_order_relaxed);
-  ++epoch_;
-  for (const auto& lease : leases_) {
-    if (lease->orphaned || lease->epoch == epoch_) continue;
-    if (!same_segment) {
-      lease->orphaned = true;
-      continue;
+  std::vector<std::shared_ptr<Lease>> to_protect;
+  {
+    std::lock_guard lock(mu_);
+    const bool same_segment = (*segment)->device() == segment_->device() &&
+                              (*segment)->inode() == segment_->inode() &&
+                              hello->segment_size == segment_->segment_size();
+    // The same segment keeps its SegmentFile, and so its mapping.
+    if (!same_segment) segment_ = *segment;
+    channel_ = ch;
+    page_size_.store(hello->page_size, std::memory_order_relaxed);
+    ++epoch_;
+    for (const auto& lease : leases_) {
+      if (lease->orphaned || lease->epoch == epoch_) continue;
+      if (!same_segment) {
+        lease->orphaned = true;
+        continue;
+      }
+      to_protect.push_back(lease);
     }
-    if (Status s = reprotect_locked(*lease); !s.ok()) return s;
+  }
+  for (const auto& lease : to_protect) {
+    if (Status s = reprotect_calling(lease, *ch); !s.ok()) return s;
   }
   return {};
 }
@@ -195,27 +269,41 @@ Status Connection::reconnect_locked() {
 // Re-acquires `lease` on the new channel. Only the same generation at the
 // same place protects the bytes the Model maps; anything else orphans it.
 // Fails only when the channel breaks.
-Status Connection::reprotect_locked(Lease& lease) {
-  auto body = channel_->call("acquire", proto::to_json(proto::AcquireRequest{lease.model, {}}));
+Status Connection::reprotect_calling(const std::shared_ptr<Lease>& lease, Channel& channel) {
+  auto body = channel.call("acquire", proto::to_json(proto::AcquireRequest{lease->model, {}}));
   if (!body.ok()) {
-    if (channel_->broken()) return body.status();
-    lease.orphaned = true;
+    if (channel.broken()) return body.status();
+    std::lock_guard lock(mu_);
+    lease->orphaned = true;
     return {};
   }
   auto r = proto::decode_acquire_reply(*body);
   if (!r.ok()) {
-    lease.orphaned = true;
+    std::lock_guard lock(mu_);
+    lease->orphaned = true;
     return {};
   }
-  if (r->generation == lease.generation && r->offset == lease.offset && r->size == lease.size &&
-      r->checksum == lease.checksum) {
-    lease.handle = r->handle;
-    lease.epoch = epoch_;
-    return {};
+  const bool same = r->generation == lease->generation && r->offset == lease->offset &&
+                    r->size == lease->size && r->checksum == lease->checksum;
+  bool keep = false;
+  {
+    std::lock_guard lock(mu_);
+    // The Model may have been released while the request was in flight.
+    keep = same && leases_.count(lease) != 0;
+    if (keep) {
+      lease->handle = r->handle;
+      lease->epoch = epoch_;
+    } else {
+      lease->orphaned = true;
+    }
   }
-  lease.orphaned = true;
-  release_handle_locked(r->handle);
-  return channel_->broken() ? error(ErrorCode::kUnavailable, "connection lost") : Status{};
+  if (!keep) {
+    const std::uint64_t handle = r->handle;
+    (void)channel.notify([handle](std::uint64_t id) {
+      return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
+    });
+  }
+  return channel.broken() ? error(ErrorCode::kUnavailable, "connection lost") : Status{};
 }
 
 }  // namespace modelpool::detail

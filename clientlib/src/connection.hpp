@@ -12,7 +12,8 @@
 // a Lease whose entry came back at a different generation or place (or whose
 // segment was replaced) is orphaned: its mapping stays, unprotected.
 //
-// Thread-safe: requests are serialized by `mu_`; mapping happens outside it.
+// Thread-safe: acquires are serialized by `call_mu_` (one request in flight
+// per connection); releases are sent without waiting for them or for a reply.
 // Fork: the socket belongs to the process that connected. In a forked child
 // acquire() fails and release() sends nothing (the handles are the parent's).
 // Returns Status/Result, never throws.
@@ -26,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -59,18 +61,50 @@ struct Lease {
   bool orphaned = false;    // not re-acquired after a reconnect
 };
 
-// The segment file, opened O_RDONLY | O_CLOEXEC.
-struct SegmentFile {
-  UniqueFd fd;
-  std::uint64_t device = 0;
-  std::uint64_t inode = 0;
-  std::atomic<std::uint64_t> file_size{0};  // last fstat
+// The segment file, opened O_RDONLY | O_CLOEXEC, and its one read-only
+// mapping: the whole segment, mapped on the first acquire and shared by every
+// Model of this segment (no mmap or munmap per acquire; the kernel maps only
+// the pages a worker touches). It lives as long as its last Model.
+class SegmentFile {
+ public:
+  SegmentFile(UniqueFd fd, std::uint64_t device, std::uint64_t inode, std::uint64_t file_size,
+              std::uint64_t segment_size, std::uint64_t page_size)
+      : fd_(std::move(fd)),
+        device_(device),
+        inode_(inode),
+        segment_size_(segment_size),
+        page_size_(page_size),
+        file_size_(file_size) {}
+
+  int fd() const { return fd_.get(); }
+  std::uint64_t device() const { return device_; }
+  std::uint64_t inode() const { return inode_; }
+  std::uint64_t segment_size() const { return segment_size_; }
+  std::uint64_t page_size() const { return page_size_; }
+  // The file's size at the last fstat (refresh_file_size).
+  std::uint64_t file_size() const { return file_size_.load(std::memory_order_relaxed); }
+  void refresh_file_size();
+
+  // [offset, offset + size) of the segment, mapped read-only; `populate`
+  // faults its pages in first (MADV_POPULATE_READ).
+  Result<std::span<const std::byte>> view(std::uint64_t offset, std::uint64_t size, bool populate);
+
+ private:
+  const UniqueFd fd_;
+  const std::uint64_t device_;
+  const std::uint64_t inode_;
+  const std::uint64_t segment_size_;
+  const std::uint64_t page_size_;
+  std::atomic<std::uint64_t> file_size_;
+  std::mutex map_mu_;
+  Mapping mapping_;  // GUARDED_BY(map_mu_): empty until the first view
 };
 
 struct Acquired {
   proto::AcquireReply reply;
   std::shared_ptr<Lease> lease;
-  Mapping mapping;
+  std::shared_ptr<SegmentFile> segment;  // keeps `bytes` mapped
+  std::span<const std::byte> bytes;
 };
 
 class Connection {
@@ -82,7 +116,8 @@ class Connection {
   // release(lease).
   Result<Acquired> acquire(std::string_view model, std::optional<std::uint64_t> wait_ms,
                            bool populate);
-  // Drops `lease`. A handle that died with its connection needs no request.
+  // Drops `lease`: sends the release and returns without waiting for the
+  // reply. A handle that died with its connection needs no request.
   Status release(const std::shared_ptr<Lease>& lease);
 
   const std::string& pool() const { return pool_; }
@@ -93,14 +128,15 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
  private:
-  Connection(std::string socket_path, Channel channel, const proto::HelloReply& hello,
-             std::shared_ptr<SegmentFile> segment);
+  Connection(std::string socket_path, std::unique_ptr<Channel> channel,
+             const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment);
 
-  Result<proto::AcquireReply> request_acquire_locked(const proto::AcquireRequest& request);
-  Status check_reply_locked(const proto::AcquireReply& reply);
-  Status reconnect_locked();
-  Status reprotect_locked(Lease& lease);
-  void release_handle_locked(std::uint64_t handle);
+  // The *_calling functions need call_mu_.
+  Result<proto::AcquireReply> request_acquire_calling(const proto::AcquireRequest& request);
+  Status reconnect_calling();
+  Status reprotect_calling(const std::shared_ptr<Lease>& lease, Channel& channel);
+  Status check_reply(const proto::AcquireReply& reply, SegmentFile& segment);
+  std::shared_ptr<Channel> channel();
 
   const std::string socket_path_;
   const pid_t owner_pid_;  // the process whose socket this is
@@ -108,10 +144,12 @@ class Connection {
   const std::string segment_path_;
   std::atomic<std::uint64_t> page_size_;
 
-  std::mutex mu_;
-  std::optional<Channel> channel_;                     // GUARDED_BY(mu_)
+  // Held for a whole request/reply (which may wait for a load) and for a
+  // reconnect; release() never takes it.
+  std::mutex call_mu_;
+  std::mutex mu_;                                      // short sections only
+  std::shared_ptr<Channel> channel_;                   // GUARDED_BY(mu_)
   std::shared_ptr<SegmentFile> segment_;               // GUARDED_BY(mu_)
-  std::uint64_t segment_size_ = 0;                     // GUARDED_BY(mu_)
   std::uint64_t epoch_ = 0;                            // GUARDED_BY(mu_)
   std::unordered_set<std::shared_ptr<Lease>> leases_;  // GUARDED_BY(mu_)
 };

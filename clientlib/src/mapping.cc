@@ -85,7 +85,9 @@ Result<Mapping> Mapping::map(int fd, std::uint64_t offset, std::uint64_t size,
   const std::uint64_t granule = huge ? page_size : sys_page;
   if (size > SIZE_MAX - 2 * granule) return map_error(offset, size, ENOMEM);
   const auto length = static_cast<std::size_t>(align_up(size, granule));
-  const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  // MAP_NORESERVE: on hugetlbfs a shared mapping would otherwise reserve huge pages
+  // for all of it, holes included.
+  const int flags = MAP_SHARED | MAP_NORESERVE | (populate ? MAP_POPULATE : 0);
   void* p = huge ? map_aligned(fd, offset, length, static_cast<std::size_t>(granule), flags)
                  : ::mmap(nullptr, length, PROT_READ, flags, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) return map_error(offset, size, errno);

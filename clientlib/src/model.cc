@@ -26,7 +26,7 @@ const detail::ModelState& Model::state() const {
 
 std::span<const std::byte> Model::bytes() const {
   const auto& s = state();
-  return s.released ? std::span<const std::byte>() : s.mapping.bytes();
+  return s.released ? std::span<const std::byte>() : s.bytes;
 }
 std::uint64_t Model::size() const { return state().size; }
 std::uint64_t Model::generation() const { return state().generation; }

@@ -31,7 +31,8 @@ Result<format::TensorIndex> parse_index(Format f, std::span<const std::byte> byt
 ModelState::ModelState(std::shared_ptr<Connection> c, Acquired acquired)
     : connection(std::move(c)),
       lease(std::move(acquired.lease)),
-      mapping(std::move(acquired.mapping)),
+      segment(std::move(acquired.segment)),
+      bytes(acquired.bytes),
       name(std::move(acquired.reply.model)),
       format(format_from_wire(acquired.reply.format)),
       cached(acquired.reply.cached),
@@ -50,14 +51,14 @@ ModelState::~ModelState() {
 Status ModelState::release() {
   if (released) return {};
   released = true;
-  mapping.reset();
+  bytes = {};
+  segment.reset();
   if (!connection || !lease) return {};
   return connection->release(lease);
 }
 
 void ModelState::ensure_parsed() const {
   std::call_once(parse_once, [this] {
-    const std::span<const std::byte> bytes = mapping.bytes();
     auto index = parse_index(format, bytes);
     if (!index.ok()) {
       parse_status =

@@ -1,7 +1,7 @@
 // File: clientlib/src/model_state.hpp
 //
 // What a modelpool::Model holds: its connection and Lease (the broker
-// handle), its mapping, the facts of the acquire reply, and the tensor index
+// handle), its view of the segment, the facts of the acquire reply, and the tensor index
 // parsed lazily from the mapped bytes (once, under a std::once_flag). The
 // destructor releases the handle, swallowing errors.
 #ifndef MODELPOOL_CLIENTLIB_SRC_MODEL_STATE_HPP_
@@ -11,11 +11,11 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "clientlib/src/connection.hpp"
-#include "clientlib/src/mapping.hpp"
 #include "modelpool/client.hpp"
 #include "shm/status.hpp"
 
@@ -28,14 +28,16 @@ struct ModelState {
   ModelState& operator=(const ModelState&) = delete;
   ~ModelState();
 
-  // Unmaps and releases the handle; a no-op once released.
+  // Releases the handle (the bytes stay mapped while another Model of the
+  // segment lives, but are no longer protected); a no-op once released.
   Status release();
   // Parses the tensor index on first use.
   void ensure_parsed() const;
 
   std::shared_ptr<Connection> connection;
-  std::shared_ptr<Lease> lease;  // null for an empty state
-  Mapping mapping;
+  std::shared_ptr<Lease> lease;          // null for an empty state
+  std::shared_ptr<SegmentFile> segment;  // keeps `bytes` mapped
+  std::span<const std::byte> bytes;
   std::string name;
   Format format = Format::raw;
   bool cached = false;

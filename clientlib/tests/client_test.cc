@@ -94,7 +94,7 @@ TEST(ClientAcquire, MapsTheBytesAndReleasesOnDestruction) {
     EXPECT_TRUE(model.bytes().empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
     EXPECT_EQ(broker.live_handles(), 1);
   }
-  EXPECT_EQ(broker.live_handles(), 0);
+  EXPECT_TRUE(broker.await_live_handles(0));
   EXPECT_EQ(broker.releases(), 1);
 }
 
@@ -108,7 +108,48 @@ TEST(ClientAcquire, ExplicitReleaseIsIdempotent) {
   EXPECT_TRUE(model.bytes().empty());
   EXPECT_EQ(model.size(), 100U);
   EXPECT_EQ(code_of([&] { (void)model.tensors(); }), ErrorCode::kStaleHandle);
+  EXPECT_TRUE(broker.await_releases(1));
+  // The release's reply is read and dropped by the next call; the second
+  // release() sent nothing.
+  Model again = client.acquire("m");
+  EXPECT_EQ(again.size(), 100U);
   EXPECT_EQ(broker.releases(), 1);
+}
+
+// Releases ask for no reply and do not wait for the broker.
+TEST(ClientRelease, ManyReleasesInARowAreAllDelivered) {
+  FakeBroker broker;
+  broker.add_model("m", pattern(64, 'm'));
+  Client client = Client::connect(broker.worker_socket());
+  std::vector<Model> models;
+  for (int i = 0; i < 500; ++i) models.push_back(client.acquire("m"));
+  ASSERT_EQ(broker.live_handles(), 500);
+  models.clear();  // 500 releases, no other request
+  EXPECT_TRUE(broker.await_releases(500));
+  EXPECT_EQ(broker.live_handles(), 0);
+  Model m = client.acquire("m");
+  EXPECT_EQ(m.size(), 64U);
+  EXPECT_EQ(broker.live_handles(), 1);
+}
+
+TEST(ClientRelease, AReplyNobodyAskedForIsAProtocolError) {
+  FakeBroker broker;
+  broker.add_model("m", "abc");
+  Client client = Client::connect(broker.worker_socket());
+  broker.set_rewriter([](const proto::Request& req, const std::string& normal) {
+    if (req.op != "release") return normal;
+    return proto::encode_ok(req.id, nlohmann::json::object());  // a reply it did not ask for
+  });
+  client.acquire("m").release();
+  EXPECT_EQ(code_of([&] { client.acquire("m"); }), ErrorCode::kProtocol);
+}
+
+TEST(ClientAcquire, ANameThatIsNotUtf8IsBadRequestAndKeepsTheConnection) {
+  FakeBroker broker;
+  broker.add_model("m", "abc");
+  Client client = Client::connect(broker.worker_socket());
+  EXPECT_EQ(code_of([&] { client.acquire("bad \xff name"); }), ErrorCode::kBadRequest);
+  EXPECT_EQ(client.acquire("m").size(), 3U);
 }
 
 TEST(ClientAcquire, EmptyModelHasAnEmptySpan) {
@@ -145,7 +186,7 @@ TEST(ClientAcquire, ModelOutlivesItsClient) {
   }
   EXPECT_TRUE(same_bytes(model->bytes(), bytes));
   model.reset();
-  EXPECT_EQ(broker.releases(), 1);
+  EXPECT_TRUE(broker.await_releases(1));
 }
 
 TEST(ClientAcquire, MismatchedReplyIdIsAProtocolError) {
@@ -172,7 +213,7 @@ TEST(ClientAcquire, ExtentOutsideTheSegmentIsRefusedAndReleased) {
     return j.dump();
   });
   EXPECT_EQ(code_of([&] { client.acquire("m"); }), ErrorCode::kProtocol);
-  EXPECT_EQ(broker.live_handles(), 0);
+  EXPECT_TRUE(broker.await_live_handles(0));
 }
 
 TEST(ClientAcquire, HugePagesGiveAnAlignedMapping) {
@@ -201,7 +242,8 @@ TEST(ClientAcquire, ManyThreadsShareOneClient) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(broker.acquires(), 200);
-  EXPECT_EQ(broker.live_handles(), 0);
+  EXPECT_TRUE(broker.await_live_handles(0));
+  EXPECT_EQ(broker.releases(), 200);
 }
 
 TEST(ClientFork, AChildNeitherReleasesNorUsesTheParentsConnection) {
@@ -238,7 +280,7 @@ TEST(ClientRestart, NextAcquireReconnectsAndReprotectsLiveModels) {
   EXPECT_EQ(broker.live_handles(), 2);  // a was re-acquired
   EXPECT_NE(a.handle(), old_handle);
   a.release();
-  EXPECT_EQ(broker.live_handles(), 1);
+  EXPECT_TRUE(broker.await_live_handles(1));
 }
 
 TEST(ClientRestart, ANewGenerationOrphansTheOldModel) {

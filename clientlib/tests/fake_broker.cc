@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -98,6 +99,7 @@ void FakeBroker::stop() {
   ::unlink(admin_socket().c_str());
   std::lock_guard lock(mu_);
   handles_.clear();
+  changed_.notify_all();
 }
 
 void FakeBroker::set_rewriter(Rewriter f) {
@@ -127,6 +129,17 @@ int FakeBroker::acquires() const {
 int FakeBroker::releases() const {
   std::lock_guard lock(mu_);
   return releases_;
+}
+
+bool FakeBroker::await_releases(int n) const {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return releases_ >= n; });
+}
+
+bool FakeBroker::await_live_handles(int n) const {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, std::chrono::seconds(10),
+                           [&] { return static_cast<int>(handles_.size()) == n; });
 }
 
 void FakeBroker::serve() {
@@ -164,7 +177,9 @@ bool FakeBroker::serve_conn(Conn& conn) {
     if (!frame->has_value()) break;
     consumed += proto::kHeaderBytes + (*frame)->size();
     auto req = proto::decode_request(**frame);
+    const bool wants_reply = !req.ok() || wants_a_reply(*req);
     std::string payload = req.ok() ? reply_to(conn, *req) : proto::encode_error({}, req.status());
+    if (payload.empty() && !wants_reply) continue;
     if (payload.empty()) return false;
     const std::string out = proto::encode_frame(payload);
     if (::send(conn.fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
@@ -175,9 +190,16 @@ bool FakeBroker::serve_conn(Conn& conn) {
   return true;
 }
 
+bool FakeBroker::wants_a_reply(const proto::Request& req) {
+  if (req.op != "release") return true;
+  auto r = proto::decode_release_request(req.body);
+  return !r.ok() || r->reply;
+}
+
 std::string FakeBroker::reply_to(Conn& conn, const proto::Request& req) {
   std::lock_guard lock(mu_);
   std::string normal = conn.admin ? admin_reply(req) : worker_reply(conn, req);
+  if (!wants_a_reply(req)) normal.clear();
   return rewriter_ ? rewriter_(req, normal) : normal;
 }
 
@@ -210,6 +232,7 @@ std::string FakeBroker::worker_reply(Conn& conn, const proto::Request& req) {
     }
     handles_.erase(it);
     ++releases_;
+    changed_.notify_all();
     return proto::encode_ok(req.id, nlohmann::json::object());
   }
   return proto::encode_error(req.id, error(ErrorCode::kUnknownOp, "no op " + req.op));
@@ -238,6 +261,7 @@ void FakeBroker::close_conn(Conn& conn) {
   {
     std::lock_guard lock(mu_);
     std::erase_if(handles_, [&](const auto& h) { return h.second == conn.fd; });
+    changed_.notify_all();
   }
   ::close(conn.fd);
   conn.fd = -1;

@@ -10,6 +10,7 @@
 #ifndef MODELPOOL_CLIENTLIB_TESTS_FAKE_BROKER_HPP_
 #define MODELPOOL_CLIENTLIB_TESTS_FAKE_BROKER_HPP_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -56,7 +57,9 @@ class FakeBroker {
   void stop();
 
   // f(request, normal reply payload) -> the payload to send instead; an
-  // empty string closes the connection without a reply.
+  // empty string closes the connection without a reply. A request that asks
+  // for no reply (a release with "reply": false) has an empty normal
+  // payload, and an empty result sends nothing.
   using Rewriter = std::function<std::string(const proto::Request&, const std::string&)>;
   void set_rewriter(Rewriter f);
   // The fields the admin op `op` replies with (list pages through `rows`).
@@ -66,6 +69,10 @@ class FakeBroker {
   int live_handles() const;
   int acquires() const;
   int releases() const;
+  // Releases are sent without waiting for the reply: these wait (up to 10 s)
+  // until the broker has handled enough of them; false on timeout.
+  bool await_releases(int n) const;
+  bool await_live_handles(int n) const;
 
  private:
   struct Conn {
@@ -78,6 +85,7 @@ class FakeBroker {
   void accept_on(int listen_fd, bool admin);
   bool serve_conn(Conn& conn);  // false: close it
   std::string reply_to(Conn& conn, const proto::Request& req);
+  static bool wants_a_reply(const proto::Request& req);
   std::string worker_reply(Conn& conn, const proto::Request& req);
   std::string admin_reply(const proto::Request& req);
   void close_conn(Conn& conn);
@@ -89,6 +97,7 @@ class FakeBroker {
   std::uint64_t next_offset_ = 2ULL << 20;
 
   mutable std::mutex mu_;
+  mutable std::condition_variable changed_;  // handles_ or releases_ changed
   std::map<std::string, FakeModel> models_;
   std::map<std::uint64_t, int> handles_;  // handle -> connection fd
   std::uint64_t next_handle_ = 1;

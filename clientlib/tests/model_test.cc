@@ -103,7 +103,7 @@ TEST(CAbi, AcquireTensorsAndRelease) {
   ASSERT_EQ(mp_model_metadata_json(model, &meta), MP_OK);
   EXPECT_NE(std::string(meta).find("tiny"), std::string::npos);
   EXPECT_EQ(mp_release(model), MP_OK);
-  EXPECT_EQ(broker.live_handles(), 0);
+  EXPECT_TRUE(broker.await_live_handles(0));
 }
 
 TEST(CAbi, ErrorsCarryCodesAndMessages) {

@@ -248,12 +248,18 @@ Result<AcquireReply> decode_acquire_reply(const json& body) {
   return m;
 }
 
-json to_json(const ReleaseRequest& m) { return {{"handle", m.handle}}; }
+json to_json(const ReleaseRequest& m) {
+  json j = {{"handle", m.handle}};
+  if (!m.reply) j["reply"] = false;
+  return j;
+}
 
 Result<ReleaseRequest> decode_release_request(const json& body) {
   auto handle = get_uint(body, "handle");
   if (!handle.ok()) return handle.status();
-  return ReleaseRequest{*handle};
+  auto reply = get_opt_bool(body, "reply");
+  if (!reply.ok()) return reply.status();
+  return ReleaseRequest{*handle, reply->value_or(true)};
 }
 
 json to_json(const ModelRequest& m) {

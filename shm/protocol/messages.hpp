@@ -85,6 +85,7 @@ Result<AcquireReply> decode_acquire_reply(const json& body);
 
 struct ReleaseRequest {
   std::uint64_t handle = 0;
+  bool reply = true;  // false: the broker sends no reply, not even an error
 };
 json to_json(const ReleaseRequest& m);
 Result<ReleaseRequest> decode_release_request(const json& body);

@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
+#include <modelpool/client.hpp>
 #include <vector>
 
 #include "budget_util.hpp"
@@ -269,6 +271,31 @@ TEST(Room, PinnedModelsSurvivePressure) {
   const auto resident = current_models(broker);
   EXPECT_EQ(resident.count("m0"), 0U);
   EXPECT_EQ(resident.count("m1"), 1U);
+}
+
+// One Client, two threads: an acquire that waits for room does not hold up
+// the release (on the same Client) that makes the room.
+TEST(Room, AReleaseOnTheSameClientDoesNotWaitBehindAWaitingAcquire) {
+  ScratchDir models;
+  write_models(models, 6);
+  Broker broker(models.path(), kArgs);
+  broker.start();
+  Client client = Client::connect(broker.worker_socket());
+  std::vector<Model> held;
+  for (int i = 0; i < 5; ++i) held.push_back(client.acquire("m" + std::to_string(i)));
+  auto waiter = std::async(std::launch::async, [&] {
+    return client.acquire("m5", AcquireOptions{milliseconds(60000), false}).generation();
+  });
+  ASSERT_EQ(
+      admin_until(broker, "stats",
+                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
+      1);
+  held.front().release();  // while the other thread waits in acquire
+  ASSERT_EQ(waiter.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the waiting acquire never got the room the release made";
+  EXPECT_EQ(waiter.get(), 1U);
+  EXPECT_EQ(broker.admin("stats")["waiting_for_room"], 0);
+  EXPECT_EQ(current_models(broker).count("m0"), 0U);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // File: tests/fuzz/messages_fuzzer.cc
 //
-// libFuzzer target: decode_request and decode_reply on one arbitrary payload,
+// libFuzzer target: decode_request, decode_reply and the hot path's
+// parse_flat_reply on one arbitrary payload,
 // then every typed decoder on the decoded body, and re-encoding. Contracts:
 // requests fail only with bad_request; a decoded request re-encodes to a
 // payload that decodes again to the same op; a reply error re-encodes to the
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "shm/protocol/hot_path.hpp"
 #include "shm/protocol/messages.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -33,6 +35,26 @@ void request(std::string_view payload) {
   (void)proto::encode_ok(r->id, r->body);
 }
 
+// The DOM-free reply decoder of the hot path judges every payload as
+// decode_reply does, and reads the same acquire reply.
+void flat_reply(std::string_view payload) {
+  auto dom = proto::decode_reply(payload);
+  auto flat = proto::parse_flat_reply(payload);
+  const modelpool::Status st = flat.ok() ? proto::flat_reply_status(*flat) : flat.status();
+  require(dom.ok() == st.ok() && dom.status().code() == st.code(), "flat and DOM replies agree");
+  if (!dom.ok()) return;
+  auto ref = proto::decode_acquire_reply(dom->body);
+  auto fast = proto::acquire_reply_from(*flat);
+  require(ref.ok() == fast.ok(), "flat and DOM acquire replies agree");
+  if (ref.ok()) {
+    require(ref->handle == fast->handle && ref->model == fast->model &&
+                ref->offset == fast->offset && ref->size == fast->size &&
+                ref->generation == fast->generation && ref->checksum == fast->checksum &&
+                ref->format == fast->format && ref->cached == fast->cached,
+            "flat and DOM acquire replies carry the same fields");
+  }
+}
+
 void reply(std::string_view payload) {
   auto r = proto::decode_reply(payload);
   if (!r.ok()) {
@@ -51,5 +73,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
   request(payload);
   reply(payload);
+  flat_reply(payload);
   return 0;
 }

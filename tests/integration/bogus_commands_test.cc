@@ -103,6 +103,25 @@ TEST_F(BogusCommands, UnknownAndDoubleReleasedHandles) {
   EXPECT_EQ(code_of(c.request({{"op", "release"}, {"handle", h}})), "stale_handle");
 }
 
+// "reply": false: the broker answers neither the release nor its error, and
+// the conversation stays in step.
+TEST_F(BogusCommands, ReleaseWithoutReplySendsNothingEvenForAStaleHandle) {
+  RawConn c(broker_.worker_socket());
+  EXPECT_EQ(code_of(c.request({{"op", "release"}, {"handle", 1}, {"reply", "no"}})), "bad_request");
+  json a = c.request({{"op", "acquire"}, {"id", 1}, {"model", "good.bin"}});
+  ASSERT_TRUE(a["ok"].get<bool>()) << a.dump();
+  const auto h = a["handle"].get<std::uint64_t>();
+  c.send_frame(json({{"op", "release"}, {"id", 2}, {"handle", h}, {"reply", false}}).dump());
+  c.send_frame(json({{"op", "release"}, {"id", 3}, {"handle", h}, {"reply", false}}).dump());
+  c.send_frame(json({{"op", "release"}, {"id", 4}, {"handle", 999999}, {"reply", false}}).dump());
+  json next = c.request({{"op", "hello"}, {"id", 5}});
+  EXPECT_EQ(next["id"], 5) << next.dump();
+  EXPECT_TRUE(next["ok"].get<bool>());
+  json stats = broker_.admin("stats");
+  EXPECT_EQ(stats["releases"], 1);
+  EXPECT_EQ(stats["models"][0]["refs"], 0) << stats.dump();
+}
+
 TEST_F(BogusCommands, BadModelNames) {
   RawConn c(broker_.worker_socket());
   for (const char* name : {"../etc/passwd", "/etc/passwd", "a/../../x", "", "a//b", "./good.bin"}) {

@@ -1,0 +1,303 @@
+// File: shm/protocol/hot_path.cc
+#include "shm/protocol/hot_path.hpp"
+
+#include <charconv>
+#include <limits>
+
+namespace modelpool::proto {
+namespace {
+
+constexpr int kMaxDepth = 64;  // as decode_request / decode_reply
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;  // 24 bytes hold any uint64
+  out.append(buf, end);
+}
+
+bool plain_ascii(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// Appends `s` as a JSON string. Anything but plain ASCII goes through
+// nlohmann's serializer: with `strict`, invalid UTF-8 throws json::type_error;
+// without, it becomes U+FFFD (as encode_ok does).
+void append_string(std::string& out, std::string_view s, bool strict) {
+  if (plain_ascii(s)) {
+    out += '"';
+    out.append(s);
+    out += '"';
+    return;
+  }
+  out += json(std::string(s))
+             .dump(-1, ' ', false,
+                   strict ? json::error_handler_t::strict : json::error_handler_t::replace);
+}
+
+void append_id(std::string& out, const json& id) {
+  if (id.is_number_unsigned()) {
+    append_uint(out, id.get<std::uint64_t>());
+  } else {
+    out += id.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+}
+
+using Value = FlatReply::Value;
+
+// The SAX handler behind parse_flat_reply. Depth 1 is the reply object.
+class FlatSax {
+ public:
+  explicit FlatSax(FlatReply& out) : out_(out) {}
+
+  bool null() { return scalar(Value{Value::Kind::kNull}); }
+  bool boolean(bool v) {
+    Value x{Value::Kind::kBool};
+    x.b = v;
+    return scalar(std::move(x));
+  }
+  bool number_integer(json::number_integer_t) { return scalar(Value{Value::Kind::kSigned}); }
+  bool number_unsigned(json::number_unsigned_t v) {
+    Value x{Value::Kind::kUnsigned};
+    x.u = v;
+    return scalar(std::move(x));
+  }
+  bool number_float(json::number_float_t, const std::string&) {
+    return scalar(Value{Value::Kind::kFloat});
+  }
+  bool string(std::string& v) {
+    Value x{Value::Kind::kString};
+    x.s = std::move(v);
+    return scalar(std::move(x));
+  }
+  bool binary(json::binary_t&) { return scalar(Value{Value::Kind::kNested}); }
+
+  bool start_object(std::size_t) { return open(true); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_array() { return close(); }
+
+  bool key(std::string& k) {
+    if (depth_ == 1) {
+      key_ = std::move(k);
+    } else if (depth_ == 2 && in_error_) {
+      error_key_ = std::move(k);
+    }
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    problem_ = std::string("reply is not valid JSON: ") + e.what();
+    return false;
+  }
+
+  const std::string& problem() const { return problem_; }
+
+ private:
+  bool open(bool object) {
+    if (++depth_ > kMaxDepth) {
+      problem_ = "reply nests JSON deeper than " + std::to_string(kMaxDepth) + " levels";
+      return false;
+    }
+    if (depth_ == 1) {
+      if (object) return true;
+      problem_ = "reply is not a JSON object";
+      return false;
+    }
+    if (depth_ == 2) {
+      in_error_ = object && key_ == "error";
+      if (key_ == "error") {  // a later "error" replaces an earlier one
+        out_.error_code.reset();
+        out_.error_message.reset();
+      }
+      record(Value{Value::Kind::kNested});
+    }
+    return true;
+  }
+
+  bool close() {
+    if (depth_ == 2) in_error_ = false;
+    --depth_;
+    return true;
+  }
+
+  bool scalar(Value v) {
+    if (depth_ == 0) {
+      problem_ = "reply is not a JSON object";
+      return false;
+    }
+    if (depth_ == 1) {
+      record(std::move(v));
+    } else if (depth_ == 2 && in_error_ && v.kind == Value::Kind::kString) {
+      if (error_key_ == "code") out_.error_code = std::move(v.s);
+      if (error_key_ == "message") out_.error_message = std::move(v.s);
+    }
+    return true;
+  }
+
+  void record(Value v) {
+    if (key_ == "id") {
+      out_.id = v.kind == Value::Kind::kUnsigned ? std::optional<std::uint64_t>(v.u) : std::nullopt;
+    } else if (key_ == "ok") {
+      out_.has_ok = v.kind == Value::Kind::kBool;
+      out_.ok = v.b;
+    } else if (key_ == "error" && v.kind != Value::Kind::kNested) {
+      out_.error_code.reset();  // a later "error" that is not an object replaces it
+      out_.error_message.reset();
+    }
+    for (auto& [k, old] : out_.fields) {
+      if (k == key_) {
+        old = std::move(v);
+        return;
+      }
+    }
+    out_.fields.emplace_back(key_, std::move(v));
+  }
+
+  FlatReply& out_;
+  int depth_ = 0;
+  std::string key_;
+  std::string error_key_;
+  bool in_error_ = false;
+  std::string problem_;
+};
+
+Status missing(std::string_view key) {
+  return error(ErrorCode::kProtocol, "acquire reply: missing field \"" + std::string(key) + "\"");
+}
+
+Status wrong_type(std::string_view key, std::string_view want) {
+  return error(ErrorCode::kProtocol,
+               "acquire reply: field \"" + std::string(key) + "\" must be " + std::string(want));
+}
+
+}  // namespace
+
+std::string encode_acquire_request(std::uint64_t id, const AcquireRequest& m) {
+  std::string out;
+  out.reserve(64 + m.model.size());
+  out += R"({"op":"acquire","id":)";
+  append_uint(out, id);
+  out += R"(,"model":)";
+  append_string(out, m.model, true);
+  if (m.wait_ms) {
+    out += R"(,"wait_ms":)";
+    append_uint(out, *m.wait_ms);
+  }
+  out += '}';
+  return out;
+}
+
+std::string encode_release_request(std::uint64_t id, const ReleaseRequest& m) {
+  std::string out;
+  out.reserve(64);
+  out += R"({"op":"release","id":)";
+  append_uint(out, id);
+  out += R"(,"handle":)";
+  append_uint(out, m.handle);
+  if (!m.reply) out += R"(,"reply":false)";
+  out += '}';
+  return out;
+}
+
+std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
+  std::string out;
+  out.reserve(192 + m.model.size());
+  out += R"({"id":)";
+  append_id(out, id);
+  out += R"(,"ok":true,"handle":)";
+  append_uint(out, m.handle);
+  out += R"(,"model":)";
+  append_string(out, m.model, false);
+  out += R"(,"offset":)";
+  append_uint(out, m.offset);
+  out += R"(,"size":)";
+  append_uint(out, m.size);
+  out += R"(,"generation":)";
+  append_uint(out, m.generation);
+  out += R"(,"checksum":")";
+  out += checksum_to_hex(m.checksum);
+  out += R"(","format":)";
+  append_string(out, m.format, false);
+  out += R"(,"cached":)";
+  out += m.cached ? "true" : "false";
+  out += '}';
+  return out;
+}
+
+std::string encode_ok_empty(const json& id) {
+  std::string out = R"({"id":)";
+  append_id(out, id);
+  out += R"(,"ok":true})";
+  return out;
+}
+
+const FlatReply::Value* FlatReply::find(std::string_view key) const {
+  for (const auto& [k, v] : fields) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+Result<FlatReply> parse_flat_reply(std::string_view payload) {
+  FlatReply out;
+  FlatSax sax(out);
+  const bool ok = json::sax_parse(payload.begin(), payload.end(), &sax,
+                                  nlohmann::detail::input_format_t::json, true);
+  if (!ok) {
+    return error(ErrorCode::kProtocol,
+                 sax.problem().empty() ? std::string("reply is not valid JSON") : sax.problem());
+  }
+  return out;
+}
+
+Status flat_reply_status(const FlatReply& r) {
+  if (!r.has_ok) return error(ErrorCode::kProtocol, "reply has no boolean \"ok\"");
+  if (r.ok) return {};
+  if (!r.error_code) return error(ErrorCode::kProtocol, "error reply has no string \"error.code\"");
+  auto c = error_code_from_string(*r.error_code);
+  std::string text = r.error_message.value_or("");
+  if (!c || *c == ErrorCode::kOk) {
+    return error(ErrorCode::kProtocol, "unknown error code \"" + *r.error_code + "\": " + text);
+  }
+  return error(*c, std::move(text));
+}
+
+Result<AcquireReply> acquire_reply_from(const FlatReply& r) {
+  AcquireReply m;
+  struct UintField {
+    const char* key;
+    std::uint64_t* into;
+  };
+  for (const UintField& f : {UintField{"handle", &m.handle}, UintField{"offset", &m.offset},
+                             UintField{"size", &m.size}, UintField{"generation", &m.generation}}) {
+    const Value* v = r.find(f.key);
+    if (v == nullptr) return missing(f.key);
+    if (v->kind != Value::Kind::kUnsigned) return wrong_type(f.key, "a non-negative integer");
+    *f.into = v->u;
+  }
+  struct StringField {
+    const char* key;
+    std::string* into;
+  };
+  std::string checksum;
+  for (const StringField& f : {StringField{"model", &m.model}, StringField{"checksum", &checksum},
+                               StringField{"format", &m.format}}) {
+    const Value* v = r.find(f.key);
+    if (v == nullptr) return missing(f.key);
+    if (v->kind != Value::Kind::kString) return wrong_type(f.key, "a string");
+    *f.into = v->s;
+  }
+  auto sum = checksum_from_hex(checksum);
+  if (!sum) return error(ErrorCode::kProtocol, "acquire reply: bad checksum \"" + checksum + "\"");
+  m.checksum = *sum;
+  const Value* cached = r.find("cached");
+  m.cached = cached != nullptr && cached->kind == Value::Kind::kBool && cached->b;
+  return m;
+}
+
+}  // namespace modelpool::proto

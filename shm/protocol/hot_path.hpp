@@ -1,0 +1,66 @@
+// File: shm/protocol/hot_path.hpp
+//
+// The warm acquire/release round trip without a JSON DOM. A worker repeats
+// acquire + release, so these messages are written straight into a string
+// and replies are read with nlohmann's SAX parser into a flat record of
+// their top-level scalars: no map of nodes to build and free. Same wire
+// format as messages.hpp (the protocol tests hold both to each other), same
+// limits (nesting over 64 levels is refused).
+#ifndef MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
+#define MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "shm/protocol/messages.hpp"
+#include "shm/status.hpp"
+
+namespace modelpool::proto {
+
+// Requests, with an unsigned id.
+std::string encode_acquire_request(std::uint64_t id, const AcquireRequest& m);
+std::string encode_release_request(std::uint64_t id, const ReleaseRequest& m);
+
+// Replies: {"id": id, "ok": true, ...fields of the reply}.
+std::string encode_acquire_reply(const json& id, const AcquireReply& m);
+// {"id": id, "ok": true}
+std::string encode_ok_empty(const json& id);
+
+// A reply's top-level fields. Nested values are skipped, except the
+// error object's "code" and "message".
+struct FlatReply {
+  struct Value {
+    enum class Kind { kNull, kBool, kUnsigned, kSigned, kFloat, kString, kNested };
+    explicit Value(Kind k) : kind(k) {}
+    Kind kind;
+    bool b = false;
+    std::uint64_t u = 0;
+    std::string s;
+  };
+  std::optional<std::uint64_t> id;  // only an unsigned id (the ones clients send)
+  bool has_ok = false;
+  bool ok = false;
+  std::optional<std::string> error_code;
+  std::optional<std::string> error_message;
+  std::vector<std::pair<std::string, Value>> fields;  // the last one wins, as in the DOM
+
+  const Value* find(std::string_view key) const;
+};
+
+// protocol_error when `payload` is not one JSON object, or nests too deep.
+Result<FlatReply> parse_flat_reply(std::string_view payload);
+
+// The broker's error as a Status for an ok:false reply (protocol_error for a
+// malformed one); OK for an ok:true reply.
+Status flat_reply_status(const FlatReply& r);
+
+// The fields of an ok:true acquire reply, checked as decode_acquire_reply does.
+Result<AcquireReply> acquire_reply_from(const FlatReply& r);
+
+}  // namespace modelpool::proto
+
+#endif  // MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_

@@ -1,0 +1,154 @@
+// The DOM-free codec of the acquire/release round trip (hot_path.hpp) against
+// the reference codec (messages.hpp): what one writes the other reads, and
+// both judge every reply alike.
+#include "shm/protocol/hot_path.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace modelpool::proto {
+namespace {
+
+TEST(HotPath, RequestsDecodeWithTheReferenceCodec) {
+  auto r = decode_request(encode_acquire_request(7, AcquireRequest{"org/m.bin", 50}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->op, "acquire");
+  EXPECT_EQ(r->id, 7);
+  auto a = decode_acquire_request(r->body);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->model, "org/m.bin");
+  EXPECT_EQ(a->wait_ms, 50U);
+
+  const std::string odd = "quote\" back\\slash \n tab\t \xc3\xa9";
+  r = decode_request(encode_acquire_request(8, AcquireRequest{odd, std::nullopt}));
+  ASSERT_TRUE(r.ok());
+  a = decode_acquire_request(r->body);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->model, odd);
+  EXPECT_FALSE(a->wait_ms.has_value());
+
+  r = decode_request(encode_release_request(UINT64_MAX, ReleaseRequest{UINT64_MAX - 1}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->op, "release");
+  EXPECT_EQ(r->id, UINT64_MAX);
+  auto rel = decode_release_request(r->body);
+  ASSERT_TRUE(rel.ok());
+  EXPECT_EQ(rel->handle, UINT64_MAX - 1);
+}
+
+TEST(HotPath, InvalidUtf8InARequestThrowsLikeTheReferenceCodec) {
+  EXPECT_THROW((void)encode_acquire_request(1, AcquireRequest{"bad \xff", std::nullopt}),
+               json::type_error);
+}
+
+TEST(HotPath, AcquireReplyRoundTrip) {
+  const AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
+                       3,  0xdeadbeefcafef00dULL, "safetensors", true};
+  for (const json& id : {json(9U), json("text id"), json(nullptr), json::array({1, 2})}) {
+    const std::string payload = encode_acquire_reply(id, m);
+    auto dom = decode_reply(payload);
+    ASSERT_TRUE(dom.ok()) << payload;
+    EXPECT_EQ(dom->id, id);
+    auto ref = decode_acquire_reply(dom->body);
+    ASSERT_TRUE(ref.ok());
+    auto flat = parse_flat_reply(payload);
+    ASSERT_TRUE(flat.ok()) << payload;
+    EXPECT_TRUE(flat_reply_status(*flat).ok());
+    EXPECT_EQ(flat->id.has_value(), id.is_number_unsigned());
+    auto fast = acquire_reply_from(*flat);
+    ASSERT_TRUE(fast.ok()) << fast.status().message();
+    for (const AcquireReply* got : {&*ref, &*fast}) {
+      EXPECT_EQ(got->handle, m.handle);
+      EXPECT_EQ(got->model, m.model);
+      EXPECT_EQ(got->offset, m.offset);
+      EXPECT_EQ(got->size, m.size);
+      EXPECT_EQ(got->generation, m.generation);
+      EXPECT_EQ(got->checksum, m.checksum);
+      EXPECT_EQ(got->format, m.format);
+      EXPECT_EQ(got->cached, m.cached);
+    }
+  }
+  // A name the broker cannot encode as UTF-8 is replaced, as encode_ok does.
+  AcquireReply bad = m;
+  bad.model = "x\xffy";
+  auto flat = parse_flat_reply(encode_acquire_reply(1, bad));
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(acquire_reply_from(*flat)->model, "x\xef\xbf\xbdy");
+}
+
+TEST(HotPath, EmptyOkReply) {
+  auto dom = decode_reply(encode_ok_empty(5));
+  ASSERT_TRUE(dom.ok());
+  EXPECT_EQ(dom->id, 5);
+  EXPECT_EQ(encode_ok_empty(5), encode_ok(5, json::object()));
+  auto flat = parse_flat_reply(encode_ok_empty(5));
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(flat->id, 5U);
+  EXPECT_TRUE(flat_reply_status(*flat).ok());
+}
+
+// Every payload gets the same verdict from both codecs.
+TEST(HotPath, FlatAndReferenceDecodersAgree) {
+  const std::string deep = std::string(65, '[') + std::string(65, ']');
+  const std::string deep_ok =
+      "{\"id\":1,\"ok\":true,\"x\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  const std::string too_deep =
+      "{\"id\":1,\"ok\":true,\"x\":" + std::string(64, '[') + std::string(64, ']') + "}";
+  const std::vector<std::string> payloads = {
+      "",
+      "not json",
+      "[1,2]",
+      "42",
+      "\"ok\"",
+      "{}",
+      deep,
+      deep_ok,
+      too_deep,
+      R"({"id":1})",
+      R"({"id":1,"ok":"yes"})",
+      R"({"id":1,"ok":true} trailing)",
+      R"({"id":1,"ok":true,"ok":false,"error":{"code":"not_found","message":"m"}})",
+      R"({"id":1,"ok":false})",
+      R"({"id":1,"ok":false,"error":"not_found"})",
+      R"({"id":1,"ok":false,"error":{"code":7}})",
+      R"({"id":1,"ok":false,"error":{"code":"no_such_code","message":"m"}})",
+      R"({"id":1,"ok":false,"error":{"code":"ok","message":"m"}})",
+      R"({"id":1,"ok":false,"error":{"code":"pool_full","message":"full","x":{"code":"y"}}})",
+      R"({"id":1,"ok":false,"error":{"code":"pool_full"},"error":{"message":"no code"}})",
+      R"({"id":1,"ok":false,"error":{"code":"pool_full"},"error":[1]})",
+      R"({"id":1,"ok":true,"handle":1,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("checksum":"00000000000000ff","format":"raw"})",
+      R"({"id":1,"ok":true,"handle":-1,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("checksum":"00000000000000ff","format":"raw","cached":true})",
+      R"({"id":1,"ok":true,"handle":1.0,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("checksum":"00000000000000ff","format":"raw"})",
+      R"({"id":1,"ok":true,"handle":1,"model":["m"],"offset":0,"size":1,"generation":1,)"
+      R"("checksum":"00000000000000ff","format":"raw"})",
+      R"({"id":1,"ok":true,"handle":1,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("checksum":"ff","format":"raw","cached":"yes"})",
+      R"({"id":1,"ok":true,"handle":1,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("checksum":"00000000000000ff","format":"raw","size":2})",
+  };
+  for (const std::string& p : payloads) {
+    SCOPED_TRACE(p);
+    auto dom = decode_reply(p);
+    auto flat = parse_flat_reply(p);
+    const Status flat_status = flat.ok() ? flat_reply_status(*flat) : flat.status();
+    EXPECT_EQ(dom.ok(), flat_status.ok());
+    EXPECT_EQ(dom.status().code(), flat_status.code());
+    if (!dom.ok()) continue;
+    auto ref = decode_acquire_reply(dom->body);
+    auto fast = acquire_reply_from(*flat);
+    EXPECT_EQ(ref.ok(), fast.ok());
+    if (ref.ok() && fast.ok()) {
+      EXPECT_EQ(ref->size, fast->size);
+      EXPECT_EQ(ref->checksum, fast->checksum);
+      EXPECT_EQ(ref->cached, fast->cached);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace modelpool::proto
