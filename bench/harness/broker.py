@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from harness.common import log
+from harness.common import log, pinned
 
 
 class BrokerError(RuntimeError):
@@ -59,7 +59,7 @@ class Conn:
 
 
 class Broker:
-    def __init__(self, ctx, scenario, models_dir, memory, extra=()):
+    def __init__(self, ctx, scenario, models_dir, memory, extra=(), cpu=None):
         self.ctx = ctx
         self.pool = f"mpbench-{ctx.tag}-{scenario}"
         self.run_dir = tempfile.mkdtemp(prefix="mpbench-run-")
@@ -75,7 +75,7 @@ class Broker:
             cmd.append("--remove-on-exit")
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=pinned(cpu))
         ctx.procs.append(self.proc)
         self.pid = self.proc.pid
         self._admin = None

@@ -57,10 +57,18 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_json(ctx, name, *args, timeout=300):
-    """Runs bench program `name`, returns its JSON lines as dicts."""
+def pinned(cpu):
+    """A preexec_fn that runs the child (and every thread it starts) on `cpu`."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def run_json(ctx, name, *args, timeout=300, cpu=None):
+    """Runs bench program `name` (on CPU `cpu` if given), returns its JSON lines as dicts."""
     cmd = [ctx.prog(name)] + [str(a) for a in args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                         preexec_fn=pinned(cpu))
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]

@@ -95,19 +95,22 @@ def _load(s, _):
 
 
 def _control(s, _):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    threads = [row["threads"] for row in s["rows"]]
-    for src, label in (("pingpong", "raw ping-pong"), ("modelpool", "acquire+release")):
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    labels = [row.get("label", str(row["threads"])) for row in s["rows"]]
+    xs = list(range(len(labels)))
+    for i, (src, label) in enumerate((("pingpong", "raw ping-pong round trip"),
+                                      ("modelpool", "acquire+release"))):
         vals = [row[src]["p50_us"] for row in s["rows"] if _measured(row[src])]
-        if len(vals) == len(threads):
+        if len(vals) == len(labels):
             med, err = _err(vals)
-            ax.errorbar(threads, med, yerr=err, marker="o", capsize=3, label=f"{label} p50")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(threads, [str(t) for t in threads])
-    ax.set_xlabel("client threads")
-    ax.set_ylabel("µs")
-    ax.set_title("Control plane latency")
-    ax.legend()
+            ax.bar([v + (i - 0.5) * 0.38 for v in xs], med, width=0.38, yerr=err, capsize=3,
+                   label=f"{label} p50")
+    ax.set_yscale("log")
+    ax.set_xticks(xs, labels, rotation=15, fontsize=8)
+    ax.set_ylabel("µs (log)")
+    ax.set_title("Control plane latency by client threads and placement")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 

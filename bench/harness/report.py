@@ -126,22 +126,22 @@ def _load(s, _):
 
 
 def _control(s, _):
-    rows = []
+    rows, split = [], []
     for row in s["rows"]:
         mp, pp = row["modelpool"], row["pingpong"]
         nm = mp.get("status") == NOT_MEASURED
-        rows.append([row["threads"], cell(pp["p50_us"]), cell(pp["p99_us"]),
+        rows.append([row.get("label", row["threads"]), cell(pp["p50_us"]), cell(pp["p99_us"]),
                      cell(pp["ops"], 0), NOT_MEASURED if nm else cell(mp["p50_us"]),
                      "–" if nm else cell(mp["p99_us"]), "–" if nm else cell(mp["ops"], 0),
                      x(row.get("p50_over_pingpong"))])
-    split = ""
-    one = s["rows"][0]["modelpool"]
-    if one.get("status") != NOT_MEASURED:
-        split = (f"\nOne thread, the pair split: acquire p50 {cell(one['acquire_p50_us'])} µs, "
-                 f"release p50 {cell(one['release_p50_us'])} µs.\n")
-    return table(["threads", "ping-pong p50 µs", "ping-pong p99 µs", "round trips/s",
+        if not nm and row["threads"] == 1:
+            split.append(f"{row.get('label', '1 thread')}: acquire p50 "
+                         f"{cell(mp['acquire_p50_us'])} µs, release p50 "
+                         f"{cell(mp['release_p50_us'])} µs")
+    note = ("\nThe pair split — " + "; ".join(split) + ".\n") if split else ""
+    return table(["clients", "ping-pong p50 µs", "ping-pong p99 µs", "round trips/s",
                   "acquire+release p50 µs", "p99 µs", "pairs/s", "p50 / ping-pong"],
-                 rows) + split
+                 rows) + note
 
 
 def _eviction(s, _):

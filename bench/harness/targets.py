@@ -54,11 +54,13 @@ def evaluate(results):
                                                         f"{_ms(t_huge)}, mmap {_ms(t_mmap)}")))
 
     ctl = results.get("control", {})
-    row = next((r for r in ctl.get("rows", []) if r["threads"] == 1), {})
-    out.append(_target("warm acquire+release p50, 1 thread", "<= 2.0x raw ping-pong p50",
-                       row.get("p50_over_pingpong"), lambda v: v <= 2.0,
-                       _why(ctl, f"pair {_us(row, 'modelpool')} vs round trip "
-                            f"{_us(row, 'pingpong')}")))
+    for label in ("1 thread, one CPU", "1 thread, two CPUs"):
+        row = next((r for r in ctl.get("rows", []) if r.get("label") == label), {})
+        out.append(_target(f"warm acquire+release p50, {label}",
+                           "<= 2.0x raw ping-pong p50, same placement",
+                           row.get("p50_over_pingpong"), lambda v: v <= 2.0,
+                           _why(ctl, f"pair {_us(row, 'modelpool')} vs round trip "
+                                f"{_us(row, 'pingpong')}")))
 
     load = results.get("load", {})
     warm = [r for r in load.get("rows", []) if r["temp"] == "warm"]

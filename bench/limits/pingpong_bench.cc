@@ -5,8 +5,13 @@
 // other end is served by an echo thread in a forked child process, and send
 // `--size`-byte messages back and forth for `--seconds`.
 //   mp_bench_pingpong [--threads 1] [--size 64] [--seconds 1]
+//                     [--client-cpu C --server-cpu S]
+// With the CPUs given, this process runs on C and the echo process on S: the
+// same CPU measures a round trip as two context switches, two CPUs as two
+// cross-CPU wake-ups (the control scenario measures modelpool both ways).
 // Emits pingpong/{p50,p99,p999} (ns, per round trip, all threads pooled)
 // and pingpong/ops (round trips per second, all threads).
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +34,14 @@ bool full_io(int fd, char* buf, std::size_t n, bool writing) {
     done += static_cast<std::size_t>(r);
   }
   return true;
+}
+
+void pin_to(const mb::Args& args, const char* key) {
+  if (!args.has(key)) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<int>(args.num(key, 0)), &set);
+  if (::sched_setaffinity(0, sizeof set, &set) != 0) mb::die_errno("sched_setaffinity");
 }
 
 void echo_loop(int fd, std::size_t size) {
@@ -56,6 +69,7 @@ int main(int argc, char** argv) {
   const pid_t child = ::fork();
   if (child < 0) mb::die_errno("fork");
   if (child == 0) {
+    pin_to(args, "server-cpu");  // before the echo threads start: they inherit it
     for (int fd : ours) ::close(fd);
     std::vector<std::thread> servers;
     for (int fd : theirs) servers.emplace_back(echo_loop, fd, size);
@@ -63,6 +77,7 @@ int main(int argc, char** argv) {
     ::_exit(0);
   }
   for (int fd : theirs) ::close(fd);
+  pin_to(args, "client-cpu");
 
   std::vector<std::vector<std::int64_t>> lat(threads);
   std::atomic<bool> go{false};

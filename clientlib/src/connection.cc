@@ -2,6 +2,7 @@
 #include "clientlib/src/connection.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +44,19 @@ Result<std::shared_ptr<SegmentFile>> open_segment(const proto::HelloReply& hello
   return std::make_shared<SegmentFile>(
       std::move(fd), static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
       static_cast<std::uint64_t>(st.st_size), hello.segment_size, hello.page_size);
+}
+
+// Counts the fork()s this process came out of as a child, so a Connection can
+// tell that it was inherited without a getpid() system call per request.
+std::atomic<std::uint64_t> g_forks{0};
+
+std::uint64_t fork_generation() {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  return g_forks.load(std::memory_order_relaxed);
 }
 
 bool valid_format(std::string_view f) { return f == "raw" || f == "safetensors" || f == "gguf"; }
@@ -97,6 +111,7 @@ Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel
                        const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment)
     : socket_path_(std::move(socket_path)),
       owner_pid_(::getpid()),
+      owner_forks_(fork_generation()),
       pool_(hello.pool),
       segment_path_(hello.segment_path),
       page_size_(hello.page_size),
@@ -121,7 +136,7 @@ std::shared_ptr<Channel> Connection::channel() {
 
 Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::uint64_t> wait_ms,
                                      bool populate) {
-  if (::getpid() != owner_pid_) {
+  if (fork_generation() != owner_forks_) {
     return error(ErrorCode::kUnavailable, "this Client was connected by process " +
                                               std::to_string(owner_pid_) +
                                               "; after fork(), connect a new Client");
@@ -202,7 +217,7 @@ Status Connection::check_reply(const proto::AcquireReply& reply, SegmentFile& se
 }
 
 Status Connection::release(const std::shared_ptr<Lease>& lease) {
-  if (::getpid() != owner_pid_) return {};  // the parent's handle, on the parent's socket
+  if (fork_generation() != owner_forks_) return {};  // the parent's handle, on its socket
   std::shared_ptr<Channel> ch;
   std::uint64_t handle = 0;
   {

@@ -139,7 +139,8 @@ class Connection {
   std::shared_ptr<Channel> channel();
 
   const std::string socket_path_;
-  const pid_t owner_pid_;  // the process whose socket this is
+  const pid_t owner_pid_;            // the process whose socket this is
+  const std::uint64_t owner_forks_;  // fork_generation() in that process
   const std::string pool_;
   const std::string segment_path_;
   std::atomic<std::uint64_t> page_size_;
