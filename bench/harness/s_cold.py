@@ -80,6 +80,7 @@ def run(ctx):
         first = {m: [] for m in methods}
         done = {m: [] for m in methods}
         faults = {m: [] for m in methods}
+        pmd = {m: [] for m in methods}
         for rep in range(ctx.reps):
             for method in rotated(methods, rep):
                 if method.startswith("modelpool"):
@@ -98,6 +99,7 @@ def run(ctx):
                 first[method].append(metric(lines, "first_byte_ns") / 1e6)
                 done[method].append(metric(lines, "all_bytes_ns") / 1e6)
                 faults[method].append(metric(lines, "minor_faults"))
+                pmd[method].append(metric(lines, "pmd_mapped_bytes") / size)
         for b in [broker] + list(pools.values()):
             if b is not None and b.stats().get("loads", 0) != 1:
                 log(f"cold start: expected 1 load, {b.pool} reports {b.stats().get('loads')}")
@@ -115,7 +117,8 @@ def run(ctx):
         elif m in first:
             out["methods"][m] = {"first_byte_ms": summary(first[m]),
                                  "all_bytes_ms": summary(done[m]),
-                                 "minor_faults": summary(faults[m])}
+                                 "minor_faults": summary(faults[m]),
+                                 "pmd_mapped_fraction": summary(pmd[m])}
     out["ratios"] = _ratios(out["methods"])
     log("cold start: " + ", ".join(
         f"{m} {med(v['all_bytes_ms']):.0f} ms" for m, v in out["methods"].items()

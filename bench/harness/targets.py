@@ -38,9 +38,12 @@ def evaluate(results):
     t_mp = med(_mp(cold, "all_bytes_ms"))
     t_mmap = med(ms.get("mmap", {}).get("all_bytes_ms"))
     t_read = med(ms.get("read", {}).get("all_bytes_ms"))
+    mmap_pmd = med(ms.get("mmap", {}).get("pmd_mapped_fraction"))
+    pmd_note = "" if mmap_pmd is None else f" (mmap got {mmap_pmd:.0%} in 2 MiB pages)"
     out.append(_target("cold start 1 GiB, modelpool vs private mmap", "mmap / modelpool >= 1.0",
                        ratio(t_mmap, t_mp), lambda v: v >= 1.0,
-                       _why(cold, f"all bytes: modelpool {_ms(t_mp)}, mmap {_ms(t_mmap)}")))
+                       _why(cold, f"all bytes: modelpool {_ms(t_mp)}, mmap {_ms(t_mmap)}"
+                            + pmd_note)))
     out.append(_target("cold start 1 GiB, modelpool vs private read()",
                        "read / modelpool >= 5.0", ratio(t_read, t_mp), lambda v: v >= 5.0,
                        _why(cold, f"all bytes: modelpool {_ms(t_mp)}, read {_ms(t_read)}")))
@@ -51,7 +54,8 @@ def evaluate(results):
                        "mmap / modelpool_hugepages >= 20.0", ratio(t_mmap, t_huge),
                        lambda v: v >= 20.0,
                        huge.get("reason") or _why(cold, f"all bytes: huge-page pool "
-                                                        f"{_ms(t_huge)}, mmap {_ms(t_mmap)}")))
+                                                        f"{_ms(t_huge)}, mmap {_ms(t_mmap)}"
+                                                        + pmd_note)))
 
     ctl = results.get("control", {})
     for label in ("1 thread, one CPU", "1 thread, two CPUs"):

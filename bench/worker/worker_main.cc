@@ -3,7 +3,8 @@
 // mp_bench_worker: one fresh "worker process" of the cold-start and memory
 // scenarios. It gets a model's bytes one way, touches every 4 KiB page and
 // reports when the first and the last byte were readable (and its minor
-// page faults), measured from
+// page faults, and how much of its memory the kernel mapped with 2 MiB
+// entries), measured from
 // `--t0` (the driver's CLOCK_MONOTONIC just before spawning us, so process
 // start-up is included) and from main() entry.
 //   mp_bench_worker --mode read|mmap|shm|modelpool [--path P]
@@ -15,11 +16,37 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
 
 #include "bench/common/bench_util.hpp"
 #include "bench/worker/model_view.hpp"
 
 namespace mb = modelpool::bench;
+
+namespace {
+
+// Bytes this process maps with PMD (2 MiB) entries: page cache
+// (FilePmdMapped), shmem/tmpfs (ShmemPmdMapped) and hugetlbfs (*_Hugetlb),
+// from /proc/self/smaps_rollup.
+std::uint64_t pmd_mapped_bytes() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  std::uint64_t kb = 0;
+  for (const char* key : {"FilePmdMapped:", "ShmemPmdMapped:", "Shared_Hugetlb:",
+                          "Private_Hugetlb:"}) {
+    in.clear();
+    in.seekg(0);
+    while (std::getline(in, line)) {
+      if (line.rfind(key, 0) == 0) kb += std::strtoull(line.c_str() + std::strlen(key), nullptr, 10);
+    }
+  }
+  return kb * 1024;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::int64_t entry = mb::now_ns();
@@ -52,6 +79,9 @@ int main(int argc, char** argv) {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);  // page faults say whether pages came 4 KiB at a time
   mb::emit("cold_start", "minor_faults", static_cast<double>(ru.ru_minflt), "count", labels);
+  // And the kernel says how much it mapped with 2 MiB entries (after the timing).
+  mb::emit("cold_start", "pmd_mapped_bytes", static_cast<double>(pmd_mapped_bytes()), "bytes",
+           labels);
   if (args.has("hold")) {
     mb::emit("worker", "ready", 1, "", {{"pid", ::getpid()}});
     char c;
