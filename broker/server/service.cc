@@ -106,12 +106,6 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
   if (w.kind == Waiter::Kind::kAcquire) ++stats_.misses;
   free_entries(res->evicted);
   const EntryInfo entry = res->entry;
-  if (Status r = segment_.reserve(entry.offset, entry.extent_size); !r.ok()) {
-    pool_.fail_load(entry.id);
-    spdlog::error("cannot reserve {} for {}: {}", layout::format_bytes(entry.extent_size), model,
-                  r.message());
-    return r;
-  }
   start_load(entry, std::move(file).value(), std::move(w), listed ? listed->sha256 : std::string());
   return {};
 }
@@ -122,7 +116,15 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
       e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source, e.pinned});
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                layout::format_bytes(e.size), e.offset);
-  LoadJob job{file.proc_path(), e.size, segment_.fd(), e.offset};
+  // The loader reserves the extent (fallocate) as it goes, so the event loop
+  // never waits for the pages of a large model to be allocated.
+  LoadJob job{
+      file.proc_path(),
+      e.size,
+      segment_.fd(),
+      e.offset,
+      [seg = &segment_](std::uint64_t off, std::uint64_t len) { return seg->reserve(off, len); },
+      e.extent_size};
   auto& in = inflight_[e.id];
   in.file = std::move(file);
   in.waiters.push_back(std::move(w));
@@ -168,12 +170,15 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
     for (auto& w : in.waiters) grant(ready, w, false);
     free_entries(pool_.enforce_watermark());
   } else {
-    ++stats_.load_failures;
+    // A full filesystem is a matter of room (pool_full), not a failed load.
+    if (result.status().code() != ErrorCode::kPoolFull) ++stats_.load_failures;
     EntryInfo gone = pool_.fail_load(id);
     segment_.publish_free(gone.slot);
     segment_.release(gone.offset, gone.extent_size);
     spdlog::warn("load failed: {}: {}", gone.name, result.status().message());
-    Status st = result.status().code() == ErrorCode::kLoadFailed
+    // A full filesystem is pool_full (the reservation failed); the rest is load_failed.
+    const ErrorCode code = result.status().code();
+    Status st = code == ErrorCode::kLoadFailed || code == ErrorCode::kPoolFull
                     ? result.status()
                     : Status(ErrorCode::kLoadFailed, result.status().message());
     for (auto& w : in.waiters) fail(w, st);

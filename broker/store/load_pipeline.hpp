@@ -33,6 +33,8 @@ namespace modelpool::broker {
 class Destination {
  public:
   static Result<Destination> open(int fd, std::uint64_t offset, std::uint64_t len);
+  // True for a segment on hugetlbfs, which takes no write(): open() maps it.
+  static bool needs_mapping(int fd);
   Destination(Destination&& other) noexcept;
   Destination& operator=(Destination&&) = delete;
   ~Destination();
@@ -64,7 +66,8 @@ class LoadPipeline {
 
   // Copies bytes [0, size) of `src` to `dst` and returns their XXH3-64.
   // Errors (kLoadFailed, message names `path`): read error, EOF before
-  // `size` ("file shrank during load"), write error.
+  // `size` ("file shrank during load"), write error; a write that finds the
+  // filesystem full is kPoolFull ("filesystem full").
   Result<std::uint64_t> copy(SourceFile& src, const std::string& path, std::uint64_t size,
                              const Destination& dst);
 

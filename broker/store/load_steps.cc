@@ -28,6 +28,11 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / 
 
 }  // namespace
 
+bool Destination::needs_mapping(int fd) {
+  struct statfs fs {};
+  return ::fstatfs(fd, &fs) == 0 && static_cast<unsigned long>(fs.f_type) == HUGETLBFS_MAGIC;
+}
+
 Result<Destination> Destination::open(int fd, std::uint64_t offset, std::uint64_t len) {
   Destination d(fd, offset);
   struct statfs fs {};
@@ -130,9 +135,12 @@ LoadPipeline::Step LoadPipeline::on_write(Chunk& c, ssize_t res, const Job& job,
   if (res == -EAGAIN || res == -EINTR) return Step::kAgain;
   if (res <= 0) {
     const std::string why = res == 0 ? "no progress" : errno_text(static_cast<int>(-res));
-    *failure = error(ErrorCode::kLoadFailed,
-                     "writing " + job.path + " into the segment at offset " +
-                         std::to_string(job.dst.offset() + c.pos + c.put) + ": " + why);
+    const std::string where = "writing " + job.path + " into the segment at offset " +
+                              std::to_string(job.dst.offset() + c.pos + c.put) + ": " + why;
+    // The writes allocate the extent's pages: a full filesystem is a matter
+    // of room, as when Segment::reserve finds it.
+    *failure = res == -ENOSPC ? error(ErrorCode::kPoolFull, "filesystem full: " + where)
+                              : error(ErrorCode::kLoadFailed, where);
     return Step::kFailed;
   }
   c.put += static_cast<std::size_t>(res);

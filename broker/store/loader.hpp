@@ -31,11 +31,23 @@
 
 namespace modelpool::broker {
 
+// Allocates [offset, offset + len) of the segment (Segment::reserve: fallocate;
+// a full filesystem is kPoolFull). Called from the loader thread.
+using ReserveFn = std::function<Status(std::uint64_t offset, std::uint64_t len)>;
+
 struct LoadJob {
   std::string path;                 // model file, resolved and confined by the caller
   std::uint64_t expected_size = 0;  // from the caller's fstat; any change -> kLoadFailed
   int dst_fd = -1;                  // segment fd, open read-write; must outlive the job
-  std::uint64_t dst_offset = 0;     // extent start, already reserved (Segment::reserve)
+  std::uint64_t dst_offset = 0;     // extent start
+  // With `reserve`, the loader secures the extent's `extent_bytes` itself,
+  // off the caller's thread: the write()s of the copy allocate the pages
+  // they fill (a full filesystem is then kPoolFull) and `reserve` takes the
+  // rest of the extent after them; on hugetlbfs, filled through a mapping,
+  // `reserve` takes the whole extent first. Without it the extent must be
+  // reserved already.
+  ReserveFn reserve;
+  std::uint64_t extent_bytes = 0;
 };
 
 struct LoadResult {

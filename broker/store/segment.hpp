@@ -3,10 +3,11 @@
 // The pool's one shared-memory segment, as the broker (its only writer) sees
 // it: creating or adopting it, reserving and punching extents, and publishing
 // catalog entries. The header and catalog [0, data_offset) are mapped
-// read-write; extent bytes are reserved with reserve() and then written
-// through fd() (see loader.hpp), so a full filesystem is an error from
-// reserve(), never a SIGBUS. (On hugetlbfs, which has no write(), the loader
-// maps the one extent it fills, after reserve() has secured its pages.)
+// read-write; extent bytes are written through fd() (see loader.hpp) and
+// the rest of an extent is taken with reserve(), so a full filesystem is an
+// error from a write or from reserve(), never a SIGBUS. (On hugetlbfs, which
+// has no write(), the loader maps the one extent it fills, after reserve()
+// has secured its pages.)
 //
 // Thread safety: reserve() and release() may be called from any thread
 // (they are fallocate calls on disjoint ranges). Everything else, including

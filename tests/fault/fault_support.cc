@@ -87,9 +87,13 @@ Ranges SegmentView::written_ranges() const {
 }
 
 std::uint64_t SegmentView::held_bytes() const {
+  return held_bytes(header_->data_offset, header_->segment_size - header_->data_offset);
+}
+
+std::uint64_t SegmentView::held_bytes(std::uint64_t offset, std::uint64_t len) const {
   struct {
     std::uint64_t off, len;
-  } range{header_->data_offset, header_->segment_size - header_->data_offset};
+  } range{offset, len};
   struct {
     std::uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
   } stat{};

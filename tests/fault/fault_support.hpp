@@ -52,6 +52,7 @@ class SegmentView {
   Ranges written_ranges() const;
   // Bytes of memory the data region holds, reserved or written (cachestat).
   std::uint64_t held_bytes() const;
+  std::uint64_t held_bytes(std::uint64_t offset, std::uint64_t len) const;  // of one range
   // XXH3-64 of [offset, offset + size) read with pread (no mapping).
   std::uint64_t hash(std::uint64_t offset, std::uint64_t size) const;
   // Bytes of `resident` not covered by `extents` (both sorted, disjoint).

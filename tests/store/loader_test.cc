@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "tests/store/loader_test_util.hpp"
 
@@ -53,10 +55,62 @@ TEST_P(LoaderEngineTest, CopiesExactBytesAndChecksumAroundChunkBoundaries) {
   }
 }
 
+// With a reserve hook, the copy's writes allocate the pages they fill and the
+// loader reserves the rest of the extent (past the file's last page) after
+// them: the whole extent is held when the load is done.
+TEST_P(LoaderEngineTest, SecuresTheWholeExtentWhileItLoads) {
+  Loader loader(options());
+  const std::size_t size = 7 * kChunk + 4097;
+  const std::string path = make_file("reserved", size, 7);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
+  std::mutex mu;
+  LoadJob j{path,
+            size,
+            segment_->fd(),
+            extent(0),
+            [&](std::uint64_t off, std::uint64_t len) {
+              {
+                std::lock_guard lock(mu);
+                calls.emplace_back(off, len);
+              }
+              return segment_->reserve(off, len);
+            },
+            kExtent};
+  auto r = load(loader, std::move(j));
+  expect_loaded(path, r, 0);
+  std::lock_guard lock(mu);
+  const std::uint64_t written = (size + 4095) / 4096 * 4096;
+  ASSERT_EQ(calls.size(), 1U);
+  EXPECT_EQ(calls[0].first, extent(0) + written);
+  EXPECT_EQ(calls[0].second, kExtent - written);
+  auto held = segment_->data_bytes_held();
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  EXPECT_EQ(*held, kExtent);
+}
+
+TEST_P(LoaderEngineTest, AFailedReservationFailsTheLoadWithItsError) {
+  Loader loader(options());
+  const std::string path = make_file("nospace", 3 * kChunk, 8);
+  LoadJob j{path,
+            3 * kChunk,
+            segment_->fd(),
+            extent(0),
+            [](std::uint64_t, std::uint64_t) -> Status {
+              return error(ErrorCode::kPoolFull, "filesystem full");
+            },
+            kExtent};
+  auto r = load(loader, std::move(j));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull) << r.status().to_string();
+  // The loader is fine afterwards.
+  const std::string again = make_file("again", kChunk + 1, 9);
+  expect_loaded(again, load(loader, job(again, kChunk + 1, 1)), 1);
+}
+
 TEST_P(LoaderEngineTest, EmptyFileHasTheEmptyChecksum) {
   Loader loader(options());
   const std::string path = make_file("empty", 0);
-  auto r = load(loader, LoadJob{path, 0, segment_->fd(), extent(0)});
+  auto r = load(loader, LoadJob{path, 0, segment_->fd(), extent(0), {}, 0});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->bytes, 0U);
   EXPECT_EQ(r->checksum, XXH3_64bits(nullptr, 0));
@@ -158,7 +212,7 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
     o.use_io_uring = uring;
     o.chunk_bytes = kChunk;
     Loader loader(o);
-    auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset()});
+    auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), {}, 0});
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     const std::vector<char> want = read_file(path);
     EXPECT_EQ(r->checksum, XXH3_64bits(want.data(), want.size()));
@@ -169,7 +223,7 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
 
 TEST_F(LoaderTest, MissingFileIsNotFound) {
   Loader loader(Loader::Options{});
-  auto r = load(loader, LoadJob{src_dir_.path() + "/nope", 10, segment_->fd(), extent(0)});
+  auto r = load(loader, LoadJob{src_dir_.path() + "/nope", 10, segment_->fd(), extent(0), {}, 0});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
   EXPECT_NE(r.status().message().find("/nope"), std::string::npos);
@@ -190,7 +244,7 @@ TEST_F(LoaderTest, WriteErrorIsLoadFailedWithTheCause) {
   const std::string path = make_file("w", kMiB);
   const int ro = ::open(segment_->path().c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(ro, 0);
-  auto r = load(loader, LoadJob{path, kMiB, ro, extent(0)});
+  auto r = load(loader, LoadJob{path, kMiB, ro, extent(0), {}, 0});
   ::close(ro);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
