@@ -10,11 +10,15 @@
 #   naive    read() + write() into a fresh /dev/shm file: what a pool that
 #            simply copies the file would do
 #   pool     admin `load` into modelpoold (after `evict`), timed end to end
+#   pool_huge  the same into a pool whose segment is on a huge=always tmpfs
+#            (warm only; mounted for the run when root, docs/hugepages.md)
 # plus one memcpy measurement per repetition. GB/s are decimal (1e9 B/s);
 # the pool's are also given as fractions of memcpy, of read() and of naive.
+import contextlib
 import time
 
 from harness.broker import Broker, BrokerError, modelpool_ready
+from harness.hugepages import huge_mount
 from harness.s_limits import memcpy_gbps
 from harness.common import (GiB, MiB, drop_page_cache, ensure_file, model_name, log, med, metric,
                             not_measured, ratio, rotated, run_json, summary, warm_page_cache)
@@ -40,9 +44,28 @@ def time_pool_load(broker, name, size):
     return size / (time.perf_counter() - t0) / 1e9
 
 
-def run_one(ctx, method, path, name, size, broker):
+def huge_pool(ctx, stack, max_size):
+    """(broker, '') for a pool on a fresh huge=always tmpfs, or (None, why not)."""
+    d, why = stack.enter_context(huge_mount("tmpfs", max_size + 64 * MiB))
+    if why:
+        return None, why
+    try:
+        broker = Broker(ctx, "load-huge", ctx.data_dir, max_size + 32 * MiB,
+                        extra=["--segment-dir", d, "--high-watermark", "1"])
+    except RuntimeError as e:
+        return None, f"modelpoold on a huge=always tmpfs: {e}"
+    stack.callback(broker.stop)  # before the unmount (LIFO)
+    page = broker.stats().get("page_size")
+    if page != 2 * MiB:
+        return None, f"the broker reports {page}-byte pages on the huge=always tmpfs"
+    return broker, ""
+
+
+def run_one(ctx, method, path, name, size, broker, huge_broker=None):
     if method == "pool":
         return time_pool_load(broker, name, size)
+    if method == "pool_huge":
+        return time_pool_load(huge_broker, name, size)
     if method == "naive":
         lines = run_json(ctx, "mp_bench_file", "naive", "--path", path, "--dest",
                          ctx.shm_path("naive"))
@@ -58,9 +81,13 @@ def run(ctx):
     files = {s: (model_name(s), ensure_file(ctx, model_name(s), s)) for s in sizes}
     why_not = modelpool_ready(ctx)
     broker = None
+    huge = contextlib.ExitStack()
+    huge_broker, why_huge = None, why_not
     if not why_not:
         broker = Broker(ctx, "load", ctx.data_dir, int(max(sizes) / 0.8) + 512 * MiB)
-    methods = {"warm": ["read", "naive", "pool"], "cold": ["read", "direct", "naive", "pool"]}
+        huge_broker, why_huge = huge_pool(ctx, huge, max(sizes))
+    methods = {"warm": ["read", "naive", "pool", "pool_huge"],
+               "cold": ["read", "direct", "naive", "pool"]}
     temp_sizes = {"warm": sizes, "cold": cold_sizes_for(ctx)}
     gbps = {(t, m, s): [] for t in methods for m in methods[t] for s in temp_sizes[t]}
     residue, memcpy = [], []
@@ -76,17 +103,21 @@ def run(ctx):
                     for method in rotated(ms, rep):
                         if method == "pool" and broker is None:
                             continue
+                        if method == "pool_huge" and huge_broker is None:
+                            continue
                         if temp == "warm":
                             warm_page_cache(ctx, path)
                         else:
                             residue.append(drop_page_cache(ctx, path))
                         gbps[(temp, method, s)].append(run_one(ctx, method, path, name, s,
-                                                               broker))
-                if broker is not None:
-                    broker.admin("evict", model=name)
+                                                               broker, huge_broker))
+                for b in (broker, huge_broker):
+                    if b is not None:
+                        b.admin("evict", model=name)
     finally:
         if broker is not None:
             broker.stop()
+        huge.close()  # the huge-page broker, then its mount
     memcpy_med = summary(memcpy)["median"]
     out = {"status": "measured", "sizes": sizes, "memcpy_gbps": memcpy_med, "reps": reps,
            "cold_resident_fraction_max": max(residue) if residue else None, "rows": []}
@@ -94,13 +125,19 @@ def run(ctx):
         for s in temp_sizes[temp]:
             row = {"temp": temp, "bytes": s}
             for m in ms:
-                row[m] = (not_measured(why_not) if m == "pool" and why_not
-                          else summary(gbps[(temp, m, s)]))
+                if m == "pool" and why_not:
+                    row[m] = not_measured(why_not)
+                elif m == "pool_huge" and huge_broker is None:
+                    row[m] = not_measured(why_huge)
+                else:
+                    row[m] = summary(gbps[(temp, m, s)])
             if not why_not:
                 pool = med(row["pool"])
                 row["pool_over_memcpy"] = ratio(pool, memcpy_med)
                 row["pool_over_read"] = ratio(pool, med(row["read"]))
                 row["pool_over_naive"] = ratio(pool, med(row["naive"]))
+            if huge_broker is not None and "pool_huge" in row:
+                row["pool_huge_over_memcpy"] = ratio(med(row["pool_huge"]), memcpy_med)
             out["rows"].append(row)
     log("load: " + ", ".join(
         f"{r['temp']} {r['bytes'] // MiB}M pool/naive {r.get('pool_over_naive') or 0:.2f}"

@@ -78,6 +78,15 @@ def evaluate(results):
     out.append(_target("load from page cache vs naive write() into /dev/shm",
                        "pool / naive >= 1.0 at every size", worst_load, lambda v: v >= 1.0,
                        _why(load, basis)))
+    big = max(warm, key=lambda r: r["bytes"]) if warm else {}
+    huge_pool = big.get("pool_huge") or {}
+    out.append(_target("load from page cache into a huge-page pool vs memcpy",
+                       "huge pool / memcpy >= 0.5 (largest size)",
+                       big.get("pool_huge_over_memcpy"), lambda v: v >= 0.5,
+                       huge_pool.get("reason") or _why(
+                           load, f"{big.get('bytes', 0) >> 20} MiB: huge pool "
+                           f"{huge_pool.get('median') or 0:.2f} GB/s, memcpy "
+                           f"{load.get('memcpy_gbps') or 0:.2f} GB/s")))
     return out
 
 
