@@ -41,8 +41,20 @@ Client Client::connect() {
   return connect(layout::worker_socket_path(layout::default_run_dir(), layout::kDefaultPool));
 }
 
-Client Client::connect(const std::string& socket_path) {
-  auto connection = detail::Connection::open(socket_path);
+Client Client::connect(const std::string& socket_path) { return connect(socket_path, {}); }
+
+Client Client::connect(const std::string& socket_path, ClientOptions options) {
+  std::chrono::milliseconds timeout(10'000);
+  if (options.reconnect_timeout) {
+    timeout = std::max(std::chrono::milliseconds(0), *options.reconnect_timeout);
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): only racy against setenv, as everywhere
+  } else if (const char* s = std::getenv("MODELPOOL_RECONNECT_TIMEOUT_MS");
+             s != nullptr && *s != '\0') {
+    char* end = nullptr;
+    const long long ms = std::strtoll(s, &end, 10);
+    if (end != s && *end == '\0' && ms >= 0) timeout = std::chrono::milliseconds(ms);
+  }
+  auto connection = detail::Connection::open(socket_path, timeout);
   if (!connection.ok()) throw_status(connection.status());
   return Client(std::move(connection).value());
 }

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -108,17 +110,20 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
 }
 
 Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel,
-                       const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment)
+                       const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment,
+                       std::chrono::milliseconds reconnect_timeout)
     : socket_path_(std::move(socket_path)),
       owner_pid_(::getpid()),
       owner_forks_(fork_generation()),
       pool_(hello.pool),
       segment_path_(hello.segment_path),
+      reconnect_timeout_(reconnect_timeout),
       page_size_(hello.page_size),
       channel_(std::move(channel)),
       segment_(std::move(segment)) {}
 
-Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_path) {
+Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_path,
+                                                     std::chrono::milliseconds reconnect_timeout) {
   auto channel = Channel::open(socket_path, std::nullopt);
   if (!channel.ok()) return channel.status();
   auto hello = say_hello(**channel);
@@ -126,7 +131,7 @@ Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_p
   auto segment = open_segment(*hello);
   if (!segment.ok()) return segment.status();
   return std::shared_ptr<Connection>(
-      new Connection(socket_path, std::move(channel).value(), *hello, *segment));
+      new Connection(socket_path, std::move(channel).value(), *hello, *segment, reconnect_timeout));
 }
 
 std::shared_ptr<Channel> Connection::channel() {
@@ -169,7 +174,7 @@ Result<proto::AcquireReply> Connection::request_acquire_calling(
   std::shared_ptr<Channel> ch = channel();
   bool reconnected = false;
   if (!ch || ch->broken()) {
-    if (Status s = reconnect_calling(); !s.ok()) return s;
+    if (Status s = reconnect_with_backoff_calling(); !s.ok()) return s;
     ch = channel();
     reconnected = true;
   }
@@ -184,8 +189,8 @@ Result<proto::AcquireReply> Connection::request_acquire_calling(
       return reply.status();
     }
     // The connection ended under the request (a broker restart?), and the
-    // broker dropped its handles with it: reconnect once and retry.
-    if (Status s = reconnect_calling(); !s.ok()) return s;
+    // broker dropped its handles with it: reconnect and retry once.
+    if (Status s = reconnect_with_backoff_calling(); !s.ok()) return s;
     ch = channel();
     reconnected = true;
   }
@@ -235,6 +240,26 @@ Status Connection::release(const std::shared_ptr<Lease>& lease) {
     return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
   });
   return {};
+}
+
+Status Connection::reconnect_with_backoff_calling() {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + reconnect_timeout_;
+  std::chrono::milliseconds backoff(10);
+  for (;;) {
+    Status s = reconnect_calling();
+    if (s.ok() || s.code() != ErrorCode::kUnavailable) return s;
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      if (reconnect_timeout_.count() == 0) return s;
+      return error(ErrorCode::kUnavailable, s.message() + " (still, after trying for " +
+                                                std::to_string(reconnect_timeout_.count()) +
+                                                " ms)");
+    }
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(backoff, deadline - now));  // backoff, not synchronization
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+  }
 }
 
 Status Connection::reconnect_calling() {

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -109,8 +110,12 @@ struct Acquired {
 
 class Connection {
  public:
-  // Connects, says hello (protocol 1) and opens the segment.
-  static Result<std::shared_ptr<Connection>> open(const std::string& socket_path);
+  // Connects, says hello (protocol 1) and opens the segment. A lost broker
+  // is sought again for up to `reconnect_timeout` by the acquire that finds
+  // it gone.
+  static Result<std::shared_ptr<Connection>> open(
+      const std::string& socket_path,
+      std::chrono::milliseconds reconnect_timeout = std::chrono::milliseconds(0));
 
   // Acquires `model` and maps its bytes. On success the Lease is live until
   // release(lease).
@@ -129,11 +134,14 @@ class Connection {
 
  private:
   Connection(std::string socket_path, std::unique_ptr<Channel> channel,
-             const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment);
+             const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment,
+             std::chrono::milliseconds reconnect_timeout);
 
   // The *_calling functions need call_mu_.
   Result<proto::AcquireReply> request_acquire_calling(const proto::AcquireRequest& request);
   Status reconnect_calling();
+  // reconnect_calling(), retried with backoff until reconnect_timeout_.
+  Status reconnect_with_backoff_calling();
   Status reprotect_calling(const std::shared_ptr<Lease>& lease, Channel& channel);
   Status check_reply(const proto::AcquireReply& reply, SegmentFile& segment);
   std::shared_ptr<Channel> channel();
@@ -143,6 +151,7 @@ class Connection {
   const std::uint64_t owner_forks_;  // fork_generation() in that process
   const std::string pool_;
   const std::string segment_path_;
+  const std::chrono::milliseconds reconnect_timeout_;
   std::atomic<std::uint64_t> page_size_;
 
   // Held for a whole request/reply (which may wait for a load) and for a

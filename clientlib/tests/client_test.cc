@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -269,7 +270,8 @@ TEST(ClientRestart, NextAcquireReconnectsAndReprotectsLiveModels) {
   const std::string bytes = pattern(4096, 'r');
   broker.add_model("a", bytes);
   broker.add_model("b", "bbb");
-  Client client = Client::connect(broker.worker_socket());
+  Client client =
+      Client::connect(broker.worker_socket(), ClientOptions{std::chrono::milliseconds(0)});
   Model a = client.acquire("a");
   const std::uint64_t old_handle = a.handle();
   broker.stop();  // a broker restart drops every handle

@@ -21,7 +21,8 @@
 // acquire() on an inherited Client throws kUnavailable: connect a new Client.
 //
 // Broker restarts: the mappings stay readable while the broker is down. The
-// next acquire() on the Client reconnects and re-acquires the handles of the
+// next acquire() on the Client reconnects (retrying with backoff for up to
+// ClientOptions::reconnect_timeout) and re-acquires the handles of the
 // Client's live Models, so the restarted broker protects their bytes again.
 // A Model whose entry did not come back unchanged (same generation, same
 // place) keeps its mapping but loses that protection: acquire it anew.
@@ -76,8 +77,16 @@ struct AcquireOptions {
   // How long the broker may wait for room when the pool is full (sent as
   // wait_ms; nullopt: the broker's default).
   std::optional<std::chrono::milliseconds> wait;
-  // Fault every page in before acquire() returns (MAP_POPULATE).
+  // Fault every page in before acquire() returns (MADV_POPULATE_READ).
   bool populate = false;
+};
+
+struct ClientOptions {
+  // How long acquire() keeps trying to reach a broker that went away
+  // (reconnecting with backoff, 10 ms doubling up to 500 ms) before it
+  // throws kUnavailable. nullopt: $MODELPOOL_RECONNECT_TIMEOUT_MS if set,
+  // else 10 s. Zero: one attempt.
+  std::optional<std::chrono::milliseconds> reconnect_timeout;
 };
 
 class Model {
@@ -132,6 +141,8 @@ class Client {
   // Connects to the worker socket at `socket_path`. Throws kUnavailable when
   // no broker answers there, kProtocol when it speaks another protocol.
   static Client connect(const std::string& socket_path);
+  // The same with options; the first connection is not retried.
+  static Client connect(const std::string& socket_path, ClientOptions options);
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
