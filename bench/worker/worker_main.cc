@@ -35,12 +35,13 @@ std::uint64_t pmd_mapped_bytes() {
   std::ifstream in("/proc/self/smaps_rollup");
   std::string line;
   std::uint64_t kb = 0;
-  for (const char* key : {"FilePmdMapped:", "ShmemPmdMapped:", "Shared_Hugetlb:",
-                          "Private_Hugetlb:"}) {
+  for (const char* key :
+       {"FilePmdMapped:", "ShmemPmdMapped:", "Shared_Hugetlb:", "Private_Hugetlb:"}) {
     in.clear();
     in.seekg(0);
     while (std::getline(in, line)) {
-      if (line.rfind(key, 0) == 0) kb += std::strtoull(line.c_str() + std::strlen(key), nullptr, 10);
+      if (line.rfind(key, 0) == 0)
+        kb += std::strtoull(line.c_str() + std::strlen(key), nullptr, 10);
     }
   }
   return kb * 1024;
