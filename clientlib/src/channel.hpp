@@ -73,7 +73,8 @@ class Channel {
   Status fail(ErrorCode code, const std::string& what);
   // Frames and sends a request; its id in `*id`. Takes send_mu_.
   Status send_request(const Encoder& encode, std::uint64_t* id);
-  // Reads frames until the reply to `want`. Needs recv_mu_.
+  // Reads the next reply, which must be the one to `want` (one call at a
+  // time, and notify() asks for none). Needs recv_mu_.
   struct Matched {
     std::string frame;
     proto::FlatReply flat;

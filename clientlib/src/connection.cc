@@ -94,7 +94,7 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
   {
     std::lock_guard lock(map_mu_);
     if (mapping_.bytes().empty()) {
-      auto m = Mapping::map(fd_.get(), 0, segment_size_, page_size_, false);
+      auto m = Mapping::map(fd_.get(), 0, segment_size_, page_size_);
       if (!m.ok()) return m.status();
       mapping_ = std::move(m).value();
     }

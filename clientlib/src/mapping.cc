@@ -76,7 +76,7 @@ void Mapping::reset() {
 }
 
 Result<Mapping> Mapping::map(int fd, std::uint64_t offset, std::uint64_t size,
-                             std::uint64_t page_size, bool populate) {
+                             std::uint64_t page_size) {
   Mapping m;
   if (size == 0) return m;
   const auto sys_page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -87,7 +87,7 @@ Result<Mapping> Mapping::map(int fd, std::uint64_t offset, std::uint64_t size,
   const auto length = static_cast<std::size_t>(align_up(size, granule));
   // MAP_NORESERVE: on hugetlbfs a shared mapping would otherwise reserve huge pages
   // for all of it, holes included.
-  const int flags = MAP_SHARED | MAP_NORESERVE | (populate ? MAP_POPULATE : 0);
+  const int flags = MAP_SHARED | MAP_NORESERVE;
   void* p = huge ? map_aligned(fd, offset, length, static_cast<std::size_t>(granule), flags)
                  : ::mmap(nullptr, length, PROT_READ, flags, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) return map_error(offset, size, errno);

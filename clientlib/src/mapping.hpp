@@ -1,6 +1,7 @@
 // File: clientlib/src/mapping.hpp
 //
-// A read-only view of one extent of the segment file: mmap PROT_READ,
+// A read-only view of a range of the segment file (the client maps the
+// whole segment with one; see SegmentFile): mmap PROT_READ, MAP_NORESERVE,
 // MAP_SHARED, MADV_DONTDUMP (a worker's core dump does not carry weights).
 // With huge pages the view starts at a virtual address aligned to the page
 // size, so the kernel can back it with huge TLB entries. A Mapping owns its
@@ -28,9 +29,8 @@ class Mapping {
   // Maps [offset, offset + size) of `fd`. `offset` must be a multiple of the
   // system page size; `page_size` is the segment filesystem's page size (a
   // huge page size selects the aligned placement). size 0 maps nothing.
-  // `populate` faults every page in first (MAP_POPULATE).
   static Result<Mapping> map(int fd, std::uint64_t offset, std::uint64_t size,
-                             std::uint64_t page_size, bool populate);
+                             std::uint64_t page_size);
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   // Unmaps; bytes() is empty afterwards.

@@ -95,7 +95,7 @@ class Model {
   Model& operator=(Model&&) noexcept;  // releases the handle held before
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
-  ~Model();  // releases the handle (errors ignored) and unmaps
+  ~Model();  // releases the handle (errors ignored)
 
   // The model's bytes; empty after release() and for a moved-from Model.
   std::span<const std::byte> bytes() const;
@@ -119,9 +119,9 @@ class Model {
   // The metadata value under `key` if it is a string, else nullopt.
   std::optional<std::string> metadata(std::string_view key) const;
 
-  // Releases the handle and unmaps the bytes: spans obtained before become
-  // invalid. Idempotent. Throws Error if the broker refuses the release; the
-  // Model is released locally either way.
+  // Releases the handle: spans obtained before must not be used any more
+  // (the broker may evict or reuse the bytes). Sends the release without
+  // waiting for the broker; idempotent.
   void release();
 
  private:
