@@ -21,8 +21,9 @@ bool finalizing() {
 
 // Drops one share of a Model, with the GIL held. The last share's drop runs
 // ~Model - the release's send, and the segment's munmap once the Client
-// and its Models are gone - with the GIL released, so other threads run meanwhile (not at
-// interpreter exit, when only the finalizing thread may run anyway).
+// and its Models are gone - with the GIL released, so other threads run
+// meanwhile (not at interpreter exit, when only the finalizing thread may
+// run anyway).
 void drop_model(std::shared_ptr<Model>& m) noexcept {
   if (m && m.use_count() == 1 && !finalizing()) {
     try {
