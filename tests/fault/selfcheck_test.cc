@@ -95,6 +95,55 @@ TEST(Selfcheck, MemoryResidentOutsideEveryExtentIsALeak) {
   EXPECT_TRUE(problems(b).empty());
 }
 
+TEST(Selfcheck, AReadyExtentThatLostMemoryIsAProblem) {
+  ScratchDir models;
+  models.write_random("a.bin", 6 * kMiB, 1);
+  Broker b(models.path());
+  b.start();
+  ASSERT_TRUE(b.admin("load", {{"model", "a.bin"}})["ok"].get<bool>());
+  const CatalogRow a = SegmentView(b.segment_path()).rows().at(0);
+  const int fd = ::open(b.segment_path().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        static_cast<off_t>(a.offset + 2 * kMiB), 2 * kMiB),
+            0);
+  ::close(fd);
+  json p = problems(b);
+  EXPECT_TRUE(mentions(p, "holds 4.0 MiB but the ready extents need 6.0 MiB")) << p.dump();
+}
+
+// A loading extent fills as the load's writes land: a selfcheck that runs
+// while a load is in flight finds nothing wrong.
+TEST(Selfcheck, ALoadInFlightIsConsistent) {
+  ScratchDir models;
+  models.write_random("small.bin", 2 * kMiB, 1);
+  bool caught = false;
+  for (std::uint64_t big : {256 * kMiB, 768 * kMiB}) {
+    models.write_random("big.bin", big, 9);
+    Broker b(models.path());
+    b.start();
+    ASSERT_TRUE(b.admin("load", {{"model", "small.bin"}})["ok"].get<bool>());
+    Conn w(b.worker_socket());
+    ASSERT_TRUE(w.send({{"op", "acquire"}, {"model", "big.bin"}}));
+    for (int i = 0; i < 100000; ++i) {
+      if (b.admin("list")["models"].size() == 2) break;  // big.bin's LOADING entry is published
+    }
+    const json p = problems(b);
+    EXPECT_TRUE(p.empty()) << p.dump();
+    // The check ran mid-load if big.bin is still loading after it.
+    const json after = b.admin("list");
+    for (const json& row : after["models"]) {
+      if (row["name"] == "big.bin" && row["state"] == "loading") caught = true;
+    }
+    const auto r = w.recv();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_TRUE((*r)["ok"].get<bool>()) << r->dump();
+    EXPECT_TRUE(problems(b).empty());
+    if (caught) break;
+  }
+  EXPECT_TRUE(caught) << "every selfcheck ran after the load had finished";
+}
+
 TEST(Selfcheck, PinSurvivesARestartAfterAGenerationChange) {
   ScratchDir models;
   models.write_random("a.bin", 3 * kMiB, 1);
