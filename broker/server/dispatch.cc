@@ -6,6 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "shm/protocol/hot_path.hpp"
 #include "shm/protocol/messages.hpp"
 
 namespace modelpool::broker {
@@ -147,6 +148,21 @@ Dispatcher::Dispatcher(Service& service, const Config& config,
     : service_(service), config_(config), client_count_(std::move(client_count)) {}
 
 void Dispatcher::handle(const SessionPtr& s, std::string payload) {
+  // A worker's warm acquire and release, read without building a DOM; any
+  // other payload, well-formed or not, takes the general path below.
+  if (auto hot = proto::parse_hot_request(payload)) {
+    const json id = hot->id ? json(*hot->id) : json(nullptr);
+    const bool acquire = hot->op == proto::HotRequest::Op::kAcquire;
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("{} -> {}", s->describe(), acquire ? "acquire" : "release");
+    }
+    if (acquire) {
+      service_.acquire(s, id, hot->acquire);
+    } else {
+      service_.release(*s, id, hot->release.handle, hot->release.reply);
+    }
+    return;
+  }
   auto req = proto::decode_request(payload);
   if (!req.ok()) {
     spdlog::warn("{} sent a bad request: {}", s->describe(), req.status().message());

@@ -255,6 +255,47 @@ Result<FlatReply> parse_flat_reply(std::string_view payload) {
   return out;
 }
 
+std::optional<HotRequest> parse_hot_request(std::string_view payload) {
+  // The reply reader keeps every top-level scalar, which is all an acquire
+  // or release holds; nested values are recorded as such and refused below.
+  auto flat = parse_flat_reply(payload);
+  if (!flat.ok()) return std::nullopt;
+  using Kind = Value::Kind;
+  auto kind_of = [&](std::string_view key) -> std::optional<Kind> {
+    const Value* v = flat->find(key);
+    return v ? std::optional<Kind>(v->kind) : std::nullopt;
+  };
+  const Value* op = flat->find("op");
+  if (op == nullptr || op->kind != Kind::kString) return std::nullopt;
+  HotRequest r;
+  if (auto id = kind_of("id")) {
+    if (*id != Kind::kUnsigned) return std::nullopt;
+    r.id = flat->find("id")->u;
+  }
+  if (op->s == "acquire") {
+    const Value* model = flat->find("model");
+    if (model == nullptr || model->kind != Kind::kString) return std::nullopt;
+    r.acquire.model = model->s;
+    if (auto wait = kind_of("wait_ms")) {
+      if (*wait != Kind::kUnsigned) return std::nullopt;
+      r.acquire.wait_ms = flat->find("wait_ms")->u;
+    }
+    return r;
+  }
+  if (op->s == "release") {
+    r.op = HotRequest::Op::kRelease;
+    const Value* handle = flat->find("handle");
+    if (handle == nullptr || handle->kind != Kind::kUnsigned) return std::nullopt;
+    r.release.handle = handle->u;
+    if (const Value* reply = flat->find("reply")) {
+      if (reply->kind != Kind::kBool) return std::nullopt;
+      r.release.reply = reply->b;
+    }
+    return r;
+  }
+  return std::nullopt;
+}
+
 Status flat_reply_status(const FlatReply& r) {
   if (!r.has_ok) return error(ErrorCode::kProtocol, "reply has no boolean \"ok\"");
   if (r.ok) return {};

@@ -61,6 +61,22 @@ Status flat_reply_status(const FlatReply& r);
 // The fields of an ok:true acquire reply, checked as decode_acquire_reply does.
 Result<AcquireReply> acquire_reply_from(const FlatReply& r);
 
+// The broker's side: an acquire or release request read without a DOM.
+struct HotRequest {
+  enum class Op { kAcquire, kRelease };
+  Op op = Op::kAcquire;
+  std::optional<std::uint64_t> id;  // nullopt: the request has no id
+  AcquireRequest acquire;           // when op is kAcquire
+  ReleaseRequest release;           // when op is kRelease
+};
+
+// The request when `payload` is a well-formed acquire or release whose "id"
+// is absent or an unsigned integer and whose fields have exactly the types
+// those ops take (optional fields absent, not null). Anything else is
+// nullopt, and decode_request decides it (with its error replies), so a
+// payload that passes here decodes to the same request there.
+std::optional<HotRequest> parse_hot_request(std::string_view payload);
+
 }  // namespace modelpool::proto
 
 #endif  // MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_

@@ -23,6 +23,8 @@ REQUESTS = [
     {"op": "release", "handle": 7},
     {"op": "load", "model": "m.safetensors", "pin": True},
     {"op": "evict", "model": "m"}, {"op": "stats"}, {"op": "list", "id": [1, {"x": None}]},
+    {"op": "acquire", "id": 12, "model": "org/m.safetensors"},
+    {"op": "release", "id": 13, "handle": 7, "reply": False},
 ]
 REPLIES = [
     {"id": 1, "ok": True, "proto": 1, "pool": "p", "segment_path": "/dev/shm/p",

@@ -1,7 +1,7 @@
 // File: tests/fuzz/messages_fuzzer.cc
 //
 // libFuzzer target: decode_request, decode_reply and the hot path's
-// parse_flat_reply on one arbitrary payload,
+// parse_hot_request and parse_flat_reply on one arbitrary payload,
 // then every typed decoder on the decoded body, and re-encoding. Contracts:
 // requests fail only with bad_request; a decoded request re-encodes to a
 // payload that decodes again to the same op; a reply error re-encodes to the
@@ -33,6 +33,28 @@ void request(std::string_view payload) {
   auto again = proto::decode_request(proto::encode_request(r->op, r->id, r->body));
   require(again.ok() && again->op == r->op, "requests re-encode");
   (void)proto::encode_ok(r->id, r->body);
+}
+
+// The broker's DOM-free request decoder accepts only what decode_request
+// decodes to the same request.
+void hot_request(std::string_view payload) {
+  auto hot = proto::parse_hot_request(payload);
+  if (!hot) return;
+  auto ref = proto::decode_request(payload);
+  require(ref.ok(), "hot requests decode with the reference codec");
+  require(ref->id == (hot->id ? proto::json(*hot->id) : proto::json(nullptr)),
+          "hot and DOM requests carry the same id");
+  if (hot->op == proto::HotRequest::Op::kAcquire) {
+    auto a = proto::decode_acquire_request(ref->body);
+    require(ref->op == "acquire" && a.ok() && a->model == hot->acquire.model &&
+                a->wait_ms == hot->acquire.wait_ms,
+            "hot and DOM acquire requests agree");
+  } else {
+    auto r = proto::decode_release_request(ref->body);
+    require(ref->op == "release" && r.ok() && r->handle == hot->release.handle &&
+                r->reply == hot->release.reply,
+            "hot and DOM release requests agree");
+  }
 }
 
 // The DOM-free reply decoder of the hot path judges every payload as
@@ -72,6 +94,7 @@ void reply(std::string_view payload) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
   request(payload);
+  hot_request(payload);
   reply(payload);
   flat_reply(payload);
   return 0;

@@ -38,6 +38,105 @@ TEST(HotPath, RequestsDecodeWithTheReferenceCodec) {
   EXPECT_EQ(rel->handle, UINT64_MAX - 1);
 }
 
+// What the broker's hot path accepts, the reference codec decodes to the
+// same request; everything else is left to the reference codec.
+void expect_hot_matches_reference(const std::string& p) {
+  SCOPED_TRACE(p);
+  auto hot = parse_hot_request(p);
+  if (!hot) return;
+  auto ref = decode_request(p);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ(ref->id, hot->id ? json(*hot->id) : json(nullptr));
+  if (hot->op == HotRequest::Op::kAcquire) {
+    EXPECT_EQ(ref->op, "acquire");
+    auto a = decode_acquire_request(ref->body);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->model, hot->acquire.model);
+    EXPECT_EQ(a->wait_ms, hot->acquire.wait_ms);
+  } else {
+    EXPECT_EQ(ref->op, "release");
+    auto r = decode_release_request(ref->body);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->handle, hot->release.handle);
+    EXPECT_EQ(r->reply, hot->release.reply);
+  }
+}
+
+TEST(HotPath, BrokerReadsWhatClientsSendWithoutADom) {
+  auto a = parse_hot_request(encode_acquire_request(7, AcquireRequest{"org/m.bin", 50}));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->op, HotRequest::Op::kAcquire);
+  EXPECT_EQ(a->id, 7U);
+  EXPECT_EQ(a->acquire.model, "org/m.bin");
+  EXPECT_EQ(a->acquire.wait_ms, 50U);
+  const std::string odd = "quote\" back\\slash \n tab\t \xc3\xa9";
+  a = parse_hot_request(encode_acquire_request(8, AcquireRequest{odd, std::nullopt}));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->acquire.model, odd);
+  EXPECT_FALSE(a->acquire.wait_ms.has_value());
+  auto r = parse_hot_request(encode_release_request(UINT64_MAX, ReleaseRequest{UINT64_MAX - 1}));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->op, HotRequest::Op::kRelease);
+  EXPECT_EQ(r->id, UINT64_MAX);
+  EXPECT_EQ(r->release.handle, UINT64_MAX - 1);
+  EXPECT_TRUE(r->release.reply);
+  r = parse_hot_request(encode_release_request(1, ReleaseRequest{3, false}));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->release.reply);
+  r = parse_hot_request(R"({"op":"release","handle":3})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->id.has_value());
+}
+
+TEST(HotPath, BrokerLeavesEverythingElseToTheReferenceCodec) {
+  const std::string deep =
+      R"({"op":"release","handle":1,"x":)" + std::string(64, '[') + std::string(64, ']') + "}";
+  const std::vector<std::string> refused = {
+      "",
+      "not json",
+      "[1,2]",
+      R"({"op":"acquire","model":"m"} trailing)",
+      R"({"op":"hello","id":1})",
+      R"({"op":"stats","id":1})",
+      R"({"op":7,"model":"m"})",
+      R"({"model":"m"})",
+      R"({"op":"acquire","id":-1,"model":"m"})",
+      R"({"op":"acquire","id":"x","model":"m"})",
+      R"({"op":"acquire","id":1.5,"model":"m"})",
+      R"({"op":"acquire","id":{"a":1},"model":"m"})",
+      R"({"op":"acquire","id":null,"model":"m"})",
+      R"({"op":"acquire","id":1})",
+      R"({"op":"acquire","id":1,"model":null})",
+      R"({"op":"acquire","id":1,"model":["m"]})",
+      R"({"op":"acquire","id":1,"model":"m","wait_ms":-5})",
+      R"({"op":"acquire","id":1,"model":"m","wait_ms":null})",
+      R"({"op":"acquire","id":1,"model":"m","wait_ms":"5"})",
+      "{\"op\":\"acquire\",\"id\":1,\"model\":\"bad \xff\"}",
+      R"({"op":"release","id":1})",
+      R"({"op":"release","id":1,"handle":"1"})",
+      R"({"op":"release","id":1,"handle":1,"reply":0})",
+      R"({"op":"release","id":1,"handle":1,"reply":null})",
+      R"({"op":"acquire","op":"stats","id":1,"model":"m"})",
+      deep,
+  };
+  for (const std::string& p : refused) {
+    EXPECT_FALSE(parse_hot_request(p).has_value()) << p;
+    expect_hot_matches_reference(p);
+  }
+  const std::vector<std::string> accepted = {
+      R"({"op":"acquire","model":"m"})",
+      R"({"op":"acquire","id":1,"model":"x","model":"m","extra":{"a":[1,2]}})",
+      R"({"op":"stats","op":"acquire","id":1,"model":"m"})",
+      R"({"op":"release","id":1,"handle":5,"handle":6,"reply":false})",
+      R"( {"id":2,"handle":9,"op":"release"} )",
+      R"({"op":"release","handle":1,"x":)" + std::string(63, '[') + std::string(63, ']') + "}",
+  };
+  for (const std::string& p : accepted) {
+    EXPECT_TRUE(parse_hot_request(p).has_value()) << p;
+    expect_hot_matches_reference(p);
+  }
+}
+
 TEST(HotPath, InvalidUtf8InARequestThrowsLikeTheReferenceCodec) {
   EXPECT_THROW((void)encode_acquire_request(1, AcquireRequest{"bad \xff", std::nullopt}),
                json::type_error);
