@@ -8,6 +8,7 @@
 #include <string>
 
 #include "shm/protocol/frame.hpp"
+#include "shm/protocol/hot_path.hpp"
 #include "shm/protocol/messages.hpp"
 
 namespace proto = modelpool::proto;
@@ -75,6 +76,40 @@ void BM_DecodeAcquireReply(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DecodeAcquireReply);
+
+// The hot path: what the broker and the library run per acquire, the
+// reading side once with the flat scanner and once with nlohmann's SAX parser.
+void BM_HotDecodeAcquireRequest(benchmark::State& state) {
+  const std::string payload =
+      proto::encode_acquire_request(7, proto::AcquireRequest{"llama/7b-q4.gguf", std::nullopt});
+  for (auto _ : state) {
+    auto req = proto::parse_hot_request(payload);
+    benchmark::DoNotOptimize(req);
+  }
+}
+BENCHMARK(BM_HotDecodeAcquireRequest);
+
+void BM_HotEncodeAcquireReply(benchmark::State& state) {
+  const auto reply = sample_reply();
+  for (auto _ : state) {
+    std::string payload = proto::encode_acquire_reply(7, reply);
+    benchmark::DoNotOptimize(payload);
+  }
+}
+BENCHMARK(BM_HotEncodeAcquireReply);
+
+template <auto Parse>
+void BM_HotDecodeAcquireReply(benchmark::State& state) {
+  const std::string payload = proto::encode_acquire_reply(7, sample_reply());
+  for (auto _ : state) {
+    auto flat = Parse(payload);
+    auto acq = proto::acquire_reply_from(*flat);
+    benchmark::DoNotOptimize(acq);
+  }
+}
+BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply>)->Name("BM_HotDecodeAcquireReply");
+BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply_reference>)
+    ->Name("BM_HotDecodeAcquireReply/nlohmann_sax");
 
 // A stream of many small frames fed in 4 KiB chunks, as a busy connection sees it.
 void BM_FrameDecoderStream(benchmark::State& state) {

@@ -62,6 +62,9 @@ void hot_request(std::string_view payload) {
 void flat_reply(std::string_view payload) {
   auto dom = proto::decode_reply(payload);
   auto flat = proto::parse_flat_reply(payload);
+  auto sax = proto::parse_flat_reply_reference(payload);
+  require(flat.ok() == sax.ok() && (!flat.ok() || *flat == *sax),
+          "the flat scanner reads what nlohmann's parser reads");
   const modelpool::Status st = flat.ok() ? proto::flat_reply_status(*flat) : flat.status();
   require(dom.ok() == st.ok() && dom.status().code() == st.code(), "flat and DOM replies agree");
   if (!dom.ok()) return;

@@ -188,6 +188,62 @@ TEST(HotPath, EmptyOkReply) {
   EXPECT_TRUE(flat_reply_status(*flat).ok());
 }
 
+// The scanner of flat objects reads exactly what nlohmann's parser reads,
+// and leaves what it does not cover to it.
+TEST(HotPath, FlatScannerAgreesWithTheReferenceParser) {
+  const std::vector<std::string> payloads = {
+      R"({})",
+      R"( { } )",
+      "\t{\"id\" :\r\n7 , \"ok\":true}\n",
+      R"({"id":0,"ok":false,"x":null})",
+      R"({"id":18446744073709551615,"ok":true})",
+      R"({"id":18446744073709551616,"ok":true})",
+      R"({"id":00,"ok":true})",
+      R"({"id":01,"ok":true})",
+      R"({"id":-1,"ok":true})",
+      R"({"id":1.0,"ok":true})",
+      R"({"id":1e3,"ok":true})",
+      R"({"id":1E3,"ok":true})",
+      R"({"id":1,"ok":tru})",
+      R"({"id":1,"ok":truex})",
+      R"({"id":1,"ok":nul})",
+      R"({"id":1,"ok":true,})",
+      R"({"id":1,,"ok":true})",
+      R"({"id":1 "ok":true})",
+      R"({"id":1,"ok":true}})",
+      R"({"id":1,"ok":true} x)",
+      R"({"id":1,"ok":true)",
+      R"({"id":1,"ok")",
+      R"({"id)",
+      R"({"a\"b":1})",
+      R"({"a":"\u0041"})",
+      "{\"a\":\"\x7f\"}",
+      "{\"a\":\"tab\there\"}",
+      "{\"a\":\"caf\xc3\xa9\"}",
+      "{\"a\":\"bad \xff\"}",
+      "\xef\xbb\xbf{\"id\":1,\"ok\":true}",
+      R"({"id":1,"ok":true,"id":2,"ok":false})",
+      R"({"ok":false,"error":"x","error":{"code":"not_found","message":"m"}})",
+      R"({"id":1,"ok":true,"handle":2,"model":"org/m.bin","offset":2097152,"size":10,)"
+      R"("generation":1,"checksum":"00000000deadbeef","format":"raw","cached":false})",
+      R"([1])",
+      R"("s")",
+      R"(7)",
+      "{\"a\":1}\x00",
+  };
+  for (const std::string& p : payloads) {
+    SCOPED_TRACE(p);
+    auto flat = parse_flat_reply(p);
+    auto reference = parse_flat_reply_reference(p);
+    ASSERT_EQ(flat.ok(), reference.ok());
+    if (flat.ok()) {
+      EXPECT_TRUE(*flat == *reference);
+    } else {
+      EXPECT_EQ(flat.status().message(), reference.status().message());
+    }
+  }
+}
+
 // Every payload gets the same verdict from both codecs.
 TEST(HotPath, FlatAndReferenceDecodersAgree) {
   const std::string deep = std::string(65, '[') + std::string(65, ']');
@@ -234,6 +290,11 @@ TEST(HotPath, FlatAndReferenceDecodersAgree) {
     SCOPED_TRACE(p);
     auto dom = decode_reply(p);
     auto flat = parse_flat_reply(p);
+    auto reference = parse_flat_reply_reference(p);
+    EXPECT_EQ(flat.ok(), reference.ok());
+    if (flat.ok() && reference.ok()) {
+      EXPECT_TRUE(*flat == *reference);
+    }
     const Status flat_status = flat.ok() ? flat_reply_status(*flat) : flat.status();
     EXPECT_EQ(dom.ok(), flat_status.ok());
     EXPECT_EQ(dom.status().code(), flat_status.code());
