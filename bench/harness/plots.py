@@ -79,7 +79,7 @@ def _load(s, _):
     styles = {"warm": "-", "cold": "--"}
     for temp in ("warm", "cold"):
         rows = [row for row in s["rows"] if row["temp"] == temp]
-        for m in ("read", "direct", "naive", "pool"):
+        for m in ("read", "direct", "naive", "pool", "pool_huge", "pool_hugetlb"):
             pts = [(row["bytes"] / MiB, row[m]) for row in rows if _measured(row.get(m))]
             if pts:
                 med, err = _err([p[1] for p in pts])

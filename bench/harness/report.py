@@ -123,14 +123,16 @@ def _load(s, _):
                      cell(row.get("direct"), 2), cell(row["naive"], 2), cell(row["pool"], 2),
                      x(row.get("pool_over_memcpy")), x(row.get("pool_over_read")),
                      x(row.get("pool_over_naive")), cell(row.get("pool_huge"), 2),
-                     x(row.get("pool_huge_over_memcpy"))])
+                     x(row.get("pool_huge_over_memcpy")), cell(row.get("pool_hugetlb"), 2),
+                     x(row.get("pool_hugetlb_over_memcpy"))])
     return (f"{s['reps']} repetitions. memcpy (same run): {s['memcpy_gbps']:.1f} GB/s. "
             "Cold = page cache dropped "
             f"(at most {100 * (s['cold_resident_fraction_max'] or 0):.0f}% of a file stayed "
-            "cached). Huge = the pool's segment on a huge=always tmpfs (2 MiB pages).\n\n"
+            "cached). Huge = the pool's segment on a huge=always tmpfs, hugetlbfs = on "
+            "hugetlbfs (2 MiB pages both).\n\n"
             + table(["cache", "size", "read GB/s", "O_DIRECT GB/s", "naive GB/s", "pool GB/s",
                      "pool/memcpy", "pool/read", "pool/naive", "huge pool GB/s",
-                     "huge/memcpy"], rows))
+                     "huge/memcpy", "hugetlbfs pool GB/s", "hugetlbfs/memcpy"], rows))
 
 
 def _control(s, _):

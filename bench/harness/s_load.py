@@ -12,6 +12,8 @@
 #   pool     admin `load` into modelpoold (after `evict`), timed end to end
 #   pool_huge  the same into a pool whose segment is on a huge=always tmpfs
 #            (warm only; mounted for the run when root, docs/hugepages.md)
+#   pool_hugetlb  the same on hugetlbfs, its 2 MiB pages added to the
+#            kernel's pool when the mount is made, before any timing
 # plus one memcpy measurement per repetition. GB/s are decimal (1e9 B/s);
 # the pool's are also given as fractions of memcpy, of read() and of naive.
 import contextlib
@@ -50,32 +52,35 @@ def time_pool_load(broker, name, size):
     return size / (time.perf_counter() - t0) / 1e9
 
 
-def huge_pool(ctx, stack, max_size):
-    """(broker, '') for a pool on a fresh huge=always tmpfs, or (None, why not)."""
-    d, why = stack.enter_context(huge_mount("tmpfs", max_size + 64 * MiB))
+HUGE_KINDS = {"pool_huge": "tmpfs", "pool_hugetlb": "hugetlbfs"}
+KIND_LABEL = {"tmpfs": "a huge=always tmpfs", "hugetlbfs": "hugetlbfs"}
+
+
+def huge_pool(ctx, stack, max_size, kind):
+    """(broker, '') for a pool on a fresh `kind` mount, or (None, why not)."""
+    d, why = stack.enter_context(huge_mount(kind, max_size + 64 * MiB))
     if why:
         return None, why
     try:
-        broker = Broker(ctx, "load-huge", ctx.data_dir, max_size + 32 * MiB,
+        broker = Broker(ctx, f"load-{kind}", ctx.data_dir, max_size + 32 * MiB,
                         extra=["--segment-dir", d, "--high-watermark", "1"])
     except RuntimeError as e:
-        return None, f"modelpoold on a huge=always tmpfs: {e}"
+        return None, f"modelpoold on {KIND_LABEL[kind]}: {e}"
     stack.callback(broker.stop)  # before the unmount (LIFO)
     page = broker.stats().get("page_size")
     if page != 2 * MiB:
-        return None, f"the broker reports {page}-byte pages on the huge=always tmpfs"
+        return None, f"the broker reports {page}-byte pages on {KIND_LABEL[kind]}"
     return broker, ""
 
 
-def run_one(ctx, method, path, name, size, broker, huge_broker=None):
+def run_one(ctx, method, path, name, size, pools):
     # One pool holds the model at a time: two resident 4 GiB copies (plus the
     # page cache) would measure memory pressure and compaction, not loading.
-    if method == "pool":
-        evict_quietly(huge_broker, name)
-        return time_pool_load(broker, name, size)
-    if method == "pool_huge":
-        evict_quietly(broker, name)
-        return time_pool_load(huge_broker, name, size)
+    if method in pools:
+        for other, b in pools.items():
+            if other != method:
+                evict_quietly(b, name)
+        return time_pool_load(pools[method], name, size)
     if method == "naive":
         lines = run_json(ctx, "mp_bench_file", "naive", "--path", path, "--dest",
                          ctx.shm_path("naive"))
@@ -90,13 +95,15 @@ def run(ctx):
     sizes = sizes_for(ctx)
     files = {s: (model_name(s), ensure_file(ctx, model_name(s), s)) for s in sizes}
     why_not = modelpool_ready(ctx)
-    broker = None
+    pools, why = {}, {m: why_not for m in ["pool", *HUGE_KINDS]}
     huge = contextlib.ExitStack()
-    huge_broker, why_huge = None, why_not
     if not why_not:
-        broker = Broker(ctx, "load", ctx.data_dir, int(max(sizes) / 0.8) + 512 * MiB)
-        huge_broker, why_huge = huge_pool(ctx, huge, max(sizes))
-    methods = {"warm": ["read", "naive", "pool", "pool_huge"],
+        pools["pool"] = Broker(ctx, "load", ctx.data_dir, int(max(sizes) / 0.8) + 512 * MiB)
+        for m, kind in HUGE_KINDS.items():
+            b, why[m] = huge_pool(ctx, huge, max(sizes), kind)
+            if b is not None:
+                pools[m] = b
+    methods = {"warm": ["read", "naive", "pool", *HUGE_KINDS],
                "cold": ["read", "direct", "naive", "pool"]}
     temp_sizes = {"warm": sizes, "cold": cold_sizes_for(ctx)}
     gbps = {(t, m, s): [] for t in methods for m in methods[t] for s in temp_sizes[t]}
@@ -111,22 +118,20 @@ def run(ctx):
                     if s not in temp_sizes[temp]:
                         continue
                     for method in rotated(ms, rep):
-                        if method == "pool" and broker is None:
-                            continue
-                        if method == "pool_huge" and huge_broker is None:
+                        if method.startswith("pool") and method not in pools:
                             continue
                         if temp == "warm":
                             warm_page_cache(ctx, path)
                         else:
                             residue.append(drop_page_cache(ctx, path))
                         gbps[(temp, method, s)].append(run_one(ctx, method, path, name, s,
-                                                               broker, huge_broker))
-                for b in (broker, huge_broker):
+                                                               pools))
+                for b in pools.values():
                     evict_quietly(b, name)
     finally:
-        if broker is not None:
-            broker.stop()
-        huge.close()  # the huge-page broker, then its mount
+        if "pool" in pools:
+            pools["pool"].stop()
+        huge.close()  # the huge-page brokers, then their mounts
     memcpy_med = summary(memcpy)["median"]
     out = {"status": "measured", "sizes": sizes, "memcpy_gbps": memcpy_med, "reps": reps,
            "cold_resident_fraction_max": max(residue) if residue else None, "rows": []}
@@ -134,10 +139,8 @@ def run(ctx):
         for s in temp_sizes[temp]:
             row = {"temp": temp, "bytes": s}
             for m in ms:
-                if m == "pool" and why_not:
-                    row[m] = not_measured(why_not)
-                elif m == "pool_huge" and huge_broker is None:
-                    row[m] = not_measured(why_huge)
+                if m.startswith("pool") and m not in pools:
+                    row[m] = not_measured(why[m])
                 else:
                     row[m] = summary(gbps[(temp, m, s)])
             if not why_not:
@@ -145,8 +148,9 @@ def run(ctx):
                 row["pool_over_memcpy"] = ratio(pool, memcpy_med)
                 row["pool_over_read"] = ratio(pool, med(row["read"]))
                 row["pool_over_naive"] = ratio(pool, med(row["naive"]))
-            if huge_broker is not None and "pool_huge" in row:
-                row["pool_huge_over_memcpy"] = ratio(med(row["pool_huge"]), memcpy_med)
+            for m in HUGE_KINDS:
+                if m in pools and m in row:
+                    row[m + "_over_memcpy"] = ratio(med(row[m]), memcpy_med)
             out["rows"].append(row)
     log("load: " + ", ".join(
         f"{r['temp']} {r['bytes'] // MiB}M pool/naive {r.get('pool_over_naive') or 0:.2f}"

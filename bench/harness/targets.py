@@ -79,14 +79,15 @@ def evaluate(results):
                        "pool / naive >= 1.0 at every size", worst_load, lambda v: v >= 1.0,
                        _why(load, basis)))
     big = max(warm, key=lambda r: r["bytes"]) if warm else {}
-    huge_pool = big.get("pool_huge") or {}
-    out.append(_target("load from page cache into a huge-page pool vs memcpy",
-                       "huge pool / memcpy >= 0.5 (largest size)",
-                       big.get("pool_huge_over_memcpy"), lambda v: v >= 0.5,
-                       huge_pool.get("reason") or _why(
-                           load, f"{big.get('bytes', 0) >> 20} MiB: huge pool "
-                           f"{huge_pool.get('median') or 0:.2f} GB/s, memcpy "
-                           f"{load.get('memcpy_gbps') or 0:.2f} GB/s")))
+    for m, label in (("pool_huge", "huge=always tmpfs"), ("pool_hugetlb", "hugetlbfs")):
+        huge_pool = big.get(m) or {}
+        out.append(_target(f"load from page cache into a huge-page pool ({label}) vs memcpy",
+                           "huge pool / memcpy >= 0.5 (largest size)",
+                           big.get(m + "_over_memcpy"), lambda v: v >= 0.5,
+                           huge_pool.get("reason") or _why(
+                               load, f"{big.get('bytes', 0) >> 20} MiB: {label} pool "
+                               f"{huge_pool.get('median') or 0:.2f} GB/s, memcpy "
+                               f"{load.get('memcpy_gbps') or 0:.2f} GB/s")))
     return out
 
 
