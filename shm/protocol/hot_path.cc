@@ -370,24 +370,20 @@ std::optional<HotRequest> parse_hot_request(std::string_view payload) {
   auto flat = parse_flat_reply(payload);
   if (!flat.ok()) return std::nullopt;
   using Kind = Value::Kind;
-  auto kind_of = [&](std::string_view key) -> std::optional<Kind> {
-    const Value* v = flat->find(key);
-    return v ? std::optional<Kind>(v->kind) : std::nullopt;
-  };
   const Value* op = flat->find("op");
   if (op == nullptr || op->kind != Kind::kString) return std::nullopt;
   HotRequest r;
-  if (auto id = kind_of("id")) {
-    if (*id != Kind::kUnsigned) return std::nullopt;
-    r.id = flat->find("id")->u;
+  if (const Value* id = flat->find("id")) {
+    if (id->kind != Kind::kUnsigned) return std::nullopt;
+    r.id = id->u;
   }
   if (op->s == "acquire") {
     const Value* model = flat->find("model");
     if (model == nullptr || model->kind != Kind::kString) return std::nullopt;
     r.acquire.model = model->s;
-    if (auto wait = kind_of("wait_ms")) {
-      if (*wait != Kind::kUnsigned) return std::nullopt;
-      r.acquire.wait_ms = flat->find("wait_ms")->u;
+    if (const Value* wait = flat->find("wait_ms")) {
+      if (wait->kind != Kind::kUnsigned) return std::nullopt;
+      r.acquire.wait_ms = wait->u;
     }
     return r;
   }
