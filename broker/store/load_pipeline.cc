@@ -26,10 +26,16 @@ void LoadPipeline::queue_read(Job& job, unsigned b) {
   }
   Chunk& c = chunks_[b];
   c.phase = Phase::kReading;
-  char* dst = buffer(b) + c.req_off;
+  char* dst = target(job, b) + c.req_off;
   const auto len = static_cast<unsigned>(c.req_len);
   const std::uint64_t off = c.pos + c.req_off;
-  if (fixed_) {
+  if (job.dst.mapped()) {
+    // Straight into the extent. IOSQE_ASYNC hands the copy (and the fault
+    // that allocates and zeroes each 2 MiB page) to io-wq, so the chunks in
+    // flight fill in parallel on the other core while this thread hashes.
+    io_uring_prep_read(sqe, job.src.fd(), dst, len, off);
+    sqe->flags |= IOSQE_ASYNC;
+  } else if (fixed_) {
     io_uring_prep_read_fixed(sqe, job.src.fd(), dst, len, off, static_cast<int>(b));
   } else {
     io_uring_prep_read(sqe, job.src.fd(), dst, len, off);
@@ -78,10 +84,9 @@ void LoadPipeline::hash_ready_chunks(Job& job) {
     const auto b = static_cast<unsigned>(job.next_hash % depth_);
     Chunk& c = chunks_[b];
     if (c.phase != Phase::kFull || c.pos != job.next_hash * chunk_bytes_) return;
-    XXH3_64bits_update(hash_, buffer(b), c.len);
+    XXH3_64bits_update(hash_, target(job, b), c.len);
     ++job.next_hash;
-    if (job.dst.mapped()) {
-      std::memcpy(job.dst.at(c.pos), buffer(b), c.len);
+    if (job.dst.mapped()) {  // read in place: nothing left to write
       c.phase = Phase::kIdle;
       ++job.finished;
     } else {
@@ -100,7 +105,7 @@ void LoadPipeline::handle_cqe(Job& job, std::uint64_t user_data, int res) {
     return;
   }
   if ((user_data & 1) == 0) {
-    switch (on_read(c, buffer(b), res, job, &job.failure)) {
+    switch (on_read(c, target(job, b), res, job, &job.failure)) {
       case Step::kDone:
         c.phase = Phase::kFull;
         break;

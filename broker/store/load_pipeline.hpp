@@ -7,9 +7,11 @@
 //   read chunk k (in flight with k+1 .. k+depth-1) -> hash k -> write k
 //
 // Chunk k always uses buffer k % depth; hashing is strictly in file order.
+// A mapped Destination (hugetlbfs) skips the buffers: chunk k is read
+// straight into its place in the extent, on io-wq, and hashed there.
 // Short reads and writes resubmit the remainder. On any failure no new I/O
-// is started and copy() returns only when nothing is in flight, so the
-// buffers are never written by a job that has already ended.
+// is started and copy() returns only when nothing is in flight, so neither
+// the buffers nor the extent are written by a job that has already ended.
 // Not thread-safe: one per loader thread.
 #ifndef MODELPOOL_BROKER_STORE_LOAD_PIPELINE_HPP_
 #define MODELPOOL_BROKER_STORE_LOAD_PIPELINE_HPP_
@@ -29,12 +31,13 @@ struct XXH3_state_s;
 namespace modelpool::broker {
 
 // Where the bytes go: pwrite-style to the segment fd, or, on hugetlbfs (no
-// write()), memcpy into a mapping of the extent made for this job.
+// write()), straight into a mapping of the extent made for this job (the
+// reads land there). A shared hugetlbfs mapping reserves its pages, so
+// open() fails with kPoolFull when the kernel's pool has too few.
 class Destination {
  public:
   static Result<Destination> open(int fd, std::uint64_t offset, std::uint64_t len);
-  // True for a segment on hugetlbfs, which takes no write(): open() maps it.
-  static bool needs_mapping(int fd);
+
   Destination(Destination&& other) noexcept;
   Destination& operator=(Destination&&) = delete;
   ~Destination();
@@ -97,6 +100,11 @@ class LoadPipeline {
   };
 
   char* buffer(unsigned i) const { return buffers_ + static_cast<std::size_t>(i) * chunk_bytes_; }
+  // Where chunk `b` of `job` is read to: its place in a mapped destination,
+  // else its bounce buffer.
+  char* target(const Job& job, unsigned b) const {
+    return job.dst.mapped() ? job.dst.at(chunks_[b].pos) : buffer(b);
+  }
   void plan_read(Chunk& c, bool direct) const;
   // `buf` is the chunk's buffer.
   Step on_read(Chunk& c, char* buf, ssize_t res, const Job& job, Status* failure) const;

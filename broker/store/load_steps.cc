@@ -28,11 +28,6 @@ std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / 
 
 }  // namespace
 
-bool Destination::needs_mapping(int fd) {
-  struct statfs fs {};
-  return ::fstatfs(fd, &fs) == 0 && static_cast<unsigned long>(fs.f_type) == HUGETLBFS_MAGIC;
-}
-
 Result<Destination> Destination::open(int fd, std::uint64_t offset, std::uint64_t len) {
   Destination d(fd, offset);
   struct statfs fs {};
@@ -46,8 +41,13 @@ Result<Destination> Destination::open(int fd, std::uint64_t offset, std::uint64_
   void* p = ::mmap(nullptr, d.map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                    static_cast<off_t>(d.map_offset_));
   if (p == MAP_FAILED) {
-    return error(ErrorCode::kLoadFailed,
-                 std::string("mapping the extent in the segment: ") + errno_text(errno));
+    // A shared hugetlbfs mapping reserves its pages up front: ENOMEM here
+    // means the kernel's pool (or the mount's size=) has too few left.
+    const int err = errno;
+    const std::string what = "mapping " + std::to_string(d.map_len_ / page) + " pages of " +
+                             std::to_string(page >> 20) + " MiB for the extent: " + errno_text(err);
+    return err == ENOMEM ? error(ErrorCode::kPoolFull, "no free huge pages: " + what)
+                         : error(ErrorCode::kLoadFailed, what);
   }
   d.map_ = static_cast<char*>(p);
   return d;
@@ -149,11 +149,11 @@ LoadPipeline::Step LoadPipeline::on_write(Chunk& c, ssize_t res, const Job& job,
 
 Result<std::uint64_t> LoadPipeline::copy_sync(Job& job) {
   Chunk& c = chunks_[0];
-  char* buf = buffer(0);
   for (std::uint64_t k = 0; k < job.nchunks; ++k) {
     c = Chunk{};
     c.pos = k * chunk_bytes_;
     c.len = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes_, job.size - c.pos));
+    char* buf = target(job, 0);
     plan_read(c, job.src.direct());
     for (Step s = Step::kAgain; s != Step::kDone;) {
       ssize_t r =
@@ -162,10 +162,7 @@ Result<std::uint64_t> LoadPipeline::copy_sync(Job& job) {
       if (s == Step::kFailed) return job.failure;
     }
     XXH3_64bits_update(hash_, buf, c.len);
-    if (job.dst.mapped()) {
-      std::memcpy(job.dst.at(c.pos), buf, c.len);
-      continue;
-    }
+    if (job.dst.mapped()) continue;  // read in place
     for (Step s = Step::kAgain; s != Step::kDone;) {
       ssize_t w = ::pwrite(job.dst.fd(), buf + c.put, c.len - c.put,
                            static_cast<off_t>(job.dst.offset() + c.pos + c.put));

@@ -103,18 +103,16 @@ Result<LoadResult> Loader::run(const LoadJob& job, LoadPipeline& pipeline) {
   if (*size != job.expected_size) {
     return size_changed(job.path, job.expected_size, *size, "since it was checked");
   }
-  // Where the bytes go through write(), the writes allocate the extent's
-  // pages (on io-wq, overlapping the reads and the hash); only the tail past
-  // the file's last page is reserved afterwards. hugetlbfs is filled through
-  // a mapping: all of it is reserved before it is mapped.
-  const bool reserve_first = job.reserve && Destination::needs_mapping(job.dst_fd);
-  if (reserve_first && job.extent_bytes > 0) {
-    if (Status r = job.reserve(job.dst_offset, job.extent_bytes); !r.ok()) return r;
-  }
+  // The destination's pages are allocated as they are filled, off the event
+  // loop and in parallel with the reads and the hash: through write() (on
+  // io-wq) into a tmpfs, or by the faults of the reads into the mapping of
+  // a hugetlbfs extent, whose pages the mapping reserved (ENOMEM there is
+  // kPoolFull). Only the tail past the file's last page is reserved
+  // afterwards.
   auto dst = Destination::open(job.dst_fd, job.dst_offset, job.expected_size);
   if (!dst.ok()) return dst.status();
   auto checksum = pipeline.copy(file, job.path, job.expected_size, *dst);
-  if (checksum.ok() && job.reserve && !reserve_first) {
+  if (checksum.ok() && job.reserve) {
     const std::uint64_t page = 4096;
     const std::uint64_t written = (job.expected_size + page - 1) / page * page;
     if (job.extent_bytes > written) {

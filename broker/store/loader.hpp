@@ -42,10 +42,10 @@ struct LoadJob {
   std::uint64_t dst_offset = 0;     // extent start
   // With `reserve`, the loader secures the extent's `extent_bytes` itself,
   // off the caller's thread: the write()s of the copy allocate the pages
-  // they fill (a full filesystem is then kPoolFull) and `reserve` takes the
-  // rest of the extent after them; on hugetlbfs, filled through a mapping,
-  // `reserve` takes the whole extent first. Without it the extent must be
-  // reserved already.
+  // they fill (a full filesystem is then kPoolFull), or on hugetlbfs the
+  // mapping the reads land in reserves them (too few free huge pages is
+  // kPoolFull), and `reserve` takes the rest of the extent after them.
+  // Without it the extent must be reserved already.
   ReserveFn reserve;
   std::uint64_t extent_bytes = 0;
 };

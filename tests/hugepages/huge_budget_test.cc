@@ -6,9 +6,13 @@
 // start with the numbers, the default budget takes what the mount can get,
 // and a restarted broker counts the pages its own segment already holds.
 // Needs root; skipped otherwise.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -117,6 +121,38 @@ TEST_F(HugetlbfsBudget, ABudgetThatFitsExactlyStartsAndFillsUp) {
   json r = w.request({{"op", "acquire"}, {"model", "m.bin"}});
   EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
   EXPECT_EQ(read_hugetlb_pool().available(), 0U);
+}
+
+// Someone else takes the free huge pages after the broker started: a load
+// finds none for its extent. That is pool_full (the mapping of the extent
+// reserves its pages, so nothing ever faults on a page that is not there),
+// the broker lives on, and the load succeeds once the pages are back.
+TEST_F(HugetlbfsBudget, PagesTakenByOthersAfterStartMakeALoadPoolFull) {
+  mount(16, /*limit=*/0);
+  if (IsSkipped()) return;
+  const std::uint64_t budget = (read_hugetlb_pool().available() - kFrontPages) * kHugePage;
+  const std::string file = read_file(models_.write_random("m.bin", 4 * kMiB + 12345, 7));
+  ASSERT_FALSE(start({"--memory", std::to_string(budget)})) << broker_->stderr_text();
+  const std::string thief = mount_->path() + "/someone-else";
+  {
+    const int fd = ::open(thief.c_str(), O_CREAT | O_RDWR, 0600);
+    ASSERT_GE(fd, 0);
+    const auto all = static_cast<off_t>(read_hugetlb_pool().available() * kHugePage);
+    ASSERT_EQ(::fallocate(fd, 0, 0, all), 0) << std::strerror(errno);
+    ::close(fd);
+  }
+  ASSERT_EQ(read_hugetlb_pool().available(), 0U);
+  RawConn w(broker_->worker_socket());
+  json r = w.request({{"op", "acquire"}, {"model", "m.bin"}});
+  ASSERT_FALSE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["error"]["code"], "pool_full") << r.dump();
+  EXPECT_TRUE(broker_->admin("health")["ok"].get<bool>());
+  EXPECT_TRUE(broker_->admin("list")["models"].empty());
+  ASSERT_EQ(::unlink(thief.c_str()), 0);
+  r = w.request({{"op", "acquire"}, {"model", "m.bin"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_EQ(r["size"], file.size());
+  EXPECT_TRUE(broker_->admin("selfcheck").value("consistent", false));
 }
 
 // A restarted broker adopts its segment: the pages that segment holds are

@@ -6,14 +6,19 @@
 // what happens to queued jobs when the loader stops.
 #include "broker/store/loader.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "huge_env.hpp"
 #include "tests/store/loader_test_util.hpp"
 
 namespace modelpool::broker {
@@ -193,32 +198,61 @@ TEST_F(LoaderTest, StoppingAnswersEveryQueuedJobOnce) {
   EXPECT_EQ(ok + shutting_down, kJobs);
 }
 
-// hugetlbfs refuses write(): the loader copies through a mapping there.
+// hugetlbfs refuses write(): the loader reads straight into a mapping of
+// the extent there, and the reads' faults allocate its pages. Both engines,
+// buffered and O_DIRECT (whose rounded-up last read stays in the extent),
+// with `reserve` taking the rest of the extent; then a mapping that finds
+// too few free huge pages is kPoolFull and allocates nothing.
 TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
+  namespace huge = modelpool::testing;
+  huge::HugeTestLock lock;
   std::string why;
-  auto mount = testing::ScopedMount::open("hugetlbfs", "pagesize=2M", &why);
+  auto mount = huge::HugeMount::open(huge::HugeKind::kHugetlbfs, 0, 12, &why);
   if (!mount) GTEST_SKIP() << why;
-  testing::ScopedSegmentName name(4 * kMiB, mount->path(), 16);
+  testing::ScopedSegmentName name(8 * kMiB, mount->path(), 16);
   auto seg = Segment::open(name.options(), 1);
-  if (!seg.ok()) GTEST_SKIP() << "no huge pages to spare: " << seg.status().to_string();
+  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
   Segment& s = **seg;
   EXPECT_TRUE(s.hugetlbfs());
   EXPECT_EQ(s.page_size(), 2 * kMiB);
-  if (!s.reserve(s.data_offset(), 4 * kMiB).ok()) GTEST_SKIP() << "fewer than 3 free huge pages";
+  const std::uint64_t front = testing::allocated_bytes(s.path());
+  const std::uint64_t extent = 6 * kMiB;  // one page more than the file needs
   const std::size_t size = 3 * kMiB + 4321;
   const std::string path = make_file("huge", size, 21);
+  const std::vector<char> want = read_file(path);
+  auto reserve = [&s](std::uint64_t off, std::uint64_t len) { return s.reserve(off, len); };
   for (bool uring : {true, false}) {
-    Loader::Options o;
-    o.use_io_uring = uring;
-    o.chunk_bytes = kChunk;
-    Loader loader(o);
-    auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), {}, 0});
-    ASSERT_TRUE(r.ok()) << r.status().to_string();
-    const std::vector<char> want = read_file(path);
-    EXPECT_EQ(r->checksum, XXH3_64bits(want.data(), want.size()));
-    EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == want);
+    for (bool direct : {false, true}) {
+      SCOPED_TRACE(std::string(uring ? "io_uring" : "sync") + (direct ? ", O_DIRECT" : ""));
+      Loader::Options o;
+      o.use_io_uring = uring;
+      o.direct_io = direct;
+      o.chunk_bytes = kChunk;
+      Loader loader(o);
+      auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      EXPECT_EQ(r->checksum, XXH3_64bits(want.data(), want.size()));
+      EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == want);
+      EXPECT_EQ(testing::allocated_bytes(s.path()), front + extent);
+      s.release(s.data_offset(), extent);
+      EXPECT_EQ(testing::allocated_bytes(s.path()), front);
+    }
   }
-  s.release(s.data_offset(), 4 * kMiB);
+  // Someone else takes every free huge page.
+  const std::string thief = mount->path() + "/someone-else";
+  const int fd = ::open(thief.c_str(), O_CREAT | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  const auto all = static_cast<off_t>(huge::read_hugetlb_pool().available() * 2 * kMiB);
+  ASSERT_EQ(all == 0 ? 0 : ::fallocate(fd, 0, 0, all), 0) << std::strerror(errno);
+  ::close(fd);
+  Loader loader(Loader::Options{});
+  auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("no free huge pages"), std::string::npos)
+      << r.status().to_string();
+  EXPECT_EQ(testing::allocated_bytes(s.path()), front);
+  ::unlink(thief.c_str());
 }
 
 TEST_F(LoaderTest, MissingFileIsNotFound) {
