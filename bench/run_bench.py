@@ -6,8 +6,9 @@
 # interleaving baselines and modelpool within each repetition, and writes
 #   bench/results/<host>-<date>-<HHMM>.json   every sample and summary
 #   bench/results/<host>-<date>-<HHMM>.md     the summary with PASS/FAIL per target
-#   bench/results/latest.md            a copy of it
 #   bench/results/<host>-<date>-<HHMM>-*.png  plots
+#   bench/results/latest.md, latest-*.png      copies of both under fixed
+#                                              names (kept in the repository)
 # Usually started by scripts/bench.sh, which builds first. Everything it
 # creates in /dev/shm, the run dirs and its brokers is removed on exit; the
 # model files in --data-dir too unless --keep-data.
@@ -145,13 +146,32 @@ def main():
         doc["plots"] = {}
     with open(json_path, "w") as f:
         json.dump(doc, f, indent=1)
-    md = report.render(doc)
-    for name in (prefix + ".md", "latest.md"):
-        with open(os.path.join(args.out_dir, name), "w") as f:
-            f.write(md)
+    with open(os.path.join(args.out_dir, prefix + ".md"), "w") as f:
+        f.write(report.render(doc))
+    # latest.md and its plots under fixed names, the ones the repository keeps.
+    latest = dict(doc, plots=copy_latest_plots(doc.get("plots", {}), args.out_dir))
+    with open(os.path.join(args.out_dir, "latest.md"), "w") as f:
+        f.write(report.render(latest))
     log(f"done in {meta['duration_s']:.0f} s: {os.path.join(args.out_dir, prefix + '.md')}")
     for t in doc["targets"]:
         log(f"  {t['verdict']:12} {t['target']}")
+
+
+def copy_latest_plots(plots, out_dir):
+    """Copies each scenario's plots to latest-<scenario>[-i].png, drops the
+    latest-*.png of scenarios this run did not plot; returns the new names."""
+    out = {}
+    for key, pngs in plots.items():
+        out[key] = []
+        for i, png in enumerate(pngs):
+            name = f"latest-{key}.png" if len(pngs) == 1 else f"latest-{key}-{i}.png"
+            shutil.copyfile(os.path.join(out_dir, png), os.path.join(out_dir, name))
+            out[key].append(name)
+    keep = {n for names in out.values() for n in names}
+    for name in os.listdir(out_dir):
+        if name.startswith("latest-") and name.endswith(".png") and name not in keep:
+            os.remove(os.path.join(out_dir, name))
+    return out
 
 
 if __name__ == "__main__":
