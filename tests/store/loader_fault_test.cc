@@ -10,6 +10,8 @@
 #include <functional>
 
 #include "broker/store/file_system.hpp"
+#include "broker/store/segment.hpp"
+#include "huge_env.hpp"
 #include "tests/store/loader_test_util.hpp"
 
 namespace modelpool::broker {
@@ -148,6 +150,48 @@ TEST_P(LoaderFaultTest, LoaderThreadRecoversAfterAFailure) {
   });
   EXPECT_FALSE(load(*l, job(bad, kSize, 0)).ok());
   expect_loaded(good, load(*l, job(good, kSize, 1)), 1);
+}
+
+// On hugetlbfs the reads land in a mapping of the extent: short reads still
+// resume where they stopped, and a load that fails half way leaves, once
+// its extent is released, neither pages nor reservations behind.
+TEST_P(LoaderFaultTest, FaultsWhileReadingIntoHugetlbfs) {
+  namespace huge = modelpool::testing;
+  huge::HugeTestLock lock;
+  std::string why;
+  auto mount = huge::HugeMount::open(huge::HugeKind::kHugetlbfs, 0, 8, &why);
+  if (!mount) GTEST_SKIP() << why;
+  testing::ScopedSegmentName name(4 * kMiB, mount->path(), 16);
+  auto seg = Segment::open(name.options(), 1);
+  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
+  Segment& s = **seg;
+  const std::uint64_t front = testing::allocated_bytes(s.path());
+  const std::uint64_t reserved = huge::read_hugetlb_pool().reserved;
+  auto reserve = [&s](std::uint64_t off, std::uint64_t len) { return s.reserve(off, len); };
+  const std::size_t size = 40 * kChunk + 999;  // 2.5 MiB: two huge pages
+  const std::uint64_t extent = 4 * kMiB;
+
+  const std::string path = make_file("short-huge", size, 12);
+  auto shorter = loader([](std::uint64_t, char* buf, std::size_t, ssize_t res, const std::string&) {
+    if (res <= 10000) return res;
+    std::memset(buf + 10000, 0x5a, static_cast<std::size_t>(res) - 10000);  // never arrived
+    return ssize_t{10000};
+  });
+  auto r = load(*shorter, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == read_file(path));
+  EXPECT_EQ(testing::allocated_bytes(s.path()), front + extent);
+  s.release(s.data_offset(), extent);
+
+  auto failing = loader([](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string&) {
+    return off >= 36 * kChunk ? -EIO : res;  // in the second huge page
+  });
+  r = load(*failing, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed) << r.status().to_string();
+  s.release(s.data_offset(), extent);  // what the broker does with a failed load's extent
+  EXPECT_EQ(testing::allocated_bytes(s.path()), front);
+  EXPECT_EQ(huge::read_hugetlb_pool().reserved, reserved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, LoaderFaultTest,
