@@ -11,7 +11,6 @@
 
 #include "broker/store/file_system.hpp"
 #include "broker/store/segment.hpp"
-#include "huge_env.hpp"
 #include "tests/store/loader_test_util.hpp"
 
 namespace modelpool::broker {
@@ -156,17 +155,14 @@ TEST_P(LoaderFaultTest, LoaderThreadRecoversAfterAFailure) {
 // resume where they stopped, and a load that fails half way leaves, once
 // its extent is released, neither pages nor reservations behind.
 TEST_P(LoaderFaultTest, FaultsWhileReadingIntoHugetlbfs) {
-  namespace huge = modelpool::testing;
-  huge::HugeTestLock lock;
   std::string why;
-  auto mount = huge::HugeMount::open(huge::HugeKind::kHugetlbfs, 0, 8, &why);
-  if (!mount) GTEST_SKIP() << why;
-  testing::ScopedSegmentName name(4 * kMiB, mount->path(), 16);
-  auto seg = Segment::open(name.options(), 1);
-  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
-  Segment& s = **seg;
+  Status status;
+  auto huge = testing::HugetlbfsSegment::open(4 * kMiB, 8, &why, &status);
+  if (!huge) GTEST_SKIP() << why;
+  ASSERT_NE(huge->segment(), nullptr) << status.to_string();
+  Segment& s = *huge->segment();
   const std::uint64_t front = testing::allocated_bytes(s.path());
-  const std::uint64_t reserved = huge::read_hugetlb_pool().reserved;
+  const std::uint64_t reserved = modelpool::testing::read_hugetlb_pool().reserved;
   auto reserve = [&s](std::uint64_t off, std::uint64_t len) { return s.reserve(off, len); };
   const std::size_t size = 40 * kChunk + 999;  // 2.5 MiB: two huge pages
   const std::uint64_t extent = 4 * kMiB;
@@ -191,7 +187,7 @@ TEST_P(LoaderFaultTest, FaultsWhileReadingIntoHugetlbfs) {
   EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed) << r.status().to_string();
   s.release(s.data_offset(), extent);  // what the broker does with a failed load's extent
   EXPECT_EQ(testing::allocated_bytes(s.path()), front);
-  EXPECT_EQ(huge::read_hugetlb_pool().reserved, reserved);
+  EXPECT_EQ(modelpool::testing::read_hugetlb_pool().reserved, reserved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, LoaderFaultTest,

@@ -18,7 +18,6 @@
 #include <utility>
 #include <vector>
 
-#include "huge_env.hpp"
 #include "tests/store/loader_test_util.hpp"
 
 namespace modelpool::broker {
@@ -204,15 +203,12 @@ TEST_F(LoaderTest, StoppingAnswersEveryQueuedJobOnce) {
 // with `reserve` taking the rest of the extent; then a mapping that finds
 // too few free huge pages is kPoolFull and allocates nothing.
 TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
-  namespace huge = modelpool::testing;
-  huge::HugeTestLock lock;
   std::string why;
-  auto mount = huge::HugeMount::open(huge::HugeKind::kHugetlbfs, 0, 12, &why);
-  if (!mount) GTEST_SKIP() << why;
-  testing::ScopedSegmentName name(8 * kMiB, mount->path(), 16);
-  auto seg = Segment::open(name.options(), 1);
-  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
-  Segment& s = **seg;
+  Status status;
+  auto huge = testing::HugetlbfsSegment::open(8 * kMiB, 12, &why, &status);
+  if (!huge) GTEST_SKIP() << why;
+  ASSERT_NE(huge->segment(), nullptr) << status.to_string();
+  Segment& s = *huge->segment();
   EXPECT_TRUE(s.hugetlbfs());
   EXPECT_EQ(s.page_size(), 2 * kMiB);
   const std::uint64_t front = testing::allocated_bytes(s.path());
@@ -239,10 +235,11 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
     }
   }
   // Someone else takes every free huge page.
-  const std::string thief = mount->path() + "/someone-else";
+  const std::string thief = huge->mount_path() + "/someone-else";
   const int fd = ::open(thief.c_str(), O_CREAT | O_RDWR, 0600);
   ASSERT_GE(fd, 0);
-  const auto all = static_cast<off_t>(huge::read_hugetlb_pool().available() * 2 * kMiB);
+  const auto all =
+      static_cast<off_t>(modelpool::testing::read_hugetlb_pool().available() * 2 * kMiB);
   ASSERT_EQ(all == 0 ? 0 : ::fallocate(fd, 0, 0, all), 0) << std::strerror(errno);
   ::close(fd);
   Loader loader(Loader::Options{});

@@ -16,9 +16,43 @@
 
 #include "broker/store/loader.hpp"
 #include "broker/store/segment.hpp"
+#include "huge_env.hpp"
 #include "tests/store/store_test_util.hpp"
 
 namespace modelpool::broker::testing {
+
+// A segment of `data_bytes` on a fresh hugetlbfs mount with `pages` huge
+// pages added for it, holding the host's huge-page test lock. open() returns
+// nullptr with the reason in *why when the host cannot (not root, too few
+// pages); a segment that will not open is a test failure, reported by the
+// caller from *status.
+class HugetlbfsSegment {
+ public:
+  static std::unique_ptr<HugetlbfsSegment> open(std::uint64_t data_bytes, std::uint64_t pages,
+                                                std::string* why, Status* status) {
+    auto h = std::unique_ptr<HugetlbfsSegment>(new HugetlbfsSegment());
+    h->mount_ = modelpool::testing::HugeMount::open(modelpool::testing::HugeKind::kHugetlbfs, 0,
+                                                    pages, why);
+    if (!h->mount_) return nullptr;
+    h->name_ = std::make_unique<ScopedSegmentName>(data_bytes, h->mount_->path(), 16);
+    auto seg = Segment::open(h->name_->options(), 1);
+    if (!seg.ok()) {
+      *status = seg.status();
+      return h;
+    }
+    h->segment_ = std::move(*seg);
+    return h;
+  }
+  Segment* segment() { return segment_.get(); }
+  const std::string& mount_path() const { return mount_->path(); }
+
+ private:
+  HugetlbfsSegment() = default;
+  modelpool::testing::HugeTestLock lock_;
+  std::unique_ptr<modelpool::testing::HugeMount> mount_;
+  std::unique_ptr<ScopedSegmentName> name_;
+  std::unique_ptr<Segment> segment_;  // closed before the name is removed and the mount goes
+};
 
 class LoaderFixture : public ::testing::Test {
  protected:
