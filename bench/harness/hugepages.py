@@ -3,11 +3,12 @@
 # Scratch filesystems on 2 MiB pages for scenario 1's huge-page rows: a
 # tmpfs mounted with huge=always, or hugetlbfs with pages added to the
 # kernel's 2 MiB pool for it. huge_mount() yields (directory, "") or
-# (None, reason) when the host cannot (not root, THP denied, too few pages;
-# a hugetlbfs has each page written once before it is yielded, see
-# _touch_every_page), and undoes everything on exit -- Ctrl-C and SIGTERM included (the driver
+# (None, reason) when the host cannot (not root, THP denied, too few pages),
+# and undoes everything on exit -- Ctrl-C and SIGTERM included (the driver
 # turns SIGTERM into SystemExit): unmount, remove the directory, take back
-# exactly the pages it added (relative, so others' changes survive).
+# exactly the pages it added (relative, so others' changes survive). A
+# hugetlbfs has each page written once before it is yielded
+# (_touch_every_page).
 import contextlib
 import os
 import subprocess

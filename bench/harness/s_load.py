@@ -30,10 +30,6 @@ def sizes_for(ctx):
     return [64 * MiB, 256 * MiB] if ctx.quick else [64 * MiB, 256 * MiB, GiB, 4 * GiB]
 
 
-def cold_sizes_for(ctx):
-    return sizes_for(ctx)
-
-
 # Cold runs above this size go at the device's speed (a buffered cold read
 # of 4 GiB took 8-11 s here, O_DIRECT 2-3 s): they run in the first
 # repetition only, to keep the full suite within its 10 minutes.
@@ -110,8 +106,7 @@ def run(ctx):
                 pools[m] = b
     methods = {"warm": ["read", "naive", "pool", *HUGE_KINDS],
                "cold": ["read", "direct", "naive", "pool"]}
-    temp_sizes = {"warm": sizes, "cold": cold_sizes_for(ctx)}
-    gbps = {(t, m, s): [] for t in methods for m in methods[t] for s in temp_sizes[t]}
+    gbps = {(t, m, s): [] for t in methods for m in methods[t] for s in sizes}
     residue, memcpy = [], []
     reps = ctx.reps if ctx.quick else min(ctx.reps, 3)  # 4 GiB runs dominate the suite's time
     try:
@@ -120,8 +115,6 @@ def run(ctx):
             for s in sizes:
                 name, path = files[s]
                 for temp, ms in methods.items():
-                    if s not in temp_sizes[temp]:
-                        continue
                     if temp == "cold" and s > COLD_ONCE_ABOVE and rep > 0:
                         continue
                     for method in rotated(ms, rep):
@@ -143,7 +136,7 @@ def run(ctx):
     out = {"status": "measured", "sizes": sizes, "memcpy_gbps": memcpy_med, "reps": reps,
            "cold_resident_fraction_max": max(residue) if residue else None, "rows": []}
     for temp, ms in methods.items():
-        for s in temp_sizes[temp]:
+        for s in sizes:
             row = {"temp": temp, "bytes": s}
             for m in ms:
                 if m.startswith("pool") and m not in pools:

@@ -106,7 +106,7 @@ class LoadPipeline {
     return job.dst.mapped() ? job.dst.at(chunks_[b].pos) : buffer(b);
   }
   void plan_read(Chunk& c, bool direct) const;
-  // `buf` is the chunk's buffer.
+  // `buf` is where the chunk is read to (target()).
   Step on_read(Chunk& c, char* buf, ssize_t res, const Job& job, Status* failure) const;
   Step on_write(Chunk& c, ssize_t res, const Job& job, Status* failure) const;
 
