@@ -200,6 +200,7 @@ PoolConfig pool_config(const Config& config, const Segment& segment) {
   pc.data_begin = segment.data_offset();
   pc.data_end = segment.size();
   pc.alignment = segment.header().alignment;
+  pc.page_size = segment.page_size();
   pc.catalog_capacity = static_cast<std::uint32_t>(segment.header().catalog_capacity);
   return pc;
 }
@@ -243,7 +244,7 @@ Status adopt_segment(Segment& segment, Pool& pool, const Config& config) {
                                now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
     }
     ++kept;
-    bytes += a.extent_size;
+    bytes += pool.footprint_for(a.size);
   }
   const auto& report = segment.adoption_report();
   spdlog::info(

@@ -41,6 +41,11 @@ Status Pool::validate_config(const PoolConfig& c) {
     return bad("unknown eviction policy '" + c.eviction + "'");
   }
   if (c.alignment == 0) return bad("extent alignment is zero");
+  if (c.page_size == 0) return bad("page size is zero");
+  if (c.alignment % c.page_size != 0) {
+    return bad("extent alignment " + std::to_string(c.alignment) +
+               " is not a multiple of the page size " + std::to_string(c.page_size));
+  }
   if (c.catalog_capacity == 0) return bad("catalog capacity is zero");
   if (ExtentAllocator(c.data_begin, c.data_end, c.alignment).capacity() == 0) {
     return bad("the data offset space holds no aligned extent");
@@ -71,15 +76,20 @@ std::uint64_t Pool::max_model_size() const {
   return config_.max_model_size == 0 ? config_.budget : config_.max_model_size;
 }
 
-Status Pool::check_size(std::string_view name, std::uint64_t size, std::uint64_t extent) const {
+std::uint64_t Pool::footprint_for(std::uint64_t size) const {
+  const std::uint64_t page = config_.page_size;
+  return size / page * page + (size % page != 0 ? page : 0);  // no overflow near 2^64
+}
+
+Status Pool::check_size(std::string_view name, std::uint64_t size, std::uint64_t footprint) const {
   const std::string who = "model '" + std::string(name) + "' is " + format_bytes(size);
   if (size > max_model_size()) {
     return error(ErrorCode::kTooLarge,
                  who + ", over the maximum model size of " + format_bytes(max_model_size()));
   }
-  if (extent > config_.budget) {
-    return error(ErrorCode::kTooLarge, who + " (" + format_bytes(extent) +
-                                           " reserved), over the memory budget of " +
+  if (footprint > config_.budget) {
+    return error(ErrorCode::kTooLarge, who + " (" + format_bytes(footprint) +
+                                           " in pages), over the memory budget of " +
                                            format_bytes(config_.budget));
   }
   return Status::ok_status();
@@ -106,14 +116,18 @@ bool Pool::evictable_for_room(EntryId id, std::int64_t now_ns) const {
   return e != nullptr && idle(*e) && now_ns >= e->evictable_after_ns;
 }
 
-Status Pool::pool_full(std::string_view name, std::uint64_t extent, const std::string& why) const {
+Status Pool::pool_full(std::string_view name, std::uint64_t bytes, const std::string& why) const {
   return error(ErrorCode::kPoolFull,
-               "no room for '" + std::string(name) + "' (" + format_bytes(extent) + "): " + why);
+               "no room for '" + std::string(name) + "' (" + format_bytes(bytes) + "): " + why);
 }
 
-Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_t extent,
-                                             const EntryInfo* reclaimed, std::int64_t now_ns) {
-  std::uint64_t used = bytes_used_ - (reclaimed != nullptr ? reclaimed->extent_size : 0);
+// Victims until the footprint fits the budget, a slot is free and the offset
+// space can place the extent (small models hold a page each but take a whole
+// extent of offset space, so many of them can fill it before the budget).
+Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_t footprint,
+                                             std::uint64_t extent, const EntryInfo* reclaimed,
+                                             std::int64_t now_ns) {
+  std::uint64_t used = bytes_used_ - (reclaimed != nullptr ? reclaimed->footprint : 0);
   bool slot_free = slots_.free_count() > 0 || reclaimed != nullptr;
   const EntryId skip = reclaimed != nullptr ? reclaimed->id : 0;
   std::unordered_set<EntryId> chosen;
@@ -121,22 +135,40 @@ Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_
     return id != skip && chosen.count(id) == 0 && evictable_for_room(id, now_ns);
   };
   std::vector<EntryId> victims;
-  while (used + extent > config_.budget || !slot_free) {
+  // Placeable as things are, or once the planned victims' extents are free
+  // (tried on a copy of the allocator, only when the offset space is tight).
+  auto placeable = [&] {
+    if (allocator_.largest_free() >= extent) return true;
+    ExtentAllocator trial = allocator_;
+    if (reclaimed != nullptr) trial.free(reclaimed->offset, reclaimed->extent_size);
+    for (EntryId v : victims) trial.free(get(v)->offset, get(v)->extent_size);
+    return trial.allocate(extent).has_value();
+  };
+  while (used + footprint > config_.budget || !slot_free || !placeable()) {
     std::optional<EntryId> victim = policy_->pick_victim(evictable);
     if (!victim) {
       if (!slot_free) {
-        return pool_full(name, extent,
+        return pool_full(name, footprint,
                          "all " + std::to_string(slots_.capacity()) +
                              " catalog slots are taken by entries in use");
       }
-      return pool_full(name, extent,
+      if (used + footprint <= config_.budget) {
+        return pool_full(name, footprint,
+                         "no free range of " + format_bytes(extent) + " in the segment's " +
+                             format_bytes(allocator_.capacity()) +
+                             " of offset space, and the entries holding it cannot be evicted "
+                             "now (each model takes a multiple of " +
+                             format_bytes(config_.alignment) +
+                             " of it; --offset-space-factor sets its size)");
+      }
+      return pool_full(name, footprint,
                        format_bytes(used) + " of the " + format_bytes(config_.budget) +
                            " budget is held by entries that cannot be evicted now "
                            "(referenced, pinned, loading or in their grace period)");
     }
     chosen.insert(*victim);
     victims.push_back(*victim);
-    used -= get(*victim)->extent_size;
+    used -= get(*victim)->footprint;
     slot_free = true;
   }
   return victims;
@@ -149,6 +181,7 @@ EntryInfo Pool::make_entry(std::string_view name, const layout::SourceIdentity& 
   e.source = source;
   e.size = size;
   e.extent_size = extent;
+  e.footprint = footprint_for(size);
   e.state = EntryState::kLoading;
   e.loaded_ns = now_ns;
   e.last_access_ns = now_ns;
@@ -169,19 +202,19 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
                  "model name must be 1 to " + std::to_string(layout::kMaxNameBytes) + " bytes");
   }
   const std::uint64_t extent = allocator_.extent_size_for(size);
-  if (Status s = check_size(name, size, extent); !s.ok()) return s;
+  const std::uint64_t footprint = footprint_for(size);
+  if (Status s = check_size(name, size, footprint); !s.ok()) return s;
   const EntryInfo* old = find_current(name);
   if (Status s = check_replaceable(old, source); !s.ok()) return s;
   const EntryInfo* reclaimed = old != nullptr && old->refs == 0 ? old : nullptr;
-  Result<std::vector<EntryId>> victims = plan_room(name, extent, reclaimed, now_ns);
+  Result<std::vector<EntryId>> victims = plan_room(name, footprint, extent, reclaimed, now_ns);
   if (!victims.ok()) return victims.status();
-  // Placed while the victims still hold their extents, so it overlaps none.
-  const std::optional<std::uint64_t> offset = allocator_.allocate(extent);
-  if (!offset) return pool_full(name, extent, "the segment's offset space is fragmented");
+  // Placed while the victims still hold their extents, so it overlaps none,
+  // unless only their room can take it (then after they are taken, below).
+  std::optional<std::uint64_t> offset = allocator_.allocate(extent);
 
   Reservation r;
   r.entry = make_entry(name, source, size, extent, now_ns);
-  r.entry.offset = *offset;
   r.entry.id = next_id_++;
   std::optional<std::uint32_t> slot = slots_.allocate();  // prefer a slot nobody just left
   if (old != nullptr) {
@@ -195,12 +228,15 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
     }
   }
   for (EntryId v : *victims) r.evicted.push_back(take(v, Removal::kForRoom));
+  if (!offset) offset = allocator_.allocate(extent);
+  assert(offset.has_value());  // plan_room made room
+  r.entry.offset = *offset;
   if (!slot) slot = slots_.allocate();
   assert(slot.has_value());  // plan_room left one free
   r.entry.slot = *slot;
   history_[r.entry.name] = NameHistory{r.entry.generation, source};
   current_[r.entry.name] = r.entry.id;
-  bytes_used_ += extent;
+  bytes_used_ += footprint;
   entries_.emplace(r.entry.id, r.entry);
   return r;
 }
@@ -213,7 +249,7 @@ void Pool::finish_load(EntryId id, std::uint64_t checksum, layout::Format format
   e->checksum = checksum;
   e->format = format;
   e->load_seconds = load_seconds;
-  policy_->on_insert(id, e->extent_size, load_seconds);
+  policy_->on_insert(id, e->footprint, load_seconds);
 }
 
 EntryInfo Pool::fail_load(EntryId id) {
@@ -260,10 +296,10 @@ EntryInfo Pool::take(EntryId id, Removal how) {
     auto c = current_.find(e.name);
     if (c != current_.end() && c->second == id) current_.erase(c);
   }
-  bytes_used_ -= e.extent_size;
+  bytes_used_ -= e.footprint;
   if (how != Removal::kDropped) {
     ++evictions_;
-    bytes_evicted_ += e.extent_size;
+    bytes_evicted_ += e.footprint;
   }
   return e;
 }

@@ -13,12 +13,14 @@
 //
 // Every call that removes entries returns them (EntryInfo copies): the caller
 // clears their catalog slots and punches their extents. The extents are free
-// in the allocator as soon as the call returns, so do that before the next
-// begin_load() (a later load may be placed over them).
+// in the allocator as soon as the call returns, so do that before the new
+// entry's load writes and before the next begin_load() (either may be placed
+// over them).
 //
 // Guarantees: referenced, pinned and LOADING entries are never evicted, and no
 // entry's extent ever moves. A failed begin_load() changes nothing. A new
-// extent never overlaps an extent returned for freeing in the same call.
+// extent overlaps an extent returned for freeing in the same call only when
+// the offset space had no other room for it.
 //
 // Not thread-safe: one owner (the event loop). EntryInfo pointers returned by
 // find_current()/get()/entries() stay valid until that entry is removed.
@@ -42,13 +44,16 @@
 namespace modelpool::broker {
 
 struct PoolConfig {
-  std::uint64_t budget = 0;      // bytes of resident extents allowed
+  std::uint64_t budget = 0;      // bytes of memory the entries may hold (footprints)
   double high_watermark = 0.85;  // fraction of budget
   double low_watermark = 0.70;
   std::uint64_t max_model_size = 0;            // 0 = budget
   std::string eviction = "lru";                // a name from eviction_policy_names()
   std::uint64_t data_begin = 0, data_end = 0;  // offset space of extents
   std::uint64_t alignment = layout::kDefaultAlignment;
+  // The segment's page size: an entry holds its size rounded up to it (4 KiB
+  // on a tmpfs, 2 MiB on huge pages), not its whole extent.
+  std::uint64_t page_size = 4096;
   std::uint32_t catalog_capacity = 16384;  // slots
 };
 
@@ -58,6 +63,10 @@ struct EntryInfo {
   std::uint64_t generation = 0;  // per name: 1, 2, ... increments when the source changes
   layout::EntryState state = layout::EntryState::kLoading;
   std::uint64_t offset = 0, size = 0, extent_size = 0, checksum = 0;
+  // Memory the entry holds and the budget counts: size rounded up to the
+  // page size. extent_size (size rounded up to the alignment) is offset
+  // space only: the pages past the footprint are never allocated.
+  std::uint64_t footprint = 0;
   layout::Format format = layout::Format::kRaw;
   layout::SourceIdentity source;
   std::uint32_t slot = 0;  // catalog slot
@@ -83,7 +92,8 @@ class Pool {
 
   // ok, or kBadRequest saying which field is wrong (zero budget, watermarks
   // not 0 < low <= high <= 1, unknown policy, empty offset space, zero
-  // alignment or catalog capacity).
+  // alignment, page size or catalog capacity, or an alignment that is not
+  // a multiple of the page size).
   static Status validate_config(const PoolConfig& config);
 
   const PoolConfig& config() const { return config_; }
@@ -95,12 +105,14 @@ class Pool {
   // Reserves room for a new LOADING entry of `name`. Errors, all leaving the
   // pool unchanged:
   //   kInvalidName  `name` is empty or longer than layout::kMaxNameBytes.
-  //   kTooLarge     size > max_model_size, or its extent > budget.
+  //   kTooLarge     size > max_model_size, or its footprint > budget.
   //   kPoolFull     not enough idle unpinned entries (past their grace
-  //                 period) to evict for room, or no catalog slot.
+  //                 period) to evict for room in the budget, a catalog slot
+  //                 or room in the offset space.
   //   kInternal     a current entry of `name` is LOADING, or READY with the
   //                 same source (caller should have used it).
-  // Evicts idle entries in policy order until the extent fits the budget. If
+  // Evicts idle entries in policy order until the footprint fits the budget
+  // and the offset space has room for the extent. If
   // the current entry of `name` has another source, the new entry gets its
   // generation + 1 and its pin, and the old one stops being current (and is
   // in `evicted` at once when it has no refs).
@@ -139,7 +151,8 @@ class Pool {
 
   // Re-adoption after a restart: takes `ready_entry`'s extent and slot as
   // they are in the catalog; it becomes the current entry of its name with a
-  // new id, no refs, and its other fields (generation, pin, stats) kept.
+  // new id, no refs, its footprint computed from its size, and its other
+  // fields (generation, pin, stats) kept.
   // Adopt the highest generation of a name first. Errors, pool unchanged:
   //   kBadRequest   the entry is not READY.
   //   kInvalidName  bad name.
@@ -155,7 +168,9 @@ class Pool {
   std::vector<const EntryInfo*> entries() const;
   std::size_t entry_count() const { return entries_.size(); }
 
-  std::uint64_t bytes_used() const { return bytes_used_; }  // extent bytes of all entries
+  std::uint64_t bytes_used() const { return bytes_used_; }  // footprints of all entries
+  // Bytes of memory an entry of `size` bytes holds: size rounded up to the page size.
+  std::uint64_t footprint_for(std::uint64_t size) const;
   std::uint64_t budget() const { return config_.budget; }
   std::uint64_t high_watermark_bytes() const;
   std::uint64_t low_watermark_bytes() const;
@@ -180,16 +195,17 @@ class Pool {
   EntryInfo* mutable_entry(EntryId id);
   void note_time(std::int64_t now_ns);
   std::uint64_t max_model_size() const;
-  Status check_size(std::string_view name, std::uint64_t size, std::uint64_t extent) const;
+  Status check_size(std::string_view name, std::uint64_t size, std::uint64_t footprint) const;
   Status check_replaceable(const EntryInfo* old, const layout::SourceIdentity& source) const;
   // Idle: READY, current, no refs, not pinned.
   static bool idle(const EntryInfo& e);
   bool evictable_for_room(EntryId id, std::int64_t now_ns) const;
   // Victims (policy order) that make `extent` fit and leave a free slot,
   // counting `reclaimed` bytes/slot as already freed; kPoolFull if impossible.
-  Result<std::vector<EntryId>> plan_room(std::string_view name, std::uint64_t extent,
-                                         const EntryInfo* reclaimed, std::int64_t now_ns);
-  Status pool_full(std::string_view name, std::uint64_t extent, const std::string& why) const;
+  Result<std::vector<EntryId>> plan_room(std::string_view name, std::uint64_t footprint,
+                                         std::uint64_t extent, const EntryInfo* reclaimed,
+                                         std::int64_t now_ns);
+  Status pool_full(std::string_view name, std::uint64_t bytes, const std::string& why) const;
   EntryInfo make_entry(std::string_view name, const layout::SourceIdentity& source,
                        std::uint64_t size, std::uint64_t extent, std::int64_t now_ns) const;
   // Removes `id` from every index, frees its extent and slot, returns it.

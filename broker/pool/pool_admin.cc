@@ -121,11 +121,12 @@ Status Pool::adopt(const EntryInfo& ready_entry) {
   e.id = next_id_++;
   e.refs = 0;
   e.current = true;
+  e.footprint = footprint_for(e.size);
   NameHistory& h = history_[e.name];
   if (e.generation >= h.generation) h = NameHistory{e.generation, e.source};
   current_[e.name] = e.id;
-  bytes_used_ += e.extent_size;
-  policy_->on_insert(e.id, e.extent_size, e.load_seconds);
+  bytes_used_ += e.footprint;
+  policy_->on_insert(e.id, e.footprint, e.load_seconds);
   entries_.emplace(e.id, std::move(e));
   return Status::ok_status();
 }
@@ -143,19 +144,22 @@ std::vector<const EntryInfo*> Pool::entries() const {
 Status Pool::check_entries() const {
   std::vector<const EntryInfo*> by_offset;
   std::unordered_set<std::uint32_t> slots;
-  std::uint64_t sum = 0;
+  std::uint64_t held = 0, extents = 0;
   for (const auto& [id, e] : entries_) {
     by_offset.push_back(&e);
     if (!slots.insert(e.slot).second) return broken(quoted(e.name) + " shares its slot");
-    sum += e.extent_size;
+    if (e.footprint != footprint_for(e.size))
+      return broken(quoted(e.name) + " has a bad footprint");
+    held += e.footprint;
+    extents += e.extent_size;
     if (e.id != id)
       return broken("entry keyed " + std::to_string(id) + " has id " + std::to_string(e.id));
     if (!slots_.in_use(e.slot)) return broken(quoted(e.name) + " slot not marked used");
   }
-  if (sum != bytes_used_ || allocator_.used_bytes() != bytes_used_) {
+  if (held != bytes_used_ || allocator_.used_bytes() != extents) {
     return broken("bytes used " + std::to_string(bytes_used_) + ", entries hold " +
-                  std::to_string(sum) + ", allocator has " +
-                  std::to_string(allocator_.used_bytes()) + " in use");
+                  std::to_string(held) + "; extents " + std::to_string(extents) +
+                  ", allocator has " + std::to_string(allocator_.used_bytes()) + " in use");
   }
   if (slots_.used_count() != entries_.size()) return broken("slot count disagrees");
   std::sort(by_offset.begin(), by_offset.end(),

@@ -49,11 +49,12 @@ std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
   return "";
 }
 
-// A READY extent is held in full: its pages were written or reserved before it
-// became READY, and a freed extent is punched at once. A LOADING extent fills as
-// its load's writes land (the tail is reserved after the copy), so it holds
-// anything from nothing to all of it. The data region therefore holds at least
-// the READY extents' bytes and at most every extent's bytes.
+// A READY entry holds its footprint (its size in whole pages) in full: those
+// pages were written or reserved before it became READY; the rest of its
+// extent is never allocated, and a freed extent is punched at once. A LOADING
+// entry fills as its load's writes land, so it holds anything from nothing to
+// its whole footprint. The data region therefore holds at least the READY
+// footprints and at most every entry's footprint.
 void check_memory_held(const Pool& pool, const Segment& segment,
                        std::vector<std::string>& problems) {
   auto held = segment.data_bytes_held();
@@ -64,7 +65,7 @@ void check_memory_held(const Pool& pool, const Segment& segment,
   const std::uint64_t used = pool.bytes_used();
   std::uint64_t ready = 0;
   for (const EntryInfo* e : pool.entries()) {
-    if (e->state == EntryState::kReady) ready += e->extent_size;
+    if (e->state == EntryState::kReady) ready += e->footprint;
   }
   if (*held > used) {
     problems.push_back("the segment holds " + layout::format_bytes(*held - used) +

@@ -116,15 +116,16 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
       e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source, e.pinned});
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                layout::format_bytes(e.size), e.offset);
-  // The loader reserves the extent (fallocate) as it goes, so the event loop
-  // never waits for the pages of a large model to be allocated.
+  // The loader reserves the entry's pages (its footprint) as it goes, so the
+  // event loop never waits for the pages of a large model to be allocated.
+  // The rest of the extent is offset space and stays a hole.
   LoadJob job{
       file.proc_path(),
       e.size,
       segment_.fd(),
       e.offset,
       [seg = &segment_](std::uint64_t off, std::uint64_t len) { return seg->reserve(off, len); },
-      e.extent_size};
+      e.footprint};
   auto& in = inflight_[e.id];
   in.file = std::move(file);
   in.waiters.push_back(std::move(w));
@@ -287,7 +288,7 @@ void Service::free_entries(const std::vector<EntryInfo>& entries) {
     segment_.publish_free(e.slot);
     segment_.release(e.offset, e.extent_size);
     spdlog::info("evicted {} generation {} ({}, {} accesses)", e.name, e.generation,
-                 layout::format_bytes(e.extent_size), e.accesses);
+                 layout::format_bytes(e.footprint), e.accesses);
   }
 }
 

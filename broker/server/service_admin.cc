@@ -39,7 +39,7 @@ Result<json> Service::evict(std::string_view model) {
   if (!gone.ok()) return gone.status();
   free_entries({*gone});
   serve_room_waiters();
-  return json{{"model", gone->name}, {"bytes", gone->extent_size}};
+  return json{{"model", gone->name}, {"bytes", gone->footprint}};
 }
 
 Result<json> Service::set_pinned(std::string_view model, bool pinned) {
@@ -57,7 +57,7 @@ Result<json> Service::set_pinned(std::string_view model, bool pinned) {
 json Service::clear() {
   auto gone = pool_.clear();
   std::uint64_t bytes = 0;
-  for (const auto& e : gone) bytes += e.extent_size;
+  for (const auto& e : gone) bytes += e.footprint;
   free_entries(gone);
   serve_room_waiters();
   return {{"evicted", gone.size()}, {"bytes", bytes}};
@@ -152,10 +152,8 @@ bool Service::must_queue_behind(const std::string& model) const {
   if (!file.ok()) return false;  // start_or_join replies why, at once
   const PoolConfig& pc = pool_.config();
   const std::uint64_t size = file->identity().size;
-  const std::uint64_t extent =
-      (std::max<std::uint64_t>(size, 1) + pc.alignment - 1) / pc.alignment * pc.alignment;
   const std::uint64_t max = pc.max_model_size != 0 ? pc.max_model_size : pc.budget;
-  return size <= max && extent <= pc.budget;  // else too_large, at once
+  return size <= max && pool_.footprint_for(size) <= pc.budget;  // else too_large, at once
 }
 
 void Service::serve_room_waiters() {

@@ -107,16 +107,16 @@ Result<LoadResult> Loader::run(const LoadJob& job, LoadPipeline& pipeline) {
   // loop and in parallel with the reads and the hash: through write() (on
   // io-wq) into a tmpfs, or by the faults of the reads into the mapping of
   // a hugetlbfs extent, whose pages the mapping reserved (ENOMEM there is
-  // kPoolFull). Only the tail past the file's last page is reserved
-  // afterwards.
+  // kPoolFull). Only the rest of the footprint past the file's last 4 KiB
+  // is reserved afterwards.
   auto dst = Destination::open(job.dst_fd, job.dst_offset, job.expected_size);
   if (!dst.ok()) return dst.status();
   auto checksum = pipeline.copy(file, job.path, job.expected_size, *dst);
   if (checksum.ok() && job.reserve) {
     const std::uint64_t page = 4096;
     const std::uint64_t written = (job.expected_size + page - 1) / page * page;
-    if (job.extent_bytes > written) {
-      if (Status r = job.reserve(job.dst_offset + written, job.extent_bytes - written); !r.ok()) {
+    if (job.footprint > written) {
+      if (Status r = job.reserve(job.dst_offset + written, job.footprint - written); !r.ok()) {
         return r;
       }
     }

@@ -40,14 +40,15 @@ struct LoadJob {
   std::uint64_t expected_size = 0;  // from the caller's fstat; any change -> kLoadFailed
   int dst_fd = -1;                  // segment fd, open read-write; must outlive the job
   std::uint64_t dst_offset = 0;     // extent start
-  // With `reserve`, the loader secures the extent's `extent_bytes` itself,
-  // off the caller's thread: the write()s of the copy allocate the pages
-  // they fill (a full filesystem is then kPoolFull), or on hugetlbfs the
-  // mapping the reads land in reserves them (too few free huge pages is
-  // kPoolFull), and `reserve` takes the rest of the extent after them.
-  // Without it the extent must be reserved already.
+  // With `reserve`, the loader secures the entry's `footprint` bytes from
+  // dst_offset itself, off the caller's thread: the write()s of the copy
+  // allocate the pages they fill (a full filesystem is then kPoolFull), or
+  // on hugetlbfs the mapping the reads land in reserves them (too few free
+  // huge pages is kPoolFull), and `reserve` takes the rest of the footprint
+  // after them (on 2 MiB pages, the last page's tail past the file's last
+  // 4 KiB). Without it the footprint must be reserved already.
   ReserveFn reserve;
-  std::uint64_t extent_bytes = 0;
+  std::uint64_t footprint = 0;
 };
 
 struct LoadResult {

@@ -165,13 +165,17 @@ std::vector<Segment::Adopted> Segment::adopt_entries() {
 }
 
 // Drops entries overlapping an earlier one (only a bug could make them) and
-// punches every byte of the data region outside the remaining extents.
+// punches every byte of the data region outside the remaining entries' pages
+// (an entry holds its size rounded up to the page size; the rest of its
+// extent is offset space only, and a broker that reserved whole extents left
+// memory there).
 void Segment::punch_gaps(std::vector<Adopted>& kept) {
-  std::uint64_t cursor = data_offset();
+  std::uint64_t extent_end = data_offset();  // end of the kept extents so far
+  std::uint64_t cursor = data_offset();      // end of the kept pages so far
   std::vector<Adopted> disjoint;
   disjoint.reserve(kept.size());
   for (Adopted& a : kept) {
-    if (a.extent_size != 0 && a.offset < cursor) {
+    if (a.extent_size != 0 && a.offset < extent_end) {
       ++report_.invalid;
       publish_free(a.slot);
       continue;
@@ -180,7 +184,9 @@ void Segment::punch_gaps(std::vector<Adopted>& kept) {
       release(cursor, a.offset - cursor);
       report_.punched_bytes += a.offset - cursor;
     }
-    cursor = std::max(cursor, a.offset + a.extent_size);
+    const std::uint64_t pages = (a.size + page_size_ - 1) / page_size_ * page_size_;
+    cursor = std::max(cursor, a.offset + std::min(pages, a.extent_size));
+    extent_end = std::max(extent_end, a.offset + a.extent_size);
     disjoint.push_back(std::move(a));
   }
   if (size() > cursor) {

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "budget_util.hpp"
+#include "modelpool/client.hpp"
 
 namespace modelpool::testing {
 namespace {
@@ -225,6 +227,64 @@ TEST(Eviction, EvictedMemoryReturnsToTheOsAtOnce) {
   EXPECT_EQ(current_models(broker), (std::set<std::string>{"y"}));
   const std::uint64_t seg3 = segment_resident_bytes(broker);
   EXPECT_LT(seg3 - seg0, big + kMiB);
+}
+
+// A model holds its size in 4 KiB pages, not its 2 MiB extent: 60 models of
+// 256 KiB + 1 byte fit a 16 MiB budget (60 whole extents would need 120 MiB),
+// the segment file holds their pages and nothing more, and each eviction
+// frees exactly one model's pages.
+TEST(Eviction, SmallModelsHoldTheirPagesNotTheirExtents) {
+  ScratchDir models;
+  constexpr int kCount = 60;
+  constexpr std::uint64_t kSize = 256 * 1024 + 1;  // 65 pages
+  constexpr std::uint64_t kPages = 65 * 4096;
+  for (int i = 0; i < kCount; ++i) {
+    models.write_random("s" + std::to_string(i), kSize, static_cast<std::uint32_t>(100 + i));
+  }
+  Broker broker(models.path(),
+                {"--memory", "16MiB", "--high-watermark", "1", "--low-watermark", "1"});
+  broker.start();
+  const std::uint64_t seg0 = segment_resident_bytes(broker);
+  for (int i = 0; i < kCount; ++i) {
+    json r = broker.admin("load", {{"model", "s" + std::to_string(i)}});
+    ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  }
+  json stats = broker.admin("stats");
+  EXPECT_EQ(stats["evictions"], 0) << stats.dump();
+  EXPECT_EQ(stats["bytes_used"], kCount * kPages);
+  EXPECT_EQ(current_models(broker).size(), static_cast<std::size_t>(kCount));
+  EXPECT_EQ(segment_resident_bytes(broker) - seg0, kCount * kPages);
+  EXPECT_EQ(self_check_problems(broker), json::array());
+
+  // Every byte reads back through a real client.
+  Client client = Client::connect(broker.worker_socket());
+  for (int i = 0; i < kCount; i += 9) {
+    const std::string name = "s" + std::to_string(i);
+    Model m = client.acquire(name);
+    const std::string want = read_file(models.path() + "/" + name);
+    ASSERT_EQ(m.size(), want.size());
+    EXPECT_EQ(std::memcmp(m.bytes().data(), want.data(), want.size()), 0) << name;
+  }
+
+  json ev = broker.admin("evict", {{"model", "s1"}});
+  ASSERT_TRUE(ev["ok"].get<bool>()) << ev.dump();
+  EXPECT_EQ(ev["bytes"], kPages);
+  EXPECT_EQ(segment_resident_bytes(broker) - seg0, (kCount - 1) * kPages);
+
+  // The budget still binds: models past it evict idle ones, page for page.
+  const std::uint64_t budget = stats["bytes_budget"];
+  const std::uint64_t room = (budget - (kCount - 1) * kPages) / kPages;
+  for (int i = 0; i < static_cast<int>(room) + 3; ++i) {
+    const std::string name = "t" + std::to_string(i);
+    models.write_random(name, kSize, static_cast<std::uint32_t>(500 + i));
+    json r = broker.admin("load", {{"model", name}});
+    ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  }
+  stats = broker.admin("stats");
+  EXPECT_EQ(stats["evictions"], 1 + 3) << stats.dump();  // s1 by admin, then 3 for room
+  EXPECT_LE(stats["bytes_used"].get<std::uint64_t>(), budget);
+  EXPECT_EQ(segment_resident_bytes(broker) - seg0, stats["bytes_used"].get<std::uint64_t>());
+  EXPECT_EQ(self_check_problems(broker), json::array());
 }
 
 }  // namespace

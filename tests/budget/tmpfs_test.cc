@@ -131,13 +131,14 @@ TEST_F(SmallTmpfs, FullFilesystemIsPoolFullAndTheBrokerLivesOn) {
   EXPECT_EQ(broker.admin("stats")["load_failures"], 0);
 }
 
-// The last free bytes go to an extent. The catalog entry the broker then
-// writes must not need a page of its own (it would be a SIGBUS).
+// The last free bytes go to a model (it holds its 1 MiB of pages, not its
+// 2 MiB extent). The catalog entry the broker then writes must not need a
+// page of its own (it would be a SIGBUS).
 TEST_F(SmallTmpfs, LastFreeBytesGoToAModelWithoutSigbus) {
   const std::string bytes = read_file(models_.write_random("small", 1 * kMiB, 3));
   models_.write_random("other", 1 * kMiB, 4);
   Broker& broker = start_broker({"--memory", "48MiB"}, true);
-  fill_leaving(2 * kMiB);  // one 2 MiB extent
+  fill_leaving(1 * kMiB);  // one model's pages
   Client client = Client::connect(broker.worker_socket());
   Model m = client.acquire("small");
   ASSERT_EQ(m.size(), bytes.size());

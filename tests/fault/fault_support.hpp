@@ -33,6 +33,9 @@ struct CatalogRow {
   std::string name;
   std::uint64_t generation = 0, offset = 0, size = 0, extent_size = 0, checksum = 0;
   bool pinned = false;
+  // The memory the entry holds on a segment of 4 KiB pages (/dev/shm): its
+  // size in whole pages. The rest of its extent is a hole.
+  std::uint64_t pages() const { return (size + 4095) / 4096 * 4096; }
 };
 
 // The segment at `path`, its front [0, data_offset) mapped (read-write when

@@ -27,10 +27,10 @@ using testing::ScratchDir;
 
 constexpr std::uint64_t kMiB = 1ULL << 20;
 
-Ranges ready_extents(const std::vector<CatalogRow>& rows) {
+Ranges ready_pages(const std::vector<CatalogRow>& rows) {
   Ranges out;
   for (const auto& r : rows) {
-    if (r.state == layout::EntryState::kReady) out.emplace_back(r.offset, r.offset + r.extent_size);
+    if (r.state == layout::EntryState::kReady) out.emplace_back(r.offset, r.offset + r.pages());
   }
   return out;
 }
@@ -49,18 +49,18 @@ void expect_readopted_without_loads(const Broker& b) {
   EXPECT_EQ(b.admin("stats")["loads"], 0) << "a model was read from disk again";
 }
 
-// Only READY entries are left, and the data region holds their extents'
-// memory and nothing else.
+// Only READY entries are left, and the data region holds their pages and
+// nothing else (not the rest of their extents either).
 void expect_no_stray_bytes(const std::string& segment) {
   SegmentView v(segment);
   const auto rows = v.rows();
-  std::uint64_t extents = 0;
+  std::uint64_t pages = 0;
   for (const auto& r : rows) {
     EXPECT_EQ(r.state, layout::EntryState::kReady) << r.name;
-    extents += r.extent_size;
+    pages += r.pages();
   }
-  EXPECT_EQ(SegmentView::uncovered(v.written_ranges(), ready_extents(rows)), 0U);
-  EXPECT_EQ(v.held_bytes(), extents);
+  EXPECT_EQ(SegmentView::uncovered(v.written_ranges(), ready_pages(rows)), 0U);
+  EXPECT_EQ(v.held_bytes(), pages);
 }
 
 TEST(Restart, KillWhileIdleKeepsEveryReadyEntryInPlace) {
@@ -176,14 +176,14 @@ TEST(Restart, CrashLeftoversInTheCatalogAndDataRegionAreDroppedAndPunched) {
   ASSERT_TRUE(b.admin("load", {{"model", "a.bin"}})["ok"].get<bool>());
   ASSERT_TRUE(b.admin("load", {{"model", "b.bin"}})["ok"].get<bool>());
   b.kill9();
-  std::uint64_t a_extent = 0;
+  std::uint64_t a_pages = 0;
   {  // Craft what a kill leaves at three instants.
     SegmentView v(b.segment_path(), true);
     const auto rows = v.rows();
     const CatalogRow* a = find_row(rows, "a.bin");
     const CatalogRow* bb = find_row(rows, "b.bin");
     ASSERT_TRUE(a && bb);
-    a_extent = a->extent_size;
+    a_pages = a->pages();
     // Mid-eviction: b's slot is FREE but its bytes are not punched yet.
     v.catalog_mut(bb->slot).state.store(0);
     // Mid-load: a LOADING entry whose extent holds half its bytes.
@@ -202,8 +202,8 @@ TEST(Restart, CrashLeftoversInTheCatalogAndDataRegionAreDroppedAndPunched) {
     ASSERT_EQ(::fallocate(fd, 0, static_cast<off_t>(ghost), 2 * kMiB), 0);
     ASSERT_EQ(::fallocate(fd, 0, static_cast<off_t>(ghost + 128 * kMiB), 2 * kMiB), 0);
     ::close(fd);
-    EXPECT_EQ(v.held_bytes(), a_extent + bb->extent_size + 4 * kMiB);
-    EXPECT_EQ(SegmentView::uncovered(v.written_ranges(), {{a->offset, a->offset + a_extent}}),
+    EXPECT_EQ(v.held_bytes(), a_pages + bb->pages() + 4 * kMiB);
+    EXPECT_EQ(SegmentView::uncovered(v.written_ranges(), {{a->offset, a->offset + a_pages}}),
               bb->size)
         << "b's bytes are still written";
   }
@@ -213,7 +213,7 @@ TEST(Restart, CrashLeftoversInTheCatalogAndDataRegionAreDroppedAndPunched) {
   SegmentView v(b.segment_path());
   ASSERT_EQ(v.rows().size(), 1U);
   EXPECT_EQ(v.rows()[0].name, "a.bin");
-  EXPECT_EQ(v.held_bytes(), a_extent);
+  EXPECT_EQ(v.held_bytes(), a_pages);
   EXPECT_NE(b.stderr_text().find("dropped 1 half-loaded"), std::string::npos) << b.stderr_text();
   Conn w(b.worker_socket());
   json r = *w.request({{"op", "acquire"}, {"model", "b.bin"}});

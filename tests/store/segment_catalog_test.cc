@@ -88,12 +88,16 @@ TEST_F(SegmentCatalogTest, AdoptionKeepsReadyDropsLoadingAndPunchesTheRest) {
   EXPECT_EQ(s->adoption_report().ready, 1U);
   EXPECT_EQ(s->adoption_report().loading, 1U);
   EXPECT_EQ(s->adoption_report().invalid, 0U);
-  EXPECT_EQ(s->adoption_report().punched_bytes, s->size() - s->data_offset() - 4 * kMiB);
-  // The READY bytes stay; the half-loaded and stray ones are gone from memory.
-  EXPECT_EQ(testing::pread_all(s->fd(), a, 4 * kMiB), std::vector<char>(4 * kMiB, 'a'));
+  // The READY entry keeps its pages, [a, a + 3 MiB + 4 KiB); the rest of its
+  // extent (written whole here, as a broker that reserved whole extents did),
+  // the half-loaded and the stray bytes are gone from memory.
+  const std::uint64_t pages = 3 * kMiB + 4096;
+  EXPECT_EQ(s->adoption_report().punched_bytes, s->size() - s->data_offset() - pages);
+  EXPECT_EQ(testing::pread_all(s->fd(), a, pages), std::vector<char>(pages, 'a'));
+  EXPECT_FALSE(has_data(s->fd(), a + pages, 4 * kMiB - pages));
   EXPECT_FALSE(has_data(s->fd(), b, 4 * kMiB));
   EXPECT_FALSE(has_data(s->fd(), stray, 2 * kMiB));
-  EXPECT_LT(testing::allocated_bytes(s->path()), 4 * kMiB + 64 * 1024);
+  EXPECT_LT(testing::allocated_bytes(s->path()), pages + 64 * 1024);
   // The LOADING slot was freed: a second restart finds nothing to drop.
   s.reset();
   auto third = open(3);

@@ -137,14 +137,107 @@ TEST(Pool, TooLargeNamesBothSizes) {
   EXPECT_NE(r.status().message().find("10.0 MiB"), std::string::npos) << r.status().message();
   EXPECT_NE(r.status().message().find("8.0 MiB"), std::string::npos) << r.status().message();
 
+  // On 2 MiB pages a model holds whole 2 MiB pages.
   PoolConfig c2 = config_of(10);
-  c2.budget += kUnit / 2;  // a budget that is not a whole number of units
+  c2.budget += kUnit / 2;  // a budget that is not a whole number of pages
+  c2.page_size = kUnit;
   Pool pool2(c2);
   r = pool2.begin_load("big", src(1), 11 * kUnit, 0);
   EXPECT_EQ(r.status().code(), ErrorCode::kTooLarge);
-  r = pool2.begin_load("big", src(1), c2.budget, 0);  // fits, but its extent does not
+  r = pool2.begin_load("big", src(1), c2.budget, 0);  // fits, but its pages do not
   EXPECT_EQ(r.status().code(), ErrorCode::kTooLarge);
+  EXPECT_NE(r.status().message().find("22.0 MiB in pages"), std::string::npos)
+      << r.status().message();
   EXPECT_EQ(pool2.entry_count(), 0u);
+
+  // On 4 KiB pages the same model fits: it holds its size in 4 KiB pages.
+  PoolConfig c3 = config_of(10);
+  c3.budget += kUnit / 2;
+  Pool pool3(c3);
+  r = pool3.begin_load("big", src(1), c3.budget, 0);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->entry.footprint, c3.budget);
+  EXPECT_EQ(r->entry.extent_size, 11 * kUnit);
+  EXPECT_EQ(pool3.bytes_used(), c3.budget);
+  r = pool3.begin_load("one-more-page", src(2), 1, 0);
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);  // the big one is loading: not evictable
+}
+
+// The budget counts the pages a model holds, not its 2 MiB-aligned extent:
+// a 4 KiB page pool fits 512 one-page models where 1 extent-sized model fits.
+TEST(Pool, SmallModelsCountTheirPagesNotTheirExtents) {
+  PoolConfig c = config_of(1, 1024);  // a budget of 2 MiB, 1024 slots
+  c.data_end = c.data_begin + 1024 * kUnit;
+  Pool pool(c);
+  for (int i = 0; i < 512; ++i) {
+    Result<Reservation> r =
+        pool.begin_load("small/" + std::to_string(i), src(10 + i), i % 2 == 0 ? 4096 : 1, 0);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().message();
+    EXPECT_TRUE(r->evicted.empty());
+    EXPECT_EQ(r->entry.footprint, 4096u);
+    EXPECT_EQ(r->entry.extent_size, kUnit);  // offset space still goes by extents
+    EXPECT_EQ(r->entry.offset % kUnit, 0u);
+    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+  }
+  EXPECT_EQ(pool.bytes_used(), c.budget);
+  EXPECT_EQ(pool.offset_space_used(), 512 * kUnit);
+  ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
+
+  // The 513th evicts exactly one idle model, and frees exactly its page.
+  Result<Reservation> r = pool.begin_load("small/513", src(9999), 100, 0);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->evicted.size(), 1u);
+  EXPECT_EQ(r->evicted[0].footprint, 4096u);
+  EXPECT_EQ(pool.bytes_used(), c.budget);
+  EXPECT_EQ(pool.bytes_evicted(), 4096u);
+
+  // An empty model holds nothing.
+  pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+  r = pool.begin_load("empty", src(10000), 0, 0);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->evicted.empty());
+  EXPECT_EQ(r->entry.footprint, 0u);
+  ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
+}
+
+// Small models can fill the offset space before the budget: then idle ones
+// are evicted for it, and when none is idle the refusal says what is full.
+TEST(Pool, EvictsForOffsetSpaceWhenSmallModelsFillIt) {
+  PoolConfig c = config_of(64);
+  c.data_end = c.data_begin + 4 * kUnit;  // room for 4 extents
+  Pool pool(c);
+  std::vector<EntryId> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto r = pool.begin_load("m" + std::to_string(i), src(1 + i), 4096, i);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+    ids.push_back(r->entry.id);
+  }
+  for (EntryId id : ids) pool.add_ref(id, 10);
+  pool.release_ref(ids[1]);  // the only idle one
+  auto r = pool.begin_load("m4", src(5), 4096, 20);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->evicted.size(), 1u);
+  EXPECT_EQ(r->evicted[0].id, ids[1]);
+  pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+  pool.add_ref(r->entry.id, 30);
+
+  r = pool.begin_load("m5", src(6), 4096, 40);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);
+  EXPECT_NE(r.status().message().find("offset space"), std::string::npos) << r.status().message();
+  EXPECT_EQ(pool.entry_count(), 4u);
+  ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
+}
+
+TEST(Pool, ConfigNeedsAnAlignmentThatIsWholePages) {
+  PoolConfig c = config_of(4);
+  c.page_size = 0;
+  EXPECT_EQ(Pool::validate_config(c).code(), ErrorCode::kBadRequest);
+  c.page_size = 3 * 4096;  // 2 MiB is not a multiple of 12 KiB
+  EXPECT_EQ(Pool::validate_config(c).code(), ErrorCode::kBadRequest);
+  c.page_size = kUnit;
+  EXPECT_TRUE(Pool::validate_config(c).ok());
 }
 
 TEST(Pool, EvictsIdleEntriesInPolicyOrderToMakeRoom) {

@@ -12,8 +12,8 @@ DeadSegment inspect_dead_segment(const std::string& path,
                                  const std::map<std::string, Model>& models, Report& report) {
   DeadSegment dead;
   fault::SegmentView v(path);
-  // A LOADING extent is reserved as its load goes (and dropped at restart);
-  // a READY one must be reserved whole.
+  // A LOADING entry's pages are reserved as its load goes (and dropped at
+  // restart); a READY one must hold all of its pages, and nothing past them.
   std::uint64_t live_bytes = 0;
   for (CatalogRow& r : v.rows()) {
     if (r.state == EntryState::kLoading) {
@@ -21,9 +21,12 @@ DeadSegment inspect_dead_segment(const std::string& path,
       live_bytes += v.held_bytes(r.offset, r.extent_size);
       continue;
     }
-    live_bytes += r.extent_size;
-    if (r.state == EntryState::kReady && v.held_bytes(r.offset, r.extent_size) < r.extent_size) {
-      report.fail("READY entry " + r.name + "'s extent is not fully reserved");
+    live_bytes += r.pages();
+    if (r.state == EntryState::kReady && v.held_bytes(r.offset, r.pages()) < r.pages()) {
+      report.fail("READY entry " + r.name + "'s pages are not all reserved");
+    }
+    if (r.state == EntryState::kReady && v.held_bytes(r.offset, r.extent_size) > r.pages()) {
+      report.fail("READY entry " + r.name + " holds memory past its last page");
     }
     const std::string who = "READY entry " + r.name + " generation " + std::to_string(r.generation);
     if (r.state != EntryState::kReady) {

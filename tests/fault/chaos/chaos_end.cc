@@ -88,8 +88,8 @@ void Run::check_drained(BrokerProcess& broker) {
   fault::Ranges pinned;
   for (const auto& r : v.rows()) {
     if (!r.pinned) continue;
-    pinned.emplace_back(r.offset, r.offset + r.extent_size);
-    report.pinned_baseline += r.extent_size;
+    pinned.emplace_back(r.offset, r.offset + r.pages());
+    report.pinned_baseline += r.pages();
   }
   report.end_bytes_used = s ? (*s)["bytes_used"].get<std::uint64_t>() : 0;
   report.end_resident = v.held_bytes();
