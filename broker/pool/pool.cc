@@ -135,14 +135,18 @@ Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_
     return id != skip && chosen.count(id) == 0 && evictable_for_room(id, now_ns);
   };
   std::vector<EntryId> victims;
-  // Placeable as things are, or once the planned victims' extents are free
-  // (tried on a copy of the allocator, only when the offset space is tight).
+  // Placeable as things are, or once the planned victims' extents are free:
+  // when the offset space is tight, a copy of the allocator frees them as
+  // they are chosen (one copy per load, however many victims it takes).
+  std::optional<ExtentAllocator> trial;
   auto placeable = [&] {
-    if (allocator_.largest_free() >= extent) return true;
-    ExtentAllocator trial = allocator_;
-    if (reclaimed != nullptr) trial.free(reclaimed->offset, reclaimed->extent_size);
-    for (EntryId v : victims) trial.free(get(v)->offset, get(v)->extent_size);
-    return trial.allocate(extent).has_value();
+    if (!trial) {
+      if (allocator_.largest_free() >= extent) return true;
+      trial.emplace(allocator_);
+      if (reclaimed != nullptr) trial->free(reclaimed->offset, reclaimed->extent_size);
+      for (EntryId v : victims) trial->free(get(v)->offset, get(v)->extent_size);
+    }
+    return trial->largest_free() >= extent;
   };
   while (used + footprint > config_.budget || !slot_free || !placeable()) {
     std::optional<EntryId> victim = policy_->pick_victim(evictable);
@@ -169,6 +173,7 @@ Result<std::vector<EntryId>> Pool::plan_room(std::string_view name, std::uint64_
     chosen.insert(*victim);
     victims.push_back(*victim);
     used -= get(*victim)->footprint;
+    if (trial) trial->free(get(*victim)->offset, get(*victim)->extent_size);
     slot_free = true;
   }
   return victims;

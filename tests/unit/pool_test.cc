@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "pool_test_util.hpp"
 
 namespace modelpool::broker {
@@ -227,6 +229,39 @@ TEST(Pool, EvictsForOffsetSpaceWhenSmallModelsFillIt) {
   EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull);
   EXPECT_NE(r.status().message().find("offset space"), std::string::npos) << r.status().message();
   EXPECT_EQ(pool.entry_count(), 4u);
+  ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
+}
+
+// A model whose extent spans several small ones' evicts until a contiguous
+// range is free, not merely enough bytes of offset space.
+TEST(Pool, EvictsUntilTheOffsetSpaceHasAContiguousRange) {
+  PoolConfig c = config_of(64);
+  c.data_end = c.data_begin + 4 * kUnit;
+  Pool pool(c);
+  std::vector<EntryInfo> small;
+  for (int i = 0; i < 4; ++i) {
+    auto r = pool.begin_load("m" + std::to_string(i), src(1 + i), 4096, i);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+    small.push_back(r->entry);
+  }
+  std::sort(small.begin(), small.end(),
+            [](const EntryInfo& a, const EntryInfo& b) { return a.offset < b.offset; });
+  // LRU order by offset: 2nd, 4th, 1st, 3rd. The first two victims leave
+  // two free extents that are not adjacent; the third joins the first.
+  std::int64_t t = 10;
+  for (std::size_t i : {1, 3, 0, 2}) {
+    pool.add_ref(small[i].id, t++);
+    pool.release_ref(small[i].id);
+  }
+  auto r = pool.begin_load("big", src(9), 2 * kUnit, 20);  // two extents
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->evicted.size(), 3u);
+  EXPECT_EQ(r->evicted[0].id, small[1].id);
+  EXPECT_EQ(r->evicted[1].id, small[3].id);
+  EXPECT_EQ(r->evicted[2].id, small[0].id);
+  EXPECT_EQ(r->entry.offset, small[0].offset);  // over two victims: only their room fits it
+  EXPECT_EQ(pool.entry_count(), 2u);
   ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
 }
 
