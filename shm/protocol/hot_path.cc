@@ -319,7 +319,7 @@ std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
   out += R"(,"generation":)";
   append_uint(out, m.generation);
   out += R"(,"checksum":")";
-  out += checksum_to_hex(m.checksum);
+  append_checksum_hex(out, m.checksum);
   out += R"(","format":)";
   append_string(out, m.format, false);
   out += R"(,"cached":)";

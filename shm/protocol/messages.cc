@@ -2,7 +2,6 @@
 #include "shm/protocol/messages.hpp"
 
 #include <charconv>
-#include <cstdio>
 
 namespace modelpool::proto {
 namespace {
@@ -157,10 +156,17 @@ Result<std::optional<bool>> get_opt_bool(const json& obj, std::string_view key) 
   return std::optional<bool>{v->get<bool>()};
 }
 
+void append_checksum_hex(std::string& out, std::uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  char buf[16];
+  for (int i = 15; i >= 0; --i, v >>= 4) buf[i] = kDigits[v & 0xf];
+  out.append(buf, sizeof buf);
+}
+
 std::string checksum_to_hex(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
+  std::string out;
+  append_checksum_hex(out, v);
+  return out;
 }
 
 std::optional<std::uint64_t> checksum_from_hex(std::string_view s) {

@@ -102,6 +102,8 @@ Result<ModelRequest> decode_model_request(const json& body);
 
 // checksum as 16 lowercase hex digits, and back.
 std::string checksum_to_hex(std::uint64_t v);
+// Appends the same 16 digits to `out` (the hot path: no temporary string).
+void append_checksum_hex(std::string& out, std::uint64_t v);
 std::optional<std::uint64_t> checksum_from_hex(std::string_view s);
 
 }  // namespace modelpool::proto

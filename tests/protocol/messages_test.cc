@@ -94,6 +94,14 @@ TEST(Messages, EveryErrorCodeRoundTrips) {
 
 TEST(Messages, ChecksumHex) {
   EXPECT_EQ(checksum_to_hex(1), "0000000000000001");
+  EXPECT_EQ(checksum_to_hex(0x0123456789abcdefULL), "0123456789abcdef");
+  EXPECT_EQ(checksum_to_hex(~0ULL), "ffffffffffffffff");
+  for (std::uint64_t v : {0ULL, 0xfedcba9876543210ULL, 0x8000000000000001ULL}) {
+    EXPECT_EQ(checksum_from_hex(checksum_to_hex(v)), v);
+  }
+  std::string out = "x";
+  append_checksum_hex(out, 0xabcULL);
+  EXPECT_EQ(out, "x0000000000000abc");
   EXPECT_EQ(checksum_from_hex("ffffffffffffffff"), ~0ULL);
   EXPECT_FALSE(checksum_from_hex("xyz").has_value());
   EXPECT_FALSE(checksum_from_hex("00000000000000001").has_value());
