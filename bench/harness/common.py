@@ -115,6 +115,36 @@ def meminfo():
     return out
 
 
+# Free page reporting: a guest kernel hands freed 2 MiB blocks back to the
+# hypervisor, and the next write to them costs a host fault. Not every kernel
+# exports the count.
+PAGE_REPORTING_KIB = "/sys/module/page_reporting/parameters/reported_kib"
+
+
+def kernel_counters():
+    """Counters that explain slow fills of fresh memory: direct compaction
+    stalls, file huge pages that fell back to 4 KiB, and bytes handed back to
+    the hypervisor (None where the kernel does not say)."""
+    want = {"compact_stall", "thp_file_alloc", "thp_file_fallback"}
+    out = {k: None for k in want}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            k, v = line.split()
+            if k in want:
+                out[k] = int(v)
+    try:
+        with open(PAGE_REPORTING_KIB) as f:
+            out["reported_bytes"] = int(f.read()) * 1024
+    except (OSError, ValueError):
+        out["reported_bytes"] = None
+    return out
+
+
+def counters_delta(before, after):
+    return {k: (None if before[k] is None or after[k] is None else after[k] - before[k])
+            for k in before}
+
+
 def used_bytes(mi):
     return mi["MemTotal"] - mi["MemAvailable"]
 

@@ -3,7 +3,7 @@
 # The Markdown summary of one run: host, targets with PASS/FAIL, then one
 # table per scenario. Cells are "median [min-max]" over the repetitions;
 # "not measured" cells say why. docs/benchmarks.md explains how to read it.
-from harness.common import MiB, NOT_MEASURED, med
+from harness.common import GiB, MiB, NOT_MEASURED, med
 
 
 def cell(s, digits=1, scale=1.0):
@@ -130,9 +130,27 @@ def _load(s, _):
             f"(at most {100 * (s['cold_resident_fraction_max'] or 0):.0f}% of a file stayed "
             "cached). Huge = the pool's segment on a huge=always tmpfs, hugetlbfs = on "
             "hugetlbfs (2 MiB pages both).\n\n"
+            + _kernel_note(s.get("kernel"))
             + table(["cache", "size", "read GB/s", "O_DIRECT GB/s", "naive GB/s", "pool GB/s",
                      "pool/memcpy", "pool/read", "pool/naive", "huge pool GB/s",
                      "huge/memcpy", "hugetlbfs pool GB/s", "hugetlbfs/memcpy"], rows))
+
+
+def _kernel_note(k):
+    """What the kernel did while the scenario filled fresh memory."""
+    if not k:
+        return ""
+    parts = []
+    if k.get("compact_stall") is not None:
+        parts.append(f"{k['compact_stall']} direct compaction stalls")
+    if k.get("thp_file_fallback") is not None:
+        parts.append(f"{k['thp_file_fallback']} file huge pages that fell back to 4 KiB")
+    if k.get("reported_bytes") is not None:
+        parts.append(f"{k['reported_bytes'] / GiB:.1f} GiB of freed memory handed back to the "
+                     "hypervisor by free page reporting (each 2 MiB of it costs a host fault "
+                     "when next written: see docs/benchmarks.md)")
+    return ("While this scenario ran, the kernel counted " + ", ".join(parts) + ".\n\n"
+            if parts else "")
 
 
 def _control(s, _):

@@ -22,8 +22,9 @@ import time
 from harness.broker import Broker, BrokerError, modelpool_ready
 from harness.hugepages import huge_mount
 from harness.s_limits import memcpy_gbps
-from harness.common import (GiB, MiB, drop_page_cache, ensure_file, model_name, log, med, metric,
-                            not_measured, ratio, rotated, run_json, summary, warm_page_cache)
+from harness.common import (GiB, MiB, counters_delta, drop_page_cache, ensure_file,
+                            kernel_counters, model_name, log, med, metric, not_measured, ratio,
+                            rotated, run_json, summary, warm_page_cache)
 
 
 def sizes_for(ctx):
@@ -76,7 +77,7 @@ def huge_pool(ctx, stack, max_size, kind):
 
 def run_one(ctx, method, path, name, size, pools):
     # One pool holds the model at a time: two resident 4 GiB copies (plus the
-    # page cache) would measure memory pressure and compaction, not loading.
+    # page cache) would measure memory pressure, not loading.
     if method in pools:
         for other, b in pools.items():
             if other != method:
@@ -109,6 +110,7 @@ def run(ctx):
     gbps = {(t, m, s): [] for t in methods for m in methods[t] for s in sizes}
     residue, memcpy = [], []
     reps = ctx.reps if ctx.quick else min(ctx.reps, 3)  # 4 GiB runs dominate the suite's time
+    counters0 = kernel_counters()
     try:
         for rep in range(reps):
             memcpy.append(memcpy_gbps(ctx))
@@ -134,7 +136,8 @@ def run(ctx):
         huge.close()  # the huge-page brokers, then their mounts
     memcpy_med = summary(memcpy)["median"]
     out = {"status": "measured", "sizes": sizes, "memcpy_gbps": memcpy_med, "reps": reps,
-           "cold_resident_fraction_max": max(residue) if residue else None, "rows": []}
+           "cold_resident_fraction_max": max(residue) if residue else None,
+           "kernel": counters_delta(counters0, kernel_counters()), "rows": []}
     for temp, ms in methods.items():
         for s in sizes:
             row = {"temp": temp, "bytes": s}
