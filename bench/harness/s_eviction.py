@@ -36,6 +36,12 @@ def run_eviction(ctx):
             for m in ("hit_rate", "byte_hit_rate"):  # per seed, so trace noise cancels
                 pairs = zip(data.get((alpha, p, m), []), data.get((alpha, "belady", m), []))
                 row[p][m + "_vs_belady"] = summary([a / b for a, b in pairs if b])
+            # Against LRU on the same trace (seed): the target is "on every trace".
+            pairs = list(zip(data.get((alpha, p, "byte_hit_rate"), []),
+                             data.get((alpha, "lru", "byte_hit_rate"), [])))
+            per_trace = [a / b for a, b in pairs if b]
+            row[p]["byte_hit_rate_vs_lru"] = summary(per_trace)
+            row[p]["byte_hit_rate_vs_lru_worst"] = min(per_trace) if per_trace else None
         rows.append(row)
     log("eviction: " + ", ".join(
         f"a={r['alpha']} " + "/".join(f"{p} {r[p]['hit_rate']['median']:.2f}" for p in policies)

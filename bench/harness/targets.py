@@ -66,6 +66,21 @@ def evaluate(results):
                            _why(ctl, f"pair {_us(row, 'modelpool')} vs round trip "
                                 f"{_us(row, 'pingpong')}")))
 
+    ev = results.get("eviction", {})
+    worst_ev, basis = None, ""
+    rows = ev.get("rows", [])
+    if rows and all((r.get("gdsf") or {}).get("byte_hit_rate_vs_lru_worst") is not None
+                    for r in rows):
+        w = min(rows, key=lambda r: r["gdsf"]["byte_hit_rate_vs_lru_worst"])
+        worst_ev = w["gdsf"]["byte_hit_rate_vs_lru_worst"]
+        gaps = ", ".join(f"{med(r['gdsf']['byte_hit_rate_vs_belady']):.2f} at alpha {r['alpha']}"
+                         for r in rows)
+        basis = (f"worst trace at alpha {w['alpha']} ({ev.get('seeds')} seeds per alpha); "
+                 f"gdsf byte hit rate / belady's: {gaps}")
+    out.append(_target("eviction: cost-aware (gdsf) byte hit rate vs lru, every trace",
+                       "gdsf / lru >= 1.0 on every trace", worst_ev, lambda v: v >= 1.0,
+                       _why(ev, basis)))
+
     load = results.get("load", {})
     warm = [r for r in load.get("rows", []) if r["temp"] == "warm"]
     vals = [r.get("pool_over_naive") for r in warm]
