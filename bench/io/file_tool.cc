@@ -15,6 +15,13 @@
 //                                     it into a fresh file D (on /dev/shm);
 //                                     D is unlinked after timing unless
 //                                     --keep (then nothing is emitted)
+//   backmem --bytes N                 writes N bytes of fresh anonymous
+//                                     memory and frees it: on a VM whose
+//                                     kernel reports free memory to the
+//                                     hypervisor, the next N bytes the
+//                                     kernel hands out are backed by the
+//                                     host again (see docs/benchmarks.md);
+//                                     emits backmem/seconds
 // Timed commands emit <cmd>/seconds and <cmd>/throughput (GB/s).
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -145,6 +152,22 @@ void read_cmd(const mb::Args& a, bool naive, bool report = true) {
   emit_timed(naive ? "naive" : "read", bytes, t1 - t0, direct);
 }
 
+void backmem(const mb::Args& a) {
+  const std::uint64_t bytes = a.size("bytes", 0);
+  if (bytes == 0) return;
+  const std::int64_t t0 = mb::now_ns();
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) mb::die("backmem: mmap " + std::to_string(bytes) + " bytes failed");
+  (void)::madvise(p, bytes, MADV_HUGEPAGE);  // fewer faults where THP is allowed
+  if (::madvise(p, bytes, MADV_POPULATE_WRITE) != 0) {
+    auto* c = static_cast<volatile char*>(p);
+    for (std::uint64_t i = 0; i < bytes; i += 4096) c[i] = 1;
+  }
+  ::munmap(p, bytes);
+  mb::emit("backmem", "seconds", static_cast<double>(mb::now_ns() - t0) / 1e9, "s",
+           {{"bytes", bytes}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,8 +181,10 @@ int main(int argc, char** argv) {
     read_cmd(args, false, cmd == "read");
   } else if (cmd == "naive") {
     read_cmd(args, true);
+  } else if (cmd == "backmem") {
+    backmem(args);
   } else {
-    mb::die("usage: mp_bench_file mkfile|uncache|cache|read|naive --path P ...");
+    mb::die("usage: mp_bench_file mkfile|uncache|cache|read|naive|backmem ...");
   }
   return 0;
 }
