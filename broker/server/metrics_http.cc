@@ -88,7 +88,8 @@ std::string render_prometheus(const json& s) {
   metric(out, "loaded_bytes_total", "counter", "Bytes read into the pool.", s["bytes_loaded"]);
   metric(out, "evictions_total", "counter", "Models evicted.", s["evictions"]);
   metric(out, "evicted_bytes_total", "counter", "Bytes evicted.", s["bytes_evicted"]);
-  metric(out, "used_bytes", "gauge", "Resident extent bytes.", s["bytes_used"]);
+  metric(out, "used_bytes", "gauge",
+         "Memory the resident models hold (their sizes in whole pages).", s["bytes_used"]);
   metric(out, "budget_bytes", "gauge", "Memory budget.", s["bytes_budget"]);
   metric(out, "largest_free_extent_bytes", "gauge", "Largest free range of the offset space.",
          s["largest_free_extent"]);

@@ -60,9 +60,10 @@ TEST_P(LoaderEngineTest, CopiesExactBytesAndChecksumAroundChunkBoundaries) {
 }
 
 // With a reserve hook, the copy's writes allocate the pages they fill and the
-// loader reserves the rest of the extent (past the file's last page) after
-// them: the whole extent is held when the load is done.
-TEST_P(LoaderEngineTest, SecuresTheWholeExtentWhileItLoads) {
+// loader reserves the rest of the footprint it is given (past the file's last
+// 4 KiB) after them: here a footprint of one 2 MiB-page-sized extent, as on a
+// huge-page pool, all held when the load is done.
+TEST_P(LoaderEngineTest, SecuresTheWholeFootprintWhileItLoads) {
   Loader loader(options());
   const std::size_t size = 7 * kChunk + 4097;
   const std::string path = make_file("reserved", size, 7);
