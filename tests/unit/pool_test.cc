@@ -202,25 +202,40 @@ TEST(Pool, SmallModelsCountTheirPagesNotTheirExtents) {
   ASSERT_TRUE(pool.self_check().ok()) << pool.self_check().message();
 }
 
+// A pool with budget to spare whose offset space holds four extents.
+PoolConfig four_extents_of_offset_space() {
+  PoolConfig c = config_of(64);
+  c.data_end = c.data_begin + 4 * kUnit;
+  return c;
+}
+
+// Fills `pool` with four READY one-page models; returns them in offset order.
+std::vector<EntryInfo> load_four_small(Pool& pool) {
+  std::vector<EntryInfo> out;
+  for (int i = 0; i < 4; ++i) {
+    auto r = pool.begin_load("m" + std::to_string(i), src(1 + i), 4096, i);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (!r.ok()) break;
+    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
+    out.push_back(r->entry);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const EntryInfo& a, const EntryInfo& b) { return a.offset < b.offset; });
+  return out;
+}
+
 // Small models can fill the offset space before the budget: then idle ones
 // are evicted for it, and when none is idle the refusal says what is full.
 TEST(Pool, EvictsForOffsetSpaceWhenSmallModelsFillIt) {
-  PoolConfig c = config_of(64);
-  c.data_end = c.data_begin + 4 * kUnit;  // room for 4 extents
-  Pool pool(c);
-  std::vector<EntryId> ids;
-  for (int i = 0; i < 4; ++i) {
-    auto r = pool.begin_load("m" + std::to_string(i), src(1 + i), 4096, i);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
-    ids.push_back(r->entry.id);
-  }
-  for (EntryId id : ids) pool.add_ref(id, 10);
-  pool.release_ref(ids[1]);  // the only idle one
+  Pool pool(four_extents_of_offset_space());
+  const std::vector<EntryInfo> small = load_four_small(pool);
+  ASSERT_EQ(small.size(), 4u);
+  for (const EntryInfo& e : small) pool.add_ref(e.id, 10);
+  pool.release_ref(small[1].id);  // the only idle one
   auto r = pool.begin_load("m4", src(5), 4096, 20);
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->evicted.size(), 1u);
-  EXPECT_EQ(r->evicted[0].id, ids[1]);
+  EXPECT_EQ(r->evicted[0].id, small[1].id);
   pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
   pool.add_ref(r->entry.id, 30);
 
@@ -235,18 +250,9 @@ TEST(Pool, EvictsForOffsetSpaceWhenSmallModelsFillIt) {
 // A model whose extent spans several small ones' evicts until a contiguous
 // range is free, not merely enough bytes of offset space.
 TEST(Pool, EvictsUntilTheOffsetSpaceHasAContiguousRange) {
-  PoolConfig c = config_of(64);
-  c.data_end = c.data_begin + 4 * kUnit;
-  Pool pool(c);
-  std::vector<EntryInfo> small;
-  for (int i = 0; i < 4; ++i) {
-    auto r = pool.begin_load("m" + std::to_string(i), src(1 + i), 4096, i);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    pool.finish_load(r->entry.id, 0, layout::Format::kRaw, 0.001);
-    small.push_back(r->entry);
-  }
-  std::sort(small.begin(), small.end(),
-            [](const EntryInfo& a, const EntryInfo& b) { return a.offset < b.offset; });
+  Pool pool(four_extents_of_offset_space());
+  const std::vector<EntryInfo> small = load_four_small(pool);
+  ASSERT_EQ(small.size(), 4u);
   // LRU order by offset: 2nd, 4th, 1st, 3rd. The first two victims leave
   // two free extents that are not adjacent; the third joins the first.
   std::int64_t t = 10;
