@@ -200,8 +200,9 @@ class Pool {
   // Idle: READY, current, no refs, not pinned.
   static bool idle(const EntryInfo& e);
   bool evictable_for_room(EntryId id, std::int64_t now_ns) const;
-  // Victims (policy order) that make `extent` fit and leave a free slot,
-  // counting `reclaimed` bytes/slot as already freed; kPoolFull if impossible.
+  // Victims (policy order) that make `footprint` fit the budget, leave a free
+  // slot and room to place `extent`, counting `reclaimed` as already freed;
+  // kPoolFull (saying which of the three is short) if impossible.
   Result<std::vector<EntryId>> plan_room(std::string_view name, std::uint64_t footprint,
                                          std::uint64_t extent, const EntryInfo* reclaimed,
                                          std::int64_t now_ns);

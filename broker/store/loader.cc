@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "broker/store/load_pipeline.hpp"
+#include "shm/layout/segment_layout.hpp"
 
 namespace modelpool::broker {
 namespace {
@@ -113,8 +114,7 @@ Result<LoadResult> Loader::run(const LoadJob& job, LoadPipeline& pipeline) {
   if (!dst.ok()) return dst.status();
   auto checksum = pipeline.copy(file, job.path, job.expected_size, *dst);
   if (checksum.ok() && job.reserve) {
-    const std::uint64_t page = 4096;
-    const std::uint64_t written = (job.expected_size + page - 1) / page * page;
+    const std::uint64_t written = layout::align_up(job.expected_size, 4096);
     if (job.footprint > written) {
       if (Status r = job.reserve(job.dst_offset + written, job.footprint - written); !r.ok()) {
         return r;

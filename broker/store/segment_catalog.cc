@@ -184,7 +184,7 @@ void Segment::punch_gaps(std::vector<Adopted>& kept) {
       release(cursor, a.offset - cursor);
       report_.punched_bytes += a.offset - cursor;
     }
-    const std::uint64_t pages = (a.size + page_size_ - 1) / page_size_ * page_size_;
+    const std::uint64_t pages = layout::align_up(a.size, page_size_);
     cursor = std::max(cursor, a.offset + std::min(pages, a.extent_size));
     extent_end = std::max(extent_end, a.offset + a.extent_size);
     disjoint.push_back(std::move(a));
