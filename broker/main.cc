@@ -90,7 +90,10 @@ int run(Config& config) {
   const std::string admin_path = layout::admin_socket_path(config.run_dir, config.pool);
   if (Status s = server.listen(worker_path, admin_path); !s.ok()) return fail(s.message());
 
-  MetricsServer metrics(io, [&] { return service.stats(server.clients()); });
+  MetricsServer metrics(io, [&] {
+    service.collect_all_releases();  // the references it shows
+    return service.stats(server.clients());
+  });
   if (!config.metrics_addr.empty()) {
     if (Status s = metrics.listen(config.metrics_addr); !s.ok()) return fail(s.message());
     spdlog::info("metrics on http://{}/metrics (port {})", config.metrics_addr, metrics.port());

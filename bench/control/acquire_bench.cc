@@ -6,7 +6,9 @@
 // `--model`, or one chosen at random per iteration from --count names
 // printf(--pattern, i) (the scaling scenario).
 //   mp_bench_acquire --socket S (--model M | --pattern P --count N)
-//                    [--threads 1] [--seconds 1]
+//                    [--threads 1] [--seconds 1] [--release-ring 1]
+// --release-ring 0 sends every release as a frame instead of through the
+// release ring.
 // Emits acquire/{pair_p50,pair_p99,pair_p999,acquire_p50,release_p50} (ns)
 // and acquire/ops (acquire+release pairs per second, all threads).
 #include <atomic>
@@ -56,7 +58,9 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       try {
-        auto client = modelpool::Client::connect(socket);
+        modelpool::ClientOptions options;
+        options.release_ring = args.num("release-ring", 1) != 0;
+        auto client = modelpool::Client::connect(socket, options);
         std::mt19937 rng(static_cast<unsigned>(t) + 1);
         std::uniform_int_distribution<std::size_t> pick(0, names.size() - 1);
         { auto warm = client.acquire(names[0]); }  // maps the segment once

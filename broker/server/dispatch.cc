@@ -42,7 +42,23 @@ Result<proto::ModelRequest> model_request(Ctx& c) {
   return proto::decode_model_request(c.req.body);
 }
 
-void op_hello(Ctx& c) { c.s->reply_ok(c.req.id, c.service.hello()); }
+void op_hello(Ctx& c) {
+  auto ring = proto::get_opt_bool(c.req.body, "release_ring");
+  if (!ring.ok()) return c.s->reply_error(c.req.id, ring.status());
+  json fields = c.service.hello();
+  // A ring is for a worker's releases; without one (admin socket, or it
+  // cannot be sent now) the reply says nothing and releases come as frames.
+  if (ring->value_or(false) && !c.s->admin() &&
+      c.s->reply_ok_with_ring(c.req.id, fields, c.service.release_wake())) {
+    if (c.s->has_ring()) c.service.add_ring(c.s);
+    return;
+  }
+  c.s->reply_ok(c.req.id, std::move(fields));
+}
+
+// The worker saw its ring's wake flag after a push. Every request takes the
+// ring's releases first (Dispatcher::handle), so there is nothing left to do.
+void op_flush(Ctx& /*c*/) {}
 
 void op_acquire(Ctx& c) {
   auto r = proto::decode_acquire_request(c.req.body);
@@ -136,7 +152,7 @@ const std::unordered_map<std::string_view, Op>& op_table() {
       {"unpin", {op_unpin, true}},         {"clear", {op_clear, true}},
       {"stats", {op_stats, true}},         {"list", {op_list, true}},
       {"health", {op_health, true}},       {"config", {op_config, true}},
-      {"selfcheck", {op_selfcheck, true}},
+      {"selfcheck", {op_selfcheck, true}}, {"flush", {op_flush, false}},
   };
   return kOps;
 }
@@ -148,6 +164,9 @@ Dispatcher::Dispatcher(Service& service, const Config& config,
     : service_(service), config_(config), client_count_(std::move(client_count)) {}
 
 void Dispatcher::handle(const SessionPtr& s, std::string payload) {
+  // Releases pushed to the ring before this request count before it.
+  service_.collect_releases(*s);
+  if (s->closed() || s->closing()) return;
   // A worker's warm acquire and release, read without building a DOM; any
   // other payload, well-formed or not, takes the general path below.
   if (auto hot = proto::parse_hot_request(payload)) {
@@ -184,6 +203,7 @@ void Dispatcher::handle(const SessionPtr& s, std::string payload) {
     return;
   }
   if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("{} -> {}", s->describe(), req->op);
+  if (it->second.admin) service_.collect_all_releases();  // what it reads or does sees them
   Ctx ctx{service_, config_, client_count_(), s, *req};
   it->second.handler(ctx);
 }

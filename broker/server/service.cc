@@ -83,6 +83,9 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
       return {};
     }
   }
+  // Past the warm path references matter (a load may evict): take the
+  // releases still waiting in rings first.
+  collect_all_releases();
   auto file = names_.resolve(path);
   if (!file.ok()) return file.status();
   const EntryInfo* cur = pool_.find_current(model);
@@ -244,6 +247,12 @@ void Service::fail(Waiter& w, const Status& status) {
 }
 
 void Service::release(Session& s, const json& id, std::uint64_t handle, bool reply) {
+  if (!take_handle(s, id, handle, reply)) return;
+  if (reply) s.send(proto::encode_ok_empty(id));
+  after_release();
+}
+
+bool Service::take_handle(Session& s, const json& id, std::uint64_t handle, bool reply) {
   auto it = handles_.find(handle);
   if (it == handles_.end() || it->second.session != s.id()) {
     const Status st = error(ErrorCode::kStaleHandle,
@@ -255,12 +264,15 @@ void Service::release(Session& s, const json& id, std::uint64_t handle, bool rep
     } else {
       spdlog::warn("{}: release without reply: {}", s.describe(), st.message());
     }
-    return;
+    return false;
   }
   ++stats_.releases;
   s.handles().erase(handle);
   drop_handle(handle);
-  if (reply) s.send(proto::encode_ok_empty(id));
+  return true;
+}
+
+void Service::after_release() {
   free_entries(pool_.enforce_watermark());  // as on disconnect: idle now, maybe above the mark
   serve_room_waiters();
 }
@@ -274,6 +286,7 @@ void Service::drop_handle(std::uint64_t handle) {
 }
 
 void Service::disconnect(Session& s) {
+  ring_sessions_.erase(s.id());  // its handles all go below, ring or not
   const std::size_t n = s.handles().size();
   for (std::uint64_t h : s.handles()) drop_handle(h);
   s.handles().clear();
@@ -281,6 +294,50 @@ void Service::disconnect(Session& s) {
                n ? ", released " + std::to_string(n) + " handle(s)" : "");
   if (n > 0) free_entries(pool_.enforce_watermark());
   serve_room_waiters();  // also when it held nothing: it may have been waiting at the head
+}
+
+void Service::add_ring(const SessionPtr& s) { ring_sessions_[s->id()] = s; }
+
+std::size_t Service::take_ring_releases(Session& s) {
+  ring_scratch_.clear();
+  const Status st = s.drain_ring(ring_scratch_);
+  std::size_t n = 0;
+  for (std::uint64_t h : ring_scratch_) n += take_handle(s, nullptr, h, false) ? 1 : 0;
+  if (!st.ok()) {
+    spdlog::warn("{} corrupted its release ring: {}; closing", s.describe(), st.message());
+    s.reply_error(nullptr, st);
+    s.close_after_flush();
+  }
+  return n;
+}
+
+void Service::collect_releases(Session& s) {
+  if (s.has_ring() && take_ring_releases(s) > 0) after_release();
+}
+
+void Service::collect_all_releases() {
+  if (collecting_ || ring_sessions_.empty()) return;
+  collecting_ = true;
+  std::vector<SessionPtr> live;  // a drain may close a session, which leaves ring_sessions_
+  live.reserve(ring_sessions_.size());
+  for (auto& [id, weak] : ring_sessions_) {
+    if (SessionPtr p = weak.lock(); p && !p->closed()) live.push_back(std::move(p));
+  }
+  std::size_t n = 0;
+  for (const SessionPtr& p : live) n += take_ring_releases(*p);
+  collecting_ = false;
+  if (n > 0) after_release();
+}
+
+void Service::update_release_wake() {
+  const bool want = !room_waiters_.empty();
+  if (want == release_wake_) return;
+  release_wake_ = want;
+  for (auto& [id, weak] : ring_sessions_) {
+    if (SessionPtr p = weak.lock()) p->set_ring_wake(want);
+  }
+  // A release pushed before the flag was seen sits in a ring: take it now.
+  if (want) collect_all_releases();
 }
 
 void Service::free_entries(const std::vector<EntryInfo>& entries) {

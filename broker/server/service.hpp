@@ -45,6 +45,17 @@ class Service {
   void release(Session& s, const nlohmann::json& id, std::uint64_t handle, bool reply);
   void disconnect(Session& s);
 
+  // Release rings (shm/protocol/release_ring.hpp). `s` now has one; it is
+  // read from here on. release_wake(): whether rings ask for flush frames
+  // (acquires wait for room), which a new ring starts with.
+  void add_ring(const SessionPtr& s);
+  bool release_wake() const { return release_wake_; }
+  // Takes the releases waiting in `s`'s ring (before each of its requests).
+  void collect_releases(Session& s);
+  // ... in every ring: before anything that reads or acts on references
+  // (admin requests, metrics, a load that may evict).
+  void collect_all_releases();
+
   // Admin ops. `load` replies when the model is resident (or failed).
   void load(const SessionPtr& s, const nlohmann::json& id, const proto::ModelRequest& req);
   Result<nlohmann::json> evict(std::string_view model);
@@ -107,6 +118,17 @@ class Service {
   void fail(Waiter& w, const Status& status);
   void free_entries(const std::vector<EntryInfo>& entries);
   void drop_handle(std::uint64_t handle);
+  // Drops `handle` if `s` holds it; else answers stale_handle (or logs it,
+  // without `reply`). True when dropped.
+  bool take_handle(Session& s, const nlohmann::json& id, std::uint64_t handle, bool reply);
+  // After references dropped: the watermark, then acquires waiting for room.
+  void after_release();
+  // Handles released through `s`'s ring since the last call; a corrupt ring
+  // closes the connection.
+  std::size_t take_ring_releases(Session& s);
+  // Raises or lowers `wake` in every ring as acquires start or stop waiting
+  // for room; raising it is followed by a collection (see release_ring.hpp).
+  void update_release_wake();
   void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
   void serve_room_waiters();
   // True when acquires already wait for room and `model` would be a new load
@@ -128,6 +150,10 @@ class Service {
   std::deque<RoomWaiter> room_waiters_;
   std::uint64_t next_room_seq_ = 1;
   bool serving_room_ = false;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Session>> ring_sessions_;  // by session id
+  std::vector<std::uint64_t> ring_scratch_;
+  bool release_wake_ = false;
+  bool collecting_ = false;
   bool shutting_down_ = false;
   std::function<void()> idle_cb_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

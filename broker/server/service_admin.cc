@@ -124,6 +124,7 @@ void Service::set_shutting_down() {
     w.timer->cancel();
     fail(w.waiter, error(ErrorCode::kShuttingDown, "the broker is shutting down"));
   }
+  update_release_wake();
 }
 
 void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
@@ -139,10 +140,12 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
       fail(w, error(ErrorCode::kPoolFull, "no room for \"" + model + "\" within " +
                                               std::to_string(wait_ms) +
                                               " ms: every evictable model is in use or pinned"));
+      update_release_wake();
       return;
     }
   });
   room_waiters_.push_back(RoomWaiter{model, std::move(w), std::move(timer), seq});
+  update_release_wake();
 }
 
 bool Service::must_queue_behind(const std::string& model) const {
@@ -173,6 +176,7 @@ void Service::serve_room_waiters() {
     if (!st.ok()) fail(done.waiter, st);
   }
   serving_room_ = false;
+  update_release_wake();
 }
 
 }  // namespace modelpool::broker

@@ -3,8 +3,11 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 #include <iterator>
 
 #include "shm/protocol/messages.hpp"
@@ -88,6 +91,51 @@ void Session::reply_ok(const nlohmann::json& id, nlohmann::json fields) {
 
 void Session::reply_error(const nlohmann::json& id, const Status& status) {
   send(proto::encode_error(id, status));
+}
+
+bool Session::reply_ok_with_ring(const nlohmann::json& id, nlohmann::json fields, bool wake) {
+  if (ring_ || closed_ || closing_ || writing_ || !outbound_.empty()) return false;
+  int fd = -1;
+  auto ring = proto::ReleaseRing::create(&fd);
+  if (!ring.ok()) {
+    spdlog::warn("{}: no release ring: {}", describe(), ring.status().message());
+    return false;
+  }
+  ring->set_wake(wake);
+  fields["release_ring"] = {{"slots", proto::kReleaseRingSlots},
+                            {"bytes", proto::kReleaseRingBytes}};
+  std::string frame = proto::encode_frame(proto::encode_ok(id, std::move(fields)));
+  iovec iov{frame.data(), frame.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n = 0;
+  do {
+    n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  const int err = errno;
+  ::close(fd);  // the client has its own copy now, or none
+  if (n < 0) {
+    if (err == EAGAIN || err == EWOULDBLOCK) return false;  // nothing sent: a plain reply
+    close(std::strerror(err));
+    return true;
+  }
+  ring_ = std::move(ring).value();
+  if (static_cast<std::size_t>(n) < frame.size()) {  // the rest goes the usual way
+    frame.erase(0, static_cast<std::size_t>(n));
+    outbound_bytes_ += frame.size();
+    outbound_.push_back(std::move(frame));
+    write_more();
+  }
+  return true;
 }
 
 void Session::write_more() {

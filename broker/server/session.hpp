@@ -18,10 +18,13 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "shm/protocol/frame.hpp"
+#include "shm/protocol/release_ring.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::broker {
@@ -52,10 +55,26 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t id() const { return id_; }
   bool admin() const { return admin_; }
   bool closed() const { return closed_; }
+  bool closing() const { return closing_; }  // after close_after_flush
   pid_t pid() const { return pid_; }
   uid_t uid() const { return uid_; }
   std::string describe() const;  // "client 7 (pid 1234, uid 1000)"
   std::unordered_set<std::uint64_t>& handles() { return handles_; }
+
+  // The release ring (shm/protocol/release_ring.hpp). reply_ok_with_ring
+  // sends `fields` plus "release_ring" with the ring's memfd attached, and
+  // returns false, having sent nothing, when it cannot: the connection has
+  // one already, or replies are queued ahead of this one (the fd must ride
+  // with this reply's first byte).
+  bool reply_ok_with_ring(const nlohmann::json& id, nlohmann::json fields, bool wake);
+  bool has_ring() const { return ring_.has_value(); }
+  // Appends the handles released through the ring since the last call.
+  Status drain_ring(std::vector<std::uint64_t>& out) {
+    return ring_ ? ring_->drain(out) : Status{};
+  }
+  void set_ring_wake(bool on) {
+    if (ring_) ring_->set_wake(on);
+  }
 
  private:
   void read_more();
@@ -78,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool closing_ = false;
   std::unordered_set<std::uint64_t> handles_;
+  std::optional<proto::ReleaseRing> ring_;
 };
 
 }  // namespace modelpool::broker

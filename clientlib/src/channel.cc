@@ -52,7 +52,7 @@ Result<std::string> Channel::read_frame_locked() {
     if (!next.ok()) return fail(ErrorCode::kProtocol, next.status().message());
     if (next->has_value()) return std::move(**next);
     if (broken()) return error(ErrorCode::kUnavailable, "connection to " + path_ + " is closed");
-    const long n = recv_some(fd_.get(), buf, sizeof buf);
+    const long n = recv_some(fd_.get(), buf, sizeof buf, &passed_fd_);
     if (n == 0) return fail(ErrorCode::kUnavailable, "connection closed by the broker");
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
       return fail(ErrorCode::kUnavailable,
@@ -124,6 +124,38 @@ Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields)
 Status Channel::notify(const Encoder& encode) {
   std::uint64_t id = 0;
   return send_request(encode, &id);
+}
+
+Status Channel::release(std::uint64_t handle) {
+  bool flush = false;
+  {
+    std::lock_guard lock(ring_mu_);
+    if (ring_ && ring_->push(handle)) {
+      if (!ring_->wake_requested()) return {};
+      flush = true;
+    }
+  }
+  if (flush) {
+    return notify([](std::uint64_t id) { return proto::encode_flush_request(id); });
+  }
+  return notify([handle](std::uint64_t id) {
+    return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
+  });
+}
+
+UniqueFd Channel::take_passed_fd() {
+  std::lock_guard lock(recv_mu_);
+  return std::move(passed_fd_);
+}
+
+void Channel::set_release_ring(proto::ReleaseRing ring) {
+  std::lock_guard lock(ring_mu_);
+  ring_ = std::move(ring);
+}
+
+bool Channel::has_release_ring() {
+  std::lock_guard lock(ring_mu_);
+  return ring_.has_value();
 }
 
 }  // namespace modelpool::detail

@@ -35,6 +35,7 @@
 #include "clientlib/src/unix_socket.hpp"
 #include "shm/protocol/frame.hpp"
 #include "shm/protocol/hot_path.hpp"
+#include "shm/protocol/release_ring.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::detail {
@@ -57,6 +58,15 @@ class Channel {
   Result<proto::FlatReply> call_flat(const Encoder& encode);
   // Sends the request `encode(id)` writes, which must ask for no reply.
   Status notify(const Encoder& encode);
+  // Drops `handle`: through the release ring when there is one and it has
+  // room (a flush frame follows when the broker asks for one), else as a
+  // release frame. Returns without waiting for the broker.
+  Status release(std::uint64_t handle);
+
+  // A file descriptor the broker passed with a reply (the hello's ring).
+  UniqueFd take_passed_fd();
+  void set_release_ring(proto::ReleaseRing ring);
+  bool has_release_ring();
 
   bool broken() const { return broken_.load(std::memory_order_acquire); }
   const std::string& socket_path() const { return path_; }
@@ -89,6 +99,9 @@ class Channel {
 
   std::mutex recv_mu_;           // serializes readers (and so calls)
   proto::FrameDecoder decoder_;  // GUARDED_BY(recv_mu_)
+  UniqueFd passed_fd_;           // GUARDED_BY(recv_mu_)
+  std::mutex ring_mu_;
+  std::optional<proto::ReleaseRing> ring_;  // GUARDED_BY(ring_mu_)
 
   std::mutex send_mu_;
   std::uint64_t next_id_ = 1;  // GUARDED_BY(send_mu_)

@@ -54,7 +54,7 @@ Client Client::connect(const std::string& socket_path, ClientOptions options) {
     const long long ms = std::strtoll(s, &end, 10);
     if (end != s && *end == '\0' && ms >= 0) timeout = std::chrono::milliseconds(ms);
   }
-  auto connection = detail::Connection::open(socket_path, timeout);
+  auto connection = detail::Connection::open(socket_path, timeout, options.release_ring);
   if (!connection.ok()) throw_status(connection.status());
   return Client(std::move(connection).value());
 }

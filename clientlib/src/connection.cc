@@ -20,9 +20,12 @@
 namespace modelpool::detail {
 namespace {
 
-// Sends `hello` on a fresh channel and checks the protocol version.
-Result<proto::HelloReply> say_hello(Channel& channel) {
-  auto body = channel.call("hello", proto::json::object());
+// Sends `hello` on a fresh channel and checks the protocol version. With
+// `release_ring`, asks for a release ring and attaches it to the channel.
+Result<proto::HelloReply> say_hello(Channel& channel, bool release_ring) {
+  proto::json fields = proto::json::object();
+  if (release_ring) fields["release_ring"] = true;
+  auto body = channel.call("hello", std::move(fields));
   if (!body.ok()) return body.status();
   auto hello = proto::decode_hello_reply(*body);
   if (!hello.ok()) return hello.status();
@@ -31,6 +34,13 @@ Result<proto::HelloReply> say_hello(Channel& channel) {
                                            " speaks protocol " + std::to_string(hello->proto) +
                                            "; this client speaks " +
                                            std::to_string(proto::kProtocolVersion));
+  }
+  UniqueFd fd = channel.take_passed_fd();
+  if (release_ring && body->contains("release_ring") && fd.valid()) {
+    // A ring that does not map is not used: releases go as frames.
+    if (auto ring = proto::ReleaseRing::attach(fd.get()); ring.ok()) {
+      channel.set_release_ring(std::move(ring).value());
+    }
   }
   return hello;
 }
@@ -111,27 +121,29 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
 
 Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel,
                        const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment,
-                       std::chrono::milliseconds reconnect_timeout)
+                       std::chrono::milliseconds reconnect_timeout, bool release_ring)
     : socket_path_(std::move(socket_path)),
       owner_pid_(::getpid()),
       owner_forks_(fork_generation()),
       pool_(hello.pool),
       segment_path_(hello.segment_path),
       reconnect_timeout_(reconnect_timeout),
+      release_ring_(release_ring),
       page_size_(hello.page_size),
       channel_(std::move(channel)),
       segment_(std::move(segment)) {}
 
 Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_path,
-                                                     std::chrono::milliseconds reconnect_timeout) {
+                                                     std::chrono::milliseconds reconnect_timeout,
+                                                     bool release_ring) {
   auto channel = Channel::open(socket_path, std::nullopt);
   if (!channel.ok()) return channel.status();
-  auto hello = say_hello(**channel);
+  auto hello = say_hello(**channel, release_ring);
   if (!hello.ok()) return hello.status();
   auto segment = open_segment(*hello);
   if (!segment.ok()) return segment.status();
-  return std::shared_ptr<Connection>(
-      new Connection(socket_path, std::move(channel).value(), *hello, *segment, reconnect_timeout));
+  return std::shared_ptr<Connection>(new Connection(socket_path, std::move(channel).value(), *hello,
+                                                    *segment, reconnect_timeout, release_ring));
 }
 
 std::shared_ptr<Channel> Connection::channel() {
@@ -236,9 +248,7 @@ Status Connection::release(const std::shared_ptr<Lease>& lease) {
   // No reply is asked for: release() does not wait for the broker. A failed
   // send broke the channel, and the broker drops the handles of a connection
   // that ends: nothing is left to release.
-  (void)ch->notify([handle](std::uint64_t id) {
-    return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
-  });
+  (void)ch->release(handle);
   return {};
 }
 
@@ -270,7 +280,7 @@ Status Connection::reconnect_calling() {
   auto opened = Channel::open(socket_path_, std::nullopt);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<Channel> ch = std::move(opened).value();
-  auto hello = say_hello(*ch);
+  auto hello = say_hello(*ch, release_ring_);
   if (!hello.ok()) return hello.status();
   if (hello->pool != pool_ || hello->segment_path != segment_path_) {
     return error(ErrorCode::kUnavailable, "the broker at " + socket_path_ + " now serves pool '" +

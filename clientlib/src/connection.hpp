@@ -112,10 +112,12 @@ class Connection {
  public:
   // Connects, says hello (protocol 1) and opens the segment. A lost broker
   // is sought again for up to `reconnect_timeout` by the acquire that finds
-  // it gone.
+  // it gone. With `release_ring`, releases go through a release ring when
+  // the broker grants one.
   static Result<std::shared_ptr<Connection>> open(
       const std::string& socket_path,
-      std::chrono::milliseconds reconnect_timeout = std::chrono::milliseconds(0));
+      std::chrono::milliseconds reconnect_timeout = std::chrono::milliseconds(0),
+      bool release_ring = true);
 
   // Acquires `model` and maps its bytes. On success the Lease is live until
   // release(lease).
@@ -135,7 +137,7 @@ class Connection {
  private:
   Connection(std::string socket_path, std::unique_ptr<Channel> channel,
              const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment,
-             std::chrono::milliseconds reconnect_timeout);
+             std::chrono::milliseconds reconnect_timeout, bool release_ring);
 
   // The *_calling functions need call_mu_.
   Result<proto::AcquireReply> request_acquire_calling(const proto::AcquireRequest& request);
@@ -152,6 +154,7 @@ class Connection {
   const std::string pool_;
   const std::string segment_path_;
   const std::chrono::milliseconds reconnect_timeout_;
+  const bool release_ring_;
   std::atomic<std::uint64_t> page_size_;
 
   // Held for a whole request/reply (which may wait for a load) and for a

@@ -112,11 +112,32 @@ int send_all(int fd, std::string_view data) {
   return 0;
 }
 
-long recv_some(int fd, char* buf, std::size_t n) {
+long recv_some(int fd, char* buf, std::size_t n, UniqueFd* passed) {
+  iovec iov{buf, n};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
   for (;;) {
-    const ssize_t r = ::recv(fd, buf, n, 0);
-    if (r >= 0) return static_cast<long>(r);
-    if (errno != EINTR) return -static_cast<long>(errno);
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t r = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -static_cast<long>(errno);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int got = -1;
+        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+        if (!passed->valid()) {
+          *passed = UniqueFd(got);
+        } else {
+          ::close(got);
+        }
+      }
+    }
+    return static_cast<long>(r);
   }
 }
 

@@ -53,8 +53,9 @@ Result<UniqueFd> connect_unix(const std::string& path,
 int send_all(int fd, std::string_view data);
 
 // One recv into `buf` (retries EINTR): bytes read, 0 at end of stream, or
-// -errno.
-long recv_some(int fd, char* buf, std::size_t n);
+// -errno. A file descriptor passed with the bytes (SCM_RIGHTS) lands in
+// `*passed` (O_CLOEXEC) when that is empty; any other is closed.
+long recv_some(int fd, char* buf, std::size_t n, UniqueFd* passed);
 
 }  // namespace modelpool::detail
 

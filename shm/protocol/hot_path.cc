@@ -303,6 +303,13 @@ std::string encode_release_request(std::uint64_t id, const ReleaseRequest& m) {
   return out;
 }
 
+std::string encode_flush_request(std::uint64_t id) {
+  std::string out = R"({"op":"flush","id":)";
+  append_uint(out, id);
+  out += '}';
+  return out;
+}
+
 std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
   std::string out;
   out.reserve(192 + m.model.size());

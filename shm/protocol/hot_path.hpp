@@ -24,6 +24,8 @@ namespace modelpool::proto {
 // Requests, with an unsigned id.
 std::string encode_acquire_request(std::uint64_t id, const AcquireRequest& m);
 std::string encode_release_request(std::uint64_t id, const ReleaseRequest& m);
+// {"op":"flush","id":id}: the worker's release ring asks to be read (no reply).
+std::string encode_flush_request(std::uint64_t id);
 
 // Replies: {"id": id, "ok": true, ...fields of the reply}.
 std::string encode_acquire_reply(const json& id, const AcquireReply& m);

@@ -87,6 +87,10 @@ struct ClientOptions {
   // throws kUnavailable. nullopt: $MODELPOOL_RECONNECT_TIMEOUT_MS if set,
   // else 10 s. Zero: one attempt.
   std::optional<std::chrono::milliseconds> reconnect_timeout;
+  // Hand releases to the broker through a page of shared memory (two
+  // stores, no system call, the broker is not woken) when the broker offers
+  // one; false sends every release as a frame on the socket.
+  bool release_ring = true;
 };
 
 class Model {
