@@ -223,12 +223,16 @@ TEST(ReleaseRing, ClientReleasesPastAFullRingGoAsFrames) {
   const std::size_t n = proto::kReleaseRingSlots + 44;
   for (std::size_t i = 0; i < n; ++i) held.push_back(client.acquire("a"));
   EXPECT_EQ(refs_of(broker, "a"), n);
-  held.clear();  // 256 fill the ring, the rest are frames (each takes the ring first)
+  held.clear();  // 256 fill the ring; the next goes as a frame
   // A round trip on the same connection: every frame before it has been read.
   Model last = client.acquire("a");
   EXPECT_EQ(refs_of(broker, "a"), 1U);
   EXPECT_EQ(broker.admin("stats")["releases"], n);
-  EXPECT_EQ(release_frames(broker), n - proto::kReleaseRingSlots);
+  // The first frame makes the broker empty the ring, so later releases may
+  // find room in it again: at least 256 went through the ring, and one frame.
+  const std::size_t frames = release_frames(broker);
+  EXPECT_GE(frames, 1U);
+  EXPECT_LE(frames, n - proto::kReleaseRingSlots);
   EXPECT_EQ(broker.admin("selfcheck")["consistent"], true);
 }
 
