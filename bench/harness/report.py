@@ -154,9 +154,13 @@ def _kernel_note(k):
 
 
 def _control(s, _):
-    rows, split = [], []
+    rows, split, frames = [], [], []
     for row in s["rows"]:
         mp, pp = row["modelpool"], row["pingpong"]
+        fr = row.get("releases_as_frames")
+        if fr:
+            frames.append(f"{row['label']}: pair p50 {cell(fr['p50_us'])} µs, release p50 "
+                          f"{cell(fr['release_p50_us'])} µs")
         nm = mp.get("status") == NOT_MEASURED
         rows.append([row.get("label", row["threads"]), cell(pp["p50_us"]), cell(pp["p99_us"]),
                      cell(pp["ops"], 0), NOT_MEASURED if nm else cell(mp["p50_us"]),
@@ -167,6 +171,9 @@ def _control(s, _):
                          f"{cell(mp['acquire_p50_us'])} µs, release p50 "
                          f"{cell(mp['release_p50_us'])} µs")
     note = ("\nThe pair split — " + "; ".join(split) + ".\n") if split else ""
+    if frames:
+        note += ("\nWith every release sent as a frame instead of through the release ring "
+                 "(`ClientOptions::release_ring = false`) — " + "; ".join(frames) + ".\n")
     return table(["clients", "ping-pong p50 µs", "ping-pong p99 µs", "round trips/s",
                   "acquire+release p50 µs", "p99 µs", "pairs/s", "p50 / ping-pong"],
                  rows) + note

@@ -44,8 +44,8 @@ def run(ctx):
     rows_def = placements()
     brokers = {}
     keys = ["p50_us", "p99_us", "ops", "acquire_p50_us", "release_p50_us"]
-    data = {(src, label, k): [] for src in ("pingpong", "modelpool") for label, *_ in rows_def
-            for k in keys}
+    data = {(src, label, k): [] for src in ("pingpong", "modelpool", "frames")
+            for label, *_ in rows_def for k in keys}
     try:
         if not why_not:
             for server in sorted({p[2] for p in rows_def}, key=lambda c: -1 if c is None else c):
@@ -55,7 +55,8 @@ def run(ctx):
                 brokers[server] = b
         for rep in range(ctx.reps):
             for label, t, server, client in rows_def:
-                for src in rotated(["pingpong", "modelpool"], rep):
+                srcs = ["pingpong", "modelpool"] + ([] if server is None else ["frames"])
+                for src in rotated(srcs, rep):
                     if src == "pingpong":
                         pin = [] if server is None else ["--server-cpu", server,
                                                          "--client-cpu", client]
@@ -65,14 +66,15 @@ def run(ctx):
                     elif brokers:
                         lines = run_json(ctx, "mp_bench_acquire", "--socket",
                                          brokers[server].socket, "--model", name, "--threads", t,
-                                         "--seconds", secs, cpu=client)
+                                         "--seconds", secs, "--release-ring",
+                                         0 if src == "frames" else 1, cpu=client)
                         p50, p99 = metric(lines, "pair_p50"), metric(lines, "pair_p99")
                     else:
                         continue
                     data[(src, label, "p50_us")].append(p50 / 1e3)
                     data[(src, label, "p99_us")].append(p99 / 1e3)
                     data[(src, label, "ops")].append(metric(lines, "ops"))
-                    if src == "modelpool":
+                    if src != "pingpong":
                         for k in ("acquire_p50", "release_p50"):
                             data[(src, label, k + "_us")].append(metric(lines, k) / 1e3)
     finally:
@@ -88,6 +90,9 @@ def run(ctx):
             row["modelpool"] = {k: summary(data[("modelpool", label, k)]) for k in keys}
             row["p50_over_pingpong"] = ratio(med(row["modelpool"]["p50_us"]),
                                              med(row["pingpong"]["p50_us"]))
+            if server is not None:
+                row["releases_as_frames"] = {k: summary(data[("frames", label, k)])
+                                             for k in ("p50_us", "release_p50_us")}
         out["rows"].append(row)
     log("control: " + ", ".join(
         f"{r['label']} ratio {r.get('p50_over_pingpong') or 0:.2f}" for r in out["rows"]))

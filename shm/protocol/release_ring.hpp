@@ -3,8 +3,8 @@
 // The release ring: one page of shared memory per worker connection through
 // which the worker hands its releases to the broker without a system call
 // and without waking the broker. A `release` frame costs the worker a send
-// and, on an idle broker, a wake-up (about 14 us when broker and worker sit
-// on two vCPUs); a push here is two stores.
+// and, on an idle broker, a wake-up (12-14 us in all when broker and worker
+// sit on two vCPUs of a VM); a push here is two stores.
 //
 // The broker creates the ring (a sealed memfd: it cannot be shrunk under the
 // broker, so reading it never faults) and passes it with its `hello` reply
