@@ -305,6 +305,8 @@ std::size_t Service::take_ring_releases(Session& s) {
   for (std::uint64_t h : ring_scratch_) n += take_handle(s, nullptr, h, false) ? 1 : 0;
   if (!st.ok()) {
     spdlog::warn("{} corrupted its release ring: {}; closing", s.describe(), st.message());
+    s.drop_ring();
+    ring_sessions_.erase(s.id());
     s.reply_error(nullptr, st);
     s.close_after_flush();
   }

@@ -75,6 +75,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_ring_wake(bool on) {
     if (ring_) ring_->set_wake(on);
   }
+  void drop_ring() { ring_.reset(); }  // a corrupt ring is read no more
 
  private:
   void read_more();
