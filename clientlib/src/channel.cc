@@ -153,9 +153,4 @@ void Channel::set_release_ring(proto::ReleaseRing ring) {
   ring_ = std::move(ring);
 }
 
-bool Channel::has_release_ring() {
-  std::lock_guard lock(ring_mu_);
-  return ring_.has_value();
-}
-
 }  // namespace modelpool::detail

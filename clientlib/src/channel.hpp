@@ -66,7 +66,6 @@ class Channel {
   // A file descriptor the broker passed with a reply (the hello's ring).
   UniqueFd take_passed_fd();
   void set_release_ring(proto::ReleaseRing ring);
-  bool has_release_ring();
 
   bool broken() const { return broken_.load(std::memory_order_acquire); }
   const std::string& socket_path() const { return path_; }

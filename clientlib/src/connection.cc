@@ -347,12 +347,7 @@ Status Connection::reprotect_calling(const std::shared_ptr<Lease>& lease, Channe
       lease->orphaned = true;
     }
   }
-  if (!keep) {
-    const std::uint64_t handle = r->handle;
-    (void)channel.notify([handle](std::uint64_t id) {
-      return proto::encode_release_request(id, proto::ReleaseRequest{handle, false});
-    });
-  }
+  if (!keep) (void)channel.release(r->handle);
   return channel.broken() ? error(ErrorCode::kUnavailable, "connection lost") : Status{};
 }
 
