@@ -83,7 +83,7 @@ void LoadPipeline::hash_ready_chunks(Job& job) {
     const auto b = static_cast<unsigned>(job.next_hash % depth_);
     Chunk& c = chunks_[b];
     if (c.phase != Phase::kFull || c.pos != job.next_hash * chunk_bytes_) return;
-    XXH3_64bits_update(hash_, target(job, b), c.len);
+    hash(target(job, b), c.len);
     ++job.next_hash;
     if (job.dst.mapped()) {  // read in place: nothing left to write
       c.phase = Phase::kIdle;

@@ -9,6 +9,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#define MODELPOOL_XXH3_DISPATCH 1
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -94,6 +98,14 @@ Result<std::uint64_t> LoadPipeline::copy(SourceFile& src, const std::string& pat
   return ring_ok_ ? copy_uring(job) : copy_sync(job);
 }
 
+void LoadPipeline::hash(const char* p, std::size_t n) {
+#ifdef MODELPOOL_XXH3_DISPATCH
+  XXH3_64bits_update_dispatch(hash_, p, n);
+#else
+  XXH3_64bits_update(hash_, p, n);
+#endif
+}
+
 void LoadPipeline::plan_read(Chunk& c, bool direct) const {
   if (!direct) {
     c.req_off = c.got;
@@ -160,7 +172,7 @@ Result<std::uint64_t> LoadPipeline::copy_sync(Job& job) {
       s = on_read(c, buf, r < 0 ? -errno : r, job, &job.failure);
       if (s == Step::kFailed) return job.failure;
     }
-    XXH3_64bits_update(hash_, buf, c.len);
+    hash(buf, c.len);
     if (job.dst.mapped()) continue;  // read in place
     for (Step s = Step::kAgain; s != Step::kDone;) {
       ssize_t w = ::pwrite(job.dst.fd(), buf + c.put, c.len - c.put,

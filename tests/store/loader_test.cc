@@ -139,6 +139,66 @@ INSTANTIATE_TEST_SUITE_P(Engines, LoaderEngineTest,
                                   "Depth" + std::to_string(std::get<1>(info.param));
                          });
 
+// A source whose file was cut short after the caller's size check: the real
+// file is truncated as it is opened, and its first size() still answers the
+// size the caller saw, so the copy itself runs into the end of the file.
+class CutSource final : public SourceFile {
+ public:
+  CutSource(std::unique_ptr<SourceFile> real, std::uint64_t claimed)
+      : SourceFile(::dup(real->fd()), real->direct()), claimed_(claimed) {}
+  Result<std::uint64_t> size() override {
+    if (claimed_ != 0) return std::exchange(claimed_, 0);
+    return SourceFile::size();
+  }
+
+ private:
+  std::uint64_t claimed_;
+};
+
+class CuttingFileSystem final : public FileSystem {
+ public:
+  CuttingFileSystem(std::string victim, std::uint64_t cut_to)
+      : victim_(std::move(victim)), cut_to_(cut_to) {}
+  Result<std::unique_ptr<SourceFile>> open_source(const std::string& path, bool direct) override {
+    auto real = default_file_system()->open_source(path, direct);
+    if (!real.ok() || path != victim_) return real;
+    auto claimed = (*real)->size();
+    if (!claimed.ok()) return claimed.status();
+    if (::truncate(path.c_str(), static_cast<off_t>(cut_to_)) != 0) {
+      return error(ErrorCode::kInternal, "truncate " + path);
+    }
+    return std::unique_ptr<SourceFile>(std::make_unique<CutSource>(std::move(*real), *claimed));
+  }
+  Result<layout::SourceIdentity> stat(const std::string& path) override {
+    return default_file_system()->stat(path);
+  }
+
+ private:
+  std::string victim_;
+  std::uint64_t cut_to_;
+};
+
+// Both engines report a real file that ends under the copy as "file shrank",
+// whether the end falls on a chunk boundary or not, and load the next file.
+TEST_P(LoaderEngineTest, AFileCutShortUnderTheCopyIsFileShrank) {
+  const std::size_t size = 9 * kChunk + 100;
+  for (const std::uint64_t cut : {std::uint64_t{0}, std::uint64_t{3 * kChunk},
+                                  std::uint64_t{5 * kChunk + 4096 + 17}}) {
+    SCOPED_TRACE("cut to " + std::to_string(cut));
+    const std::string path = make_file("cut" + std::to_string(cut), size, cut + 1);
+    Loader loader(options(), std::make_shared<CuttingFileSystem>(path, cut));
+    auto r = load(loader, job(path, size, 0));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+    EXPECT_NE(r.status().message().find("file shrank during load"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find(path), std::string::npos) << r.status().message();
+    // The loader still works.
+    const std::string again = make_file("after" + std::to_string(cut), kChunk + 3, cut + 2);
+    expect_loaded(again, load(loader, job(again, kChunk + 3, 1)), 1);
+  }
+}
+
 TEST_F(LoaderTest, DefaultOptionsLoadAFileLargerThanOneChunk) {
   Loader loader(Loader::Options{});
   const std::size_t size = 7 * kMiB + 77;  // 4 MiB chunks: one full, one partial
