@@ -182,8 +182,8 @@ class CuttingFileSystem final : public FileSystem {
 // whether the end falls on a chunk boundary or not, and load the next file.
 TEST_P(LoaderEngineTest, AFileCutShortUnderTheCopyIsFileShrank) {
   const std::size_t size = 9 * kChunk + 100;
-  for (const std::uint64_t cut : {std::uint64_t{0}, std::uint64_t{3 * kChunk},
-                                  std::uint64_t{5 * kChunk + 4096 + 17}}) {
+  for (const std::uint64_t cut :
+       {std::uint64_t{0}, std::uint64_t{3 * kChunk}, std::uint64_t{5 * kChunk + 4096 + 17}}) {
     SCOPED_TRACE("cut to " + std::to_string(cut));
     const std::string path = make_file("cut" + std::to_string(cut), size, cut + 1);
     Loader loader(options(), std::make_shared<CuttingFileSystem>(path, cut));
