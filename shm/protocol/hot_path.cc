@@ -7,6 +7,8 @@
 namespace modelpool::proto {
 namespace {
 
+using namespace std::string_view_literals;
+
 constexpr int kMaxDepth = 64;  // as decode_request / decode_reply
 
 void append_uint(std::string& out, std::uint64_t v) {
@@ -49,6 +51,12 @@ void append_id(std::string& out, const json& id) {
 
 using Value = FlatReply::Value;
 
+// Key equality that calls memcmp only when the lengths and the first bytes
+// agree: the hot path's keys mostly differ in their first byte.
+bool same_key(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || a[0] == b[0]) && a == b;
+}
+
 // The SAX handler behind parse_flat_reply. Depth 1 is the reply object.
 class FlatSax {
  public:
@@ -74,6 +82,12 @@ class FlatSax {
     x.s = std::move(v);
     return scalar(std::move(x));
   }
+  // FlatScanner's string value: a view of the payload.
+  bool string_view(std::string_view v) {
+    Value x{Value::Kind::kString};
+    x.s.assign(v);
+    return scalar(std::move(x));
+  }
   bool binary(json::binary_t&) { return scalar(Value{Value::Kind::kNested}); }
 
   bool start_object(std::size_t) { return open(true); }
@@ -81,11 +95,12 @@ class FlatSax {
   bool start_array(std::size_t) { return open(false); }
   bool end_array() { return close(); }
 
-  bool key(std::string& k) {
+  bool key(std::string& k) { return key_view(k); }
+  bool key_view(std::string_view k) {
     if (depth_ == 1) {
-      key_ = std::move(k);
+      key_.assign(k);
     } else if (depth_ == 2 && in_error_) {
-      error_key_ = std::move(k);
+      error_key_.assign(k);
     }
     return true;
   }
@@ -109,8 +124,9 @@ class FlatSax {
       return false;
     }
     if (depth_ == 2) {
-      in_error_ = object && key_ == "error";
-      if (key_ == "error") {  // a later "error" replaces an earlier one
+      const bool error_key = std::string_view(key_) == "error"sv;
+      in_error_ = object && error_key;
+      if (error_key) {  // a later "error" replaces an earlier one
         out_.error_code.reset();
         out_.error_message.reset();
       }
@@ -125,7 +141,7 @@ class FlatSax {
     return true;
   }
 
-  bool scalar(Value v) {
+  bool scalar(Value&& v) {
     if (depth_ == 0) {
       problem_ = "reply is not a JSON object";
       return false;
@@ -133,29 +149,33 @@ class FlatSax {
     if (depth_ == 1) {
       record(std::move(v));
     } else if (depth_ == 2 && in_error_ && v.kind == Value::Kind::kString) {
-      if (error_key_ == "code") out_.error_code = std::move(v.s);
-      if (error_key_ == "message") out_.error_message = std::move(v.s);
+      if (std::string_view(error_key_) == "code"sv) out_.error_code = std::move(v.s);
+      if (std::string_view(error_key_) == "message"sv) out_.error_message = std::move(v.s);
     }
     return true;
   }
 
-  void record(Value v) {
-    if (key_ == "id") {
+  void record(Value&& v) {
+    // string_view comparisons: a length check, then a compare the compiler
+    // inlines (std::string == const char* calls strlen and memcmp).
+    const std::string_view key = key_;
+    if (key == "id"sv) {
       out_.id = v.kind == Value::Kind::kUnsigned ? std::optional<std::uint64_t>(v.u) : std::nullopt;
-    } else if (key_ == "ok") {
+    } else if (key == "ok"sv) {
       out_.has_ok = v.kind == Value::Kind::kBool;
       out_.ok = v.b;
-    } else if (key_ == "error" && v.kind != Value::Kind::kNested) {
+    } else if (key == "error"sv && v.kind != Value::Kind::kNested) {
       out_.error_code.reset();  // a later "error" that is not an object replaces it
       out_.error_message.reset();
     }
     for (auto& [k, old] : out_.fields) {
-      if (k == key_) {
+      if (same_key(k, key)) {
         old = std::move(v);
         return;
       }
     }
-    out_.fields.emplace_back(key_, std::move(v));
+    out_.fields.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                             std::forward_as_tuple(std::move(v)));
   }
 
   FlatReply& out_;
@@ -182,12 +202,12 @@ class FlatScanner {
     skip_ws();
     if (!eat('}')) {
       for (;;) {
-        std::string key;
+        std::string_view key;
         if (!plain_string(key)) return false;
         skip_ws();
         if (!eat(':')) return false;
         skip_ws();
-        sax.key(key);
+        sax.key_view(key);
         if (!value(sax)) return false;
         skip_ws();
         if (eat(',')) {
@@ -214,13 +234,14 @@ class FlatScanner {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
   }
 
-  bool plain_string(std::string& out) {
+  // A view of the payload: plain strings have no escapes to undo.
+  bool plain_string(std::string_view& out) {
     if (!eat('"')) return false;
     const char* start = p_;
     for (; p_ != end_; ++p_) {
       const auto u = static_cast<unsigned char>(*p_);
       if (u == '"') {
-        out.assign(start, p_);
+        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
         ++p_;
         return true;
       }
@@ -242,8 +263,8 @@ class FlatScanner {
     if (p_ == end_) return false;
     const char c = *p_;
     if (c == '"') {
-      std::string v;
-      return plain_string(v) && sax.string(v);
+      std::string_view v;
+      return plain_string(v) && sax.string_view(v);
     }
     if (c >= '0' && c <= '9') {
       const char* start = p_;
@@ -344,7 +365,7 @@ std::string encode_ok_empty(const json& id) {
 
 const FlatReply::Value* FlatReply::find(std::string_view key) const {
   for (const auto& [k, v] : fields) {
-    if (k == key) return &v;
+    if (same_key(k, key)) return &v;
   }
   return nullptr;
 }
@@ -423,7 +444,7 @@ Status flat_reply_status(const FlatReply& r) {
 Result<AcquireReply> acquire_reply_from(const FlatReply& r) {
   AcquireReply m;
   struct UintField {
-    const char* key;
+    std::string_view key;
     std::uint64_t* into;
   };
   for (const UintField& f : {UintField{"handle", &m.handle}, UintField{"offset", &m.offset},
@@ -434,21 +455,25 @@ Result<AcquireReply> acquire_reply_from(const FlatReply& r) {
     *f.into = v->u;
   }
   struct StringField {
-    const char* key;
-    std::string* into;
+    std::string_view key;
+    const std::string** into;
   };
-  std::string checksum;
-  for (const StringField& f : {StringField{"model", &m.model}, StringField{"checksum", &checksum},
-                               StringField{"format", &m.format}}) {
+  const std::string* model = nullptr;
+  const std::string* checksum = nullptr;
+  const std::string* format = nullptr;
+  for (const StringField& f : {StringField{"model", &model}, StringField{"checksum", &checksum},
+                               StringField{"format", &format}}) {
     const Value* v = r.find(f.key);
     if (v == nullptr) return missing(f.key);
     if (v->kind != Value::Kind::kString) return wrong_type(f.key, "a string");
-    *f.into = v->s;
+    *f.into = &v->s;
   }
-  auto sum = checksum_from_hex(checksum);
-  if (!sum) return error(ErrorCode::kProtocol, "acquire reply: bad checksum \"" + checksum + "\"");
+  m.model = *model;
+  m.format = *format;
+  auto sum = checksum_from_hex(*checksum);
+  if (!sum) return error(ErrorCode::kProtocol, "acquire reply: bad checksum \"" + *checksum + "\"");
   m.checksum = *sum;
-  const Value* cached = r.find("cached");
+  const Value* cached = r.find("cached"sv);
   m.cached = cached != nullptr && cached->kind == Value::Kind::kBool && cached->b;
   return m;
 }
