@@ -69,7 +69,11 @@ Result<std::string> Channel::read_frame_locked() {
 Result<Channel::Matched> Channel::read_reply_locked(std::uint64_t want) {
   auto frame = read_frame_locked();
   if (!frame.ok()) return frame.status();
-  auto flat = proto::parse_flat_reply(*frame);
+  return match_reply_locked(std::move(frame).value(), want);
+}
+
+Result<Channel::Matched> Channel::match_reply_locked(std::string frame, std::uint64_t want) {
+  auto flat = proto::parse_flat_reply(frame);
   if (!flat.ok()) return fail(ErrorCode::kProtocol, flat.status().message());
   if (flat->id != want) {
     // Replies come in request order, one per call: anything else is not a
@@ -82,21 +86,26 @@ Result<Channel::Matched> Channel::read_reply_locked(std::uint64_t want) {
     return fail(ErrorCode::kProtocol,
                 "reply id " + shown + " does not match request id " + std::to_string(want));
   }
-  return Matched{std::move(frame).value(), std::move(flat).value()};
+  return Matched{std::move(frame), std::move(flat).value()};
 }
 
-Result<proto::FlatReply> Channel::call_flat(const Encoder& encode) {
+Status Channel::reply_status_locked(const proto::FlatReply& flat) {
+  const Status st = proto::flat_reply_status(flat);
+  if (st.code() == ErrorCode::kProtocol) return fail(ErrorCode::kProtocol, st.message());
+  return st;
+}
+
+Result<proto::AcquireReply> Channel::call_acquire(const Encoder& encode) {
   std::lock_guard lock(recv_mu_);
   std::uint64_t id = 0;
   if (Status s = send_request(encode, &id); !s.ok()) return s;
-  auto matched = read_reply_locked(id);
+  auto frame = read_frame_locked();
+  if (!frame.ok()) return frame.status();
+  if (auto quick = proto::parse_acquire_reply(*frame, id)) return std::move(*quick);
+  auto matched = match_reply_locked(std::move(frame).value(), id);
   if (!matched.ok()) return matched.status();
-  // A broker error reply keeps the conversation in step; a malformed one
-  // does not.
-  const Status st = proto::flat_reply_status(matched->flat);
-  if (st.code() == ErrorCode::kProtocol) return fail(ErrorCode::kProtocol, st.message());
-  if (!st.ok()) return st;
-  return std::move(matched->flat);
+  if (Status st = reply_status_locked(matched->flat); !st.ok()) return st;
+  return proto::acquire_reply_from(matched->flat);
 }
 
 Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields) {

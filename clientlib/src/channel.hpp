@@ -52,10 +52,13 @@ class Channel {
   // Sends {"op": op, "id": N, ...fields} and returns the reply's fields
   // without "id" and "ok".
   Result<nlohmann::json> call(std::string_view op, nlohmann::json fields);
-  // The same without a JSON DOM: `encode(id)` writes the request; the reply
-  // comes back as its top-level fields (the broker's error as a Status).
+  // An acquire without a JSON DOM: `encode(id)` writes the request; the
+  // reply comes back as its fields, checked as proto::acquire_reply_from
+  // checks them (the broker's error as a Status). The broker's usual reply
+  // is read straight into them (proto::parse_acquire_reply); any other goes
+  // through the flat reader (proto::parse_flat_reply).
   using Encoder = std::function<std::string(std::uint64_t id)>;
-  Result<proto::FlatReply> call_flat(const Encoder& encode);
+  Result<proto::AcquireReply> call_acquire(const Encoder& encode);
   // Sends the request `encode(id)` writes, which must ask for no reply.
   Status notify(const Encoder& encode);
   // Drops `handle`: through the release ring when there is one and it has
@@ -89,6 +92,11 @@ class Channel {
     proto::FlatReply flat;
   };
   Result<Matched> read_reply_locked(std::uint64_t want);
+  // The same for a frame already read.
+  Result<Matched> match_reply_locked(std::string frame, std::uint64_t want);
+  // A reply's status: a broker error reply keeps the conversation in step,
+  // a malformed one breaks the channel.
+  Status reply_status_locked(const proto::FlatReply& flat);
   Result<std::string> read_frame_locked();
 
   const std::string path_;

@@ -194,8 +194,8 @@ Result<proto::AcquireReply> Connection::request_acquire_calling(
     return proto::encode_acquire_request(id, request);
   };
   for (;;) {
-    auto reply = ch->call_flat(encode);
-    if (reply.ok()) return proto::acquire_reply_from(*reply);
+    auto reply = ch->call_acquire(encode);
+    if (reply.ok()) return reply;
     // Only a lost connection is retried; a broker that breaks the protocol is not.
     if (!ch->broken() || reconnected || reply.status().code() != ErrorCode::kUnavailable) {
       return reply.status();

@@ -196,7 +196,8 @@ class FlatScanner {
  public:
   explicit FlatScanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
 
-  bool feed(FlatSax& sax) {
+  template <class Sax>
+  bool feed(Sax& sax) {
     skip_ws();
     if (!eat('{') || !sax.start_object(0)) return false;
     skip_ws();
@@ -207,7 +208,7 @@ class FlatScanner {
         skip_ws();
         if (!eat(':')) return false;
         skip_ws();
-        sax.key_view(key);
+        if (!sax.key_view(key)) return false;
         if (!value(sax)) return false;
         skip_ws();
         if (eat(',')) {
@@ -259,7 +260,8 @@ class FlatScanner {
     return true;
   }
 
-  bool value(FlatSax& sax) {
+  template <class Sax>
+  bool value(Sax& sax) {
     if (p_ == end_) return false;
     const char c = *p_;
     if (c == '"') {
@@ -284,6 +286,118 @@ class FlatScanner {
 
   const char* p_;
   const char* end_;
+};
+
+// Reads an ok:true acquire reply with the expected id straight into an
+// AcquireReply, for FlatScanner. Refuses (and so sends the caller to the
+// general path) anything that path might read differently or report as an
+// error: a known key twice, "error", a field of another type, a bad
+// checksum, a missing field.
+class AcquireSax {
+ public:
+  AcquireSax(AcquireReply& out, std::uint64_t want_id) : out_(out), want_id_(want_id) {}
+
+  bool start_object(std::size_t) { return true; }
+  bool end_object() { return true; }
+  bool key_view(std::string_view k) {
+    field_ = field_of(k);
+    if (field_ == kError) return false;
+    if (field_ == kOther) return true;
+    const unsigned bit = 1U << field_;
+    if ((seen_ & bit) != 0) return false;
+    seen_ |= bit;
+    return true;
+  }
+  bool number_unsigned(std::uint64_t v) {
+    switch (field_) {
+      case kId:
+        return v == want_id_;
+      case kHandle:
+        out_.handle = v;
+        return true;
+      case kOffset:
+        out_.offset = v;
+        return true;
+      case kSize:
+        out_.size = v;
+        return true;
+      case kGeneration:
+        out_.generation = v;
+        return true;
+      case kOther:
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool string_view(std::string_view v) {
+    switch (field_) {
+      case kModel:
+        out_.model.assign(v);
+        return true;
+      case kFormat:
+        out_.format.assign(v);
+        return true;
+      case kChecksum: {
+        auto sum = checksum_from_hex(v);
+        if (!sum) return false;
+        out_.checksum = *sum;
+        return true;
+      }
+      case kOther:
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool boolean(bool v) {
+    if (field_ == kOk) return v;
+    if (field_ == kCached) out_.cached = v;
+    return field_ == kCached || field_ == kOther;
+  }
+  bool null() { return field_ == kOther; }
+
+  bool complete() const { return (seen_ & kRequired) == kRequired; }
+
+ private:
+  enum Field : unsigned {
+    kId,
+    kOk,
+    kHandle,
+    kModel,
+    kOffset,
+    kSize,
+    kGeneration,
+    kChecksum,
+    kFormat,
+    kCached,
+    kError,
+    kOther
+  };
+  static constexpr unsigned kRequired = (1U << kCached) - 1;  // all before kCached
+
+  static Field field_of(std::string_view k) {
+    static constexpr std::pair<std::string_view, Field> kNames[] = {{"id", kId},
+                                                                    {"ok", kOk},
+                                                                    {"handle", kHandle},
+                                                                    {"model", kModel},
+                                                                    {"offset", kOffset},
+                                                                    {"size", kSize},
+                                                                    {"generation", kGeneration},
+                                                                    {"checksum", kChecksum},
+                                                                    {"format", kFormat},
+                                                                    {"cached", kCached},
+                                                                    {"error", kError}};
+    for (const auto& [name, f] : kNames) {
+      if (same_key(name, k)) return f;
+    }
+    return kOther;
+  }
+
+  AcquireReply& out_;
+  std::uint64_t want_id_;
+  Field field_ = kOther;
+  unsigned seen_ = 0;
 };
 
 Status missing(std::string_view key) {
@@ -427,6 +541,13 @@ std::optional<HotRequest> parse_hot_request(std::string_view payload) {
     return r;
   }
   return std::nullopt;
+}
+
+std::optional<AcquireReply> parse_acquire_reply(std::string_view payload, std::uint64_t want_id) {
+  AcquireReply out;
+  AcquireSax sax(out, want_id);
+  if (!FlatScanner(payload).feed(sax) || !sax.complete()) return std::nullopt;
+  return out;
 }
 
 Status flat_reply_status(const FlatReply& r) {

@@ -310,5 +310,78 @@ TEST(HotPath, FlatAndReferenceDecodersAgree) {
   }
 }
 
+// What the client's acquire fast path accepts, the general path reads the
+// same way; everything else it leaves to that path.
+void expect_fast_path_agrees(const std::string& p, std::uint64_t want) {
+  SCOPED_TRACE(p);
+  auto quick = parse_acquire_reply(p, want);
+  if (!quick) return;
+  auto flat = parse_flat_reply(p);
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(flat->id, want);
+  EXPECT_TRUE(flat_reply_status(*flat).ok());
+  auto general = acquire_reply_from(*flat);
+  ASSERT_TRUE(general.ok()) << general.status().message();
+  EXPECT_EQ(general->handle, quick->handle);
+  EXPECT_EQ(general->model, quick->model);
+  EXPECT_EQ(general->offset, quick->offset);
+  EXPECT_EQ(general->size, quick->size);
+  EXPECT_EQ(general->generation, quick->generation);
+  EXPECT_EQ(general->checksum, quick->checksum);
+  EXPECT_EQ(general->format, quick->format);
+  EXPECT_EQ(general->cached, quick->cached);
+}
+
+TEST(HotPath, AcquireFastPathReadsTheBrokersReplyAndLeavesTheRestToTheGeneralPath) {
+  const AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
+                       3,  0xdeadbeefcafef00dULL, "safetensors", true};
+  const std::string payload = encode_acquire_reply(9U, m);
+  auto quick = parse_acquire_reply(payload, 9);
+  ASSERT_TRUE(quick.has_value()) << payload;
+  EXPECT_EQ(quick->handle, m.handle);
+  EXPECT_EQ(quick->model, m.model);
+  EXPECT_EQ(quick->offset, m.offset);
+  EXPECT_EQ(quick->size, m.size);
+  EXPECT_EQ(quick->generation, m.generation);
+  EXPECT_EQ(quick->checksum, m.checksum);
+  EXPECT_EQ(quick->format, m.format);
+  EXPECT_TRUE(quick->cached);
+  expect_fast_path_agrees(payload, 9);
+  EXPECT_FALSE(parse_acquire_reply(payload, 10).has_value()) << "another request's reply";
+
+  const std::string head = R"({"id":1,"ok":true,"handle":1,"model":"m","offset":0,"size":1,)";
+  const std::string tail = R"("generation":1,"checksum":"00000000000000ff","format":"raw")";
+  // Accepted: extra scalar fields are ignored, "cached" may be absent.
+  for (const std::string& p : {head + tail + "}", head + tail + R"(,"later":[1],"x":null})",
+                               head + tail + R"(,"x":null,"y":"z","cached":false})"}) {
+    if (p.find('[') != std::string::npos) {
+      EXPECT_FALSE(parse_acquire_reply(p, 1).has_value()) << p << ": nested, not flat";
+      continue;
+    }
+    auto r = parse_acquire_reply(p, 1);
+    ASSERT_TRUE(r.has_value()) << p;
+    EXPECT_FALSE(r->cached);
+    expect_fast_path_agrees(p, 1);
+  }
+  // Left to the general path (which accepts some of these and refuses the
+  // others, with the error the client reports).
+  const std::vector<std::string> deferred = {
+      head + tail + R"(,"size":2})",              // a field twice: the last one wins there
+      head + tail + R"(,"error":{"code":"x"}})",  // an "error" object
+      head + tail + R"(,"cached":"yes"})",        // cached not a boolean
+      R"({"id":1,"ok":false,"error":{"code":"not_found","message":"m"}})",
+      R"({"id":1,"ok":true,"handle":1,"model":"m","offset":0,"size":1,"generation":1,)"
+      R"("format":"raw"})",                                        // no checksum
+      head + R"("generation":1,"checksum":"ff","format":"raw"})",  // a bad checksum
+      head + R"("generation":1.5,"checksum":"00000000000000ff","format":"raw"})",
+      R"({"id":"1","ok":true,"handle":1,"model":"m","offset":0,"size":1,)" + tail + "}",
+      R"({"id":1,"handle":1,"model":"m","offset":0,"size":1,)" + tail + "}",  // no "ok"
+      R"({"id":1,"ok":true,"handle":1,"model":"m\u0041","offset":0,"size":1,)" + tail + "}",
+  };
+  for (const std::string& p : deferred) {
+    EXPECT_FALSE(parse_acquire_reply(p, 1).has_value()) << p;
+  }
+}
+
 }  // namespace
 }  // namespace modelpool::proto
