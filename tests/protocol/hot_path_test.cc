@@ -129,6 +129,11 @@ TEST(HotPath, BrokerLeavesEverythingElseToTheReferenceCodec) {
       R"({"op":"stats","op":"acquire","id":1,"model":"m"})",
       R"({"op":"release","id":1,"handle":5,"handle":6,"reply":false})",
       R"( {"id":2,"handle":9,"op":"release"} )",
+      // The other op's fields, of any type, are ignored, wherever "op" is.
+      R"({"handle":"x","reply":7,"op":"acquire","id":1,"model":"m"})",
+      R"({"op":"release","id":3,"handle":5,"model":7,"wait_ms":true})",
+      // A known key twice, within the plain subset: the last one wins.
+      R"({"op":"acquire","id":1,"model":"x","model":"m","wait_ms":1,"wait_ms":2})",
       R"({"op":"release","handle":1,"x":)" + std::string(63, '[') + std::string(63, ']') + "}",
   };
   for (const std::string& p : accepted) {
