@@ -38,19 +38,21 @@ Status Channel::send_request(const Encoder& encode, std::uint64_t* id) {
     return error(ErrorCode::kBadRequest, "request of " + std::to_string(payload.size()) +
                                              " bytes exceeds the protocol's frame limit");
   }
-  if (int err = send_all(fd_.get(), proto::encode_frame(payload)); err != 0) {
+  out_.clear();  // keeps its capacity: no allocation per request
+  proto::append_frame(out_, payload);
+  if (int err = send_all(fd_.get(), out_); err != 0) {
     if (err == EAGAIN || err == EWOULDBLOCK) return fail(ErrorCode::kUnavailable, "send timed out");
     return fail(ErrorCode::kUnavailable, std::string("send failed: ") + errno_text(err));
   }
   return {};
 }
 
-Result<std::string> Channel::read_frame_locked() {
+Result<std::string_view> Channel::read_frame_locked() {
   char buf[16 * 1024];
   for (;;) {
-    auto next = decoder_.next();
+    auto next = decoder_.next_view();
     if (!next.ok()) return fail(ErrorCode::kProtocol, next.status().message());
-    if (next->has_value()) return std::move(**next);
+    if (next->has_value()) return **next;
     if (broken()) return error(ErrorCode::kUnavailable, "connection to " + path_ + " is closed");
     const long n = recv_some(fd_.get(), buf, sizeof buf, &passed_fd_);
     if (n == 0) return fail(ErrorCode::kUnavailable, "connection closed by the broker");
@@ -69,10 +71,10 @@ Result<std::string> Channel::read_frame_locked() {
 Result<Channel::Matched> Channel::read_reply_locked(std::uint64_t want) {
   auto frame = read_frame_locked();
   if (!frame.ok()) return frame.status();
-  return match_reply_locked(std::move(frame).value(), want);
+  return match_reply_locked(*frame, want);
 }
 
-Result<Channel::Matched> Channel::match_reply_locked(std::string frame, std::uint64_t want) {
+Result<Channel::Matched> Channel::match_reply_locked(std::string_view frame, std::uint64_t want) {
   auto flat = proto::parse_flat_reply(frame);
   if (!flat.ok()) return fail(ErrorCode::kProtocol, flat.status().message());
   if (flat->id != want) {
@@ -86,7 +88,7 @@ Result<Channel::Matched> Channel::match_reply_locked(std::string frame, std::uin
     return fail(ErrorCode::kProtocol,
                 "reply id " + shown + " does not match request id " + std::to_string(want));
   }
-  return Matched{std::move(frame), std::move(flat).value()};
+  return Matched{std::string(frame), std::move(flat).value()};
 }
 
 Status Channel::reply_status_locked(const proto::FlatReply& flat) {
@@ -102,7 +104,7 @@ Result<proto::AcquireReply> Channel::call_acquire(const Encoder& encode) {
   auto frame = read_frame_locked();
   if (!frame.ok()) return frame.status();
   if (auto quick = proto::parse_acquire_reply(*frame, id)) return std::move(*quick);
-  auto matched = match_reply_locked(std::move(frame).value(), id);
+  auto matched = match_reply_locked(*frame, id);
   if (!matched.ok()) return matched.status();
   if (Status st = reply_status_locked(matched->flat); !st.ok()) return st;
   return proto::acquire_reply_from(matched->flat);

@@ -93,11 +93,12 @@ class Channel {
   };
   Result<Matched> read_reply_locked(std::uint64_t want);
   // The same for a frame already read.
-  Result<Matched> match_reply_locked(std::string frame, std::uint64_t want);
+  Result<Matched> match_reply_locked(std::string_view frame, std::uint64_t want);
   // A reply's status: a broker error reply keeps the conversation in step,
   // a malformed one breaks the channel.
   Status reply_status_locked(const proto::FlatReply& flat);
-  Result<std::string> read_frame_locked();
+  // The next frame: a view of decoder_'s buffer, valid until the next read.
+  Result<std::string_view> read_frame_locked();
 
   const std::string path_;
   const UniqueFd fd_;
@@ -112,6 +113,7 @@ class Channel {
 
   std::mutex send_mu_;
   std::uint64_t next_id_ = 1;  // GUARDED_BY(send_mu_)
+  std::string out_;            // GUARDED_BY(send_mu_): the frame being sent
 };
 
 }  // namespace modelpool::detail

@@ -22,6 +22,8 @@ inline constexpr std::size_t kHeaderBytes = 4;
 
 // Prefixes `payload` with its length. `payload` must be at most kMaxFrame.
 std::string encode_frame(std::string_view payload);
+// The same, appended to `out` (whose capacity a caller may reuse).
+void append_frame(std::string& out, std::string_view payload);
 
 class FrameDecoder {
  public:
@@ -32,6 +34,9 @@ class FrameDecoder {
   // bad_request (frame too large / empty). After an error the stream is
   // unusable: the connection must be closed.
   Result<std::optional<std::string>> next();
+  // The same without a copy: a view of the decoder's buffer, valid until the
+  // next call to feed() or next*().
+  Result<std::optional<std::string_view>> next_view();
 
   // Bytes received but not yet returned as frames.
   std::size_t buffered() const { return buf_.size() - pos_; }
