@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace modelpool::proto {
 namespace {
@@ -28,6 +30,39 @@ TEST(Frame, RoundTripAcrossArbitraryChunking) {
     EXPECT_EQ(got[1], R"({"op":"acquire","model":"a"})");
     EXPECT_EQ(d.buffered(), 0U);
   }
+}
+
+// next_view() returns the same payloads as next(), without copies: each view
+// holds until the next feed(), and the buffer is reclaimed there.
+TEST(Frame, ViewsMatchCopiesAcrossArbitraryChunking) {
+  std::string wire;
+  for (int i = 0; i < 40; ++i) wire += encode_frame("frame " + std::string(i, 'x'));
+  std::string appended;
+  append_frame(appended, "frame ");
+  EXPECT_EQ(appended, encode_frame("frame "));
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{64}, wire.size()}) {
+    FrameDecoder d;
+    int seen = 0;
+    for (std::size_t i = 0; i < wire.size(); i += chunk) {
+      d.feed(wire.data() + i, std::min(chunk, wire.size() - i));
+      std::vector<std::string_view> views;  // all from this feed, all still valid
+      for (;;) {
+        auto f = d.next_view();
+        ASSERT_TRUE(f.ok());
+        if (!f->has_value()) break;
+        views.push_back(**f);
+      }
+      for (std::string_view v : views) {
+        EXPECT_EQ(v, "frame " + std::string(seen, 'x')) << "chunk " << chunk;
+        ++seen;
+      }
+    }
+    EXPECT_EQ(seen, 40) << "chunk " << chunk;
+    EXPECT_EQ(d.buffered(), 0U);
+  }
+  FrameDecoder d;
+  d.feed("\0\0\0\0", 4);
+  EXPECT_EQ(d.next_view().status().code(), ErrorCode::kBadRequest);
 }
 
 TEST(Frame, LengthIsLittleEndian) {
