@@ -163,7 +163,7 @@ Dispatcher::Dispatcher(Service& service, const Config& config,
                        std::function<std::size_t()> client_count)
     : service_(service), config_(config), client_count_(std::move(client_count)) {}
 
-void Dispatcher::handle(const SessionPtr& s, std::string payload) {
+void Dispatcher::handle(const SessionPtr& s, std::string_view payload) {
   // Releases pushed to the ring before this request count before it.
   service_.collect_releases(*s);
   if (s->closed() || s->closing()) return;

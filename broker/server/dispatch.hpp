@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "broker/server/service.hpp"
 #include "broker/server/session.hpp"
@@ -18,7 +19,7 @@ namespace modelpool::broker {
 class Dispatcher {
  public:
   Dispatcher(Service& service, const Config& config, std::function<std::size_t()> client_count);
-  void handle(const SessionPtr& s, std::string payload);
+  void handle(const SessionPtr& s, std::string_view payload);
 
  private:
   Service& service_;

@@ -89,9 +89,7 @@ void Server::accept(Acceptor& acceptor, bool admin) {
       const std::uint64_t id = next_session_++;
       auto session = std::make_shared<Session>(
           std::move(sock), id, admin, config_.max_outbound_bytes,
-          [this](const SessionPtr& s, std::string payload) {
-            dispatcher_.handle(s, std::move(payload));
-          },
+          [this](const SessionPtr& s, std::string_view payload) { dispatcher_.handle(s, payload); },
           [this](Session& s) { on_session_closed(s); });
       sessions_.emplace(id, session);
       spdlog::info("{} connected to the {} socket", session->describe(),

@@ -54,7 +54,7 @@ void Session::read_more() {
 void Session::on_read(std::size_t n) {
   decoder_.feed(read_buf_.data(), n);
   for (;;) {
-    auto frame = decoder_.next();
+    auto frame = decoder_.next_view();  // valid until the next feed
     if (!frame.ok()) {
       spdlog::warn("{} sent a bad frame: {}; closing", describe(), frame.status().message());
       send(proto::encode_error(nullptr, frame.status()));
@@ -62,7 +62,7 @@ void Session::on_read(std::size_t n) {
       return;
     }
     if (!frame->has_value()) break;
-    on_frame_(shared_from_this(), std::move(**frame));
+    on_frame_(shared_from_this(), **frame);
     if (closed_ || closing_) return;
   }
   read_more();

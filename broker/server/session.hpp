@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -33,7 +34,8 @@ class Session;
 using SessionPtr = std::shared_ptr<Session>;
 
 // Called for every complete frame; owns the reply.
-using FrameHandler = std::function<void(const SessionPtr&, std::string payload)>;
+// `payload` views the session's receive buffer: valid for the call only.
+using FrameHandler = std::function<void(const SessionPtr&, std::string_view payload)>;
 // Called once when the connection is gone, before the Session is destroyed.
 using CloseHandler = std::function<void(Session&)>;
 
