@@ -147,6 +147,19 @@ TEST(HotPath, InvalidUtf8InARequestThrowsLikeTheReferenceCodec) {
                json::type_error);
 }
 
+// Every field of two acquire replies, compared one by one (the struct has
+// no operator==: the wire codec compares fields, not layouts).
+void expect_same_reply(const AcquireReply& got, const AcquireReply& want) {
+  EXPECT_EQ(got.handle, want.handle);
+  EXPECT_EQ(got.model, want.model);
+  EXPECT_EQ(got.offset, want.offset);
+  EXPECT_EQ(got.size, want.size);
+  EXPECT_EQ(got.generation, want.generation);
+  EXPECT_EQ(got.checksum, want.checksum);
+  EXPECT_EQ(got.format, want.format);
+  EXPECT_EQ(got.cached, want.cached);
+}
+
 TEST(HotPath, AcquireReplyRoundTrip) {
   const AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
                        3,  0xdeadbeefcafef00dULL, "safetensors", true};
@@ -163,16 +176,8 @@ TEST(HotPath, AcquireReplyRoundTrip) {
     EXPECT_EQ(flat->id.has_value(), id.is_number_unsigned());
     auto fast = acquire_reply_from(*flat);
     ASSERT_TRUE(fast.ok()) << fast.status().message();
-    for (const AcquireReply* got : {&*ref, &*fast}) {
-      EXPECT_EQ(got->handle, m.handle);
-      EXPECT_EQ(got->model, m.model);
-      EXPECT_EQ(got->offset, m.offset);
-      EXPECT_EQ(got->size, m.size);
-      EXPECT_EQ(got->generation, m.generation);
-      EXPECT_EQ(got->checksum, m.checksum);
-      EXPECT_EQ(got->format, m.format);
-      EXPECT_EQ(got->cached, m.cached);
-    }
+    expect_same_reply(*ref, m);
+    expect_same_reply(*fast, m);
   }
   // A name the broker cannot encode as UTF-8 is replaced, as encode_ok does.
   AcquireReply bad = m;
@@ -327,14 +332,7 @@ void expect_fast_path_agrees(const std::string& p, std::uint64_t want) {
   EXPECT_TRUE(flat_reply_status(*flat).ok());
   auto general = acquire_reply_from(*flat);
   ASSERT_TRUE(general.ok()) << general.status().message();
-  EXPECT_EQ(general->handle, quick->handle);
-  EXPECT_EQ(general->model, quick->model);
-  EXPECT_EQ(general->offset, quick->offset);
-  EXPECT_EQ(general->size, quick->size);
-  EXPECT_EQ(general->generation, quick->generation);
-  EXPECT_EQ(general->checksum, quick->checksum);
-  EXPECT_EQ(general->format, quick->format);
-  EXPECT_EQ(general->cached, quick->cached);
+  expect_same_reply(*quick, *general);
 }
 
 TEST(HotPath, AcquireFastPathReadsTheBrokersReplyAndLeavesTheRestToTheGeneralPath) {
@@ -343,14 +341,7 @@ TEST(HotPath, AcquireFastPathReadsTheBrokersReplyAndLeavesTheRestToTheGeneralPat
   const std::string payload = encode_acquire_reply(9U, m);
   auto quick = parse_acquire_reply(payload, 9);
   ASSERT_TRUE(quick.has_value()) << payload;
-  EXPECT_EQ(quick->handle, m.handle);
-  EXPECT_EQ(quick->model, m.model);
-  EXPECT_EQ(quick->offset, m.offset);
-  EXPECT_EQ(quick->size, m.size);
-  EXPECT_EQ(quick->generation, m.generation);
-  EXPECT_EQ(quick->checksum, m.checksum);
-  EXPECT_EQ(quick->format, m.format);
-  EXPECT_TRUE(quick->cached);
+  expect_same_reply(*quick, m);
   expect_fast_path_agrees(payload, 9);
   EXPECT_FALSE(parse_acquire_reply(payload, 10).has_value()) << "another request's reply";
 
