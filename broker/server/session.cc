@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
@@ -23,7 +24,8 @@ Session::Session(asio::local::stream_protocol::socket socket, std::uint64_t id, 
       admin_(admin),
       max_outbound_(max_outbound),
       on_frame_(std::move(on_frame)),
-      on_close_(std::move(on_close)) {
+      on_close_(std::move(on_close)),
+      flush_deadline_(socket_.get_executor()) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -43,6 +45,9 @@ void Session::read_more() {
   if (closed_ || closing_) return;
   socket_.async_read_some(asio::buffer(read_buf_),
                           [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            // Once closing, input is ignored and the end of
+                            // it is our own shutdown: the flush closes.
+                            if (self->closing_) return;
                             if (ec) {
                               self->close(nullptr);
                               return;
@@ -74,8 +79,28 @@ void Session::send(std::string payload) {
     payload =
         proto::encode_error(nullptr, error(ErrorCode::kInternal, "reply exceeds the frame limit"));
   }
-  outbound_bytes_ += payload.size() + proto::kHeaderBytes;
-  outbound_.push_back(proto::encode_frame(payload));
+  if (writing_ || closing_ || !outbound_.empty()) {  // in order; a closing one closes later
+    queue(proto::encode_frame(payload));
+    return;
+  }
+  // Nothing queued: write now, from a buffer kept for it, with no
+  // asynchronous operation to allocate or complete. What the socket does not
+  // take now is queued from where it stopped.
+  frame_.clear();
+  proto::append_frame(frame_, payload);
+  ssize_t n = 0;
+  do {
+    n = ::send(socket_.native_handle(), frame_.data(), frame_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  // On an error the asynchronous write meets it again and closes the session
+  // from its handler, never from inside this caller.
+  const auto sent = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+  if (sent < frame_.size()) queue(frame_.substr(sent));
+}
+
+void Session::queue(std::string frame) {
+  outbound_bytes_ += frame.size();
+  outbound_.push_back(std::move(frame));
   if (outbound_bytes_ > max_outbound_) {
     spdlog::warn("{} does not read its replies ({} bytes queued); disconnecting", describe(),
                  outbound_bytes_);
@@ -131,9 +156,7 @@ bool Session::reply_ok_with_ring(const nlohmann::json& id, nlohmann::json fields
   ring_ = std::move(ring).value();
   if (static_cast<std::size_t>(n) < frame.size()) {  // the rest goes the usual way
     frame.erase(0, static_cast<std::size_t>(n));
-    outbound_bytes_ += frame.size();
-    outbound_.push_back(std::move(frame));
-    write_more();
+    queue(std::move(frame));
   }
   return true;
 }
@@ -163,7 +186,14 @@ void Session::close_after_flush() {
   closing_ = true;
   boost::system::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_receive, ignored);
-  if (!writing_ && outbound_.empty()) close(nullptr);
+  if (!writing_ && outbound_.empty()) {
+    close(nullptr);
+    return;
+  }
+  flush_deadline_.expires_after(flush_grace_);
+  flush_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close("replies still unread at the end of the flush grace");
+  });
 }
 
 void Session::close(const char* why) {
@@ -172,6 +202,7 @@ void Session::close(const char* why) {
   if (why != nullptr) spdlog::warn("{}: {}; closing", describe(), why);
   boost::system::error_code ignored;
   socket_.close(ignored);
+  flush_deadline_.cancel();
   // The reply being written stays until its handler runs: the write may
   // still point into it.
   outbound_.erase(writing_ ? std::next(outbound_.begin()) : outbound_.begin(), outbound_.end());

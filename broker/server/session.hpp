@@ -13,6 +13,8 @@
 
 #include <array>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -51,8 +53,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void reply_error(const nlohmann::json& id, const Status& status);
   // Closes now (pending replies are discarded).
   void close(const char* why);
-  // Stops reading; closes once every queued reply is written.
+  // Stops reading; closes once every queued reply is written, or when the
+  // flush grace ends first (a peer that does not read cannot hold it open).
   void close_after_flush();
+  void set_flush_grace(std::chrono::milliseconds grace) { flush_grace_ = grace; }
 
   std::uint64_t id() const { return id_; }
   bool admin() const { return admin_; }
@@ -82,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read_more();
   void on_read(std::size_t n);
+  void queue(std::string frame);  // behind the queued replies; bounded
   void write_more();
 
   boost::asio::local::stream_protocol::socket socket_;
@@ -95,10 +100,13 @@ class Session : public std::enable_shared_from_this<Session> {
   proto::FrameDecoder decoder_;
   std::array<char, 16384> read_buf_{};
   std::deque<std::string> outbound_;
+  std::string frame_;  // the reply being written directly (send)
   std::size_t outbound_bytes_ = 0;
   bool writing_ = false;
   bool closed_ = false;
   bool closing_ = false;
+  std::chrono::milliseconds flush_grace_{std::chrono::seconds(5)};
+  boost::asio::steady_timer flush_deadline_;
   std::unordered_set<std::uint64_t> handles_;
   std::optional<proto::ReleaseRing> ring_;
 };

@@ -1,7 +1,8 @@
 // File: tests/fault/hostile_client_test.cc
 //
-// Slow and hostile clients cannot hurt the broker or other clients: a client
-// that stops reading is disconnected once its unsent replies pass
+// Slow and hostile clients cannot hurt the broker or other clients: replies
+// to a client that sends far ahead of its reading arrive whole and in order;
+// a client that stops reading is disconnected once its unsent replies pass
 // --max-outbound (with a log line) and loses its handles; 10,000
 // connections opened and closed leak no descriptor and no memory (measured
 // in /proc/PID); a client flooding requests as fast as it can does not
@@ -79,6 +80,35 @@ TEST_F(HostileClients, ClientThatStopsReadingIsDisconnectedWithALogLine) {
   EXPECT_EQ(s["handles"], 0) << "the slow client's handle went with its connection";
   auto check = ctl.request({{"op", "selfcheck"}});
   EXPECT_TRUE(check && check->value("consistent", false));
+}
+
+// Replies are written at once while the socket takes them and queued from
+// where the socket stopped when it does not: a client that sends thousands
+// of requests before reading gets every reply, whole and in order.
+TEST_F(HostileClients, RepliesPastAFullSocketArriveWholeAndInOrder) {
+  Broker b(models_.path());
+  b.start();
+  Conn c(b.worker_socket());
+  constexpr int kRequests = 5000;  // ~1 MiB of replies: several socket buffers
+  std::string batch;
+  for (int i = 0; i < kRequests; ++i) {
+    batch += proto::encode_frame(json{{"op", "acquire"}, {"id", i}, {"model", "m.bin"}}.dump());
+  }
+  ASSERT_TRUE(c.send_bytes(batch));
+  std::vector<std::uint64_t> handles;
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = c.recv();
+    ASSERT_TRUE(replied_ok(r)) << "reply " << i << ": " << (r ? r->dump() : "none");
+    ASSERT_EQ((*r)["id"], i) << "replies out of order";
+    handles.push_back((*r)["handle"].get<std::uint64_t>());
+  }
+  std::sort(handles.begin(), handles.end());
+  EXPECT_EQ(std::adjacent_find(handles.begin(), handles.end()), handles.end())
+      << "a handle was granted twice";
+  Conn ctl(b.admin_socket());
+  auto s = ctl.request({{"op", "stats"}});
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)["handles"], kRequests);
 }
 
 TEST_F(HostileClients, TenThousandConnectionsLeakNoDescriptorsOrMemory) {
