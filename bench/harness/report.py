@@ -125,7 +125,9 @@ def _load(s, _):
                      x(row.get("pool_over_naive")), cell(row.get("pool_huge"), 2),
                      x(row.get("pool_huge_over_memcpy")), cell(row.get("pool_hugetlb"), 2),
                      x(row.get("pool_hugetlb_over_memcpy"))])
-    return (f"{s['reps']} repetitions. memcpy (same run): {s['memcpy_gbps']:.1f} GB/s. "
+    small = (f" ({s['reps'] * s['small_runs']} samples for files up to "
+             f"{s['small_max'] // MiB} MiB)" if s.get("small_runs", 1) > 1 else "")
+    return (f"{s['reps']} repetitions{small}. memcpy (same run): {s['memcpy_gbps']:.1f} GB/s. "
             "Cold = page cache dropped "
             f"(at most {100 * (s['cold_resident_fraction_max'] or 0):.0f}% of a file stayed "
             "cached). Huge = the pool's segment on a huge=always tmpfs, hugetlbfs = on "

@@ -41,6 +41,11 @@ def sizes_for(ctx):
 # of 4 GiB took 8-11 s here, O_DIRECT 2-3 s): they run in the first
 # repetition only, to keep the full suite within its 10 minutes.
 COLD_ONCE_ABOVE = GiB
+# Files up to this size load in tens of milliseconds, where one late page
+# fault or host hiccup moves a sample by 10%: each repetition runs them
+# SMALL_RUNS times, interleaved, so their medians rest on more samples.
+SMALL_MAX = 256 * MiB
+SMALL_RUNS = 3
 
 
 def evict_quietly(broker, name):
@@ -126,7 +131,8 @@ def run(ctx):
                 for temp, ms in methods.items():
                     if temp == "cold" and s > COLD_ONCE_ABOVE and rep > 0:
                         continue
-                    for method in rotated(ms, rep):
+                    runs = SMALL_RUNS if s <= SMALL_MAX else 1
+                    for method in [m for k in range(runs) for m in rotated(ms, rep + k)]:
                         if method.startswith("pool") and method not in pools:
                             continue
                         if method in FILLS_FRESH_MEMORY:
@@ -145,6 +151,7 @@ def run(ctx):
         huge.close()  # the huge-page brokers, then their mounts
     memcpy_med = summary(memcpy)["median"]
     out = {"status": "measured", "sizes": sizes, "memcpy_gbps": memcpy_med, "reps": reps,
+           "small_runs": SMALL_RUNS, "small_max": SMALL_MAX,
            "cold_resident_fraction_max": max(residue) if residue else None,
            "kernel": counters_delta(counters0, kernel_counters()), "rows": []}
     for temp, ms in methods.items():
