@@ -13,15 +13,11 @@ namespace {
 
 using layout::EntryState;
 using testing::config_of;
+using testing::expect_consistent;
 using testing::kDataBegin;
 using testing::kUnit;
 using testing::load;
 using testing::src;
-
-void expect_consistent(const Pool& pool) {
-  Status s = pool.self_check();
-  EXPECT_TRUE(s.ok()) << s.to_string();
-}
 
 TEST(PoolAdmin, PinnedEntriesSurvivePressure) {
   Pool pool(config_of(10));

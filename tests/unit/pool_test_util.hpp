@@ -1,7 +1,8 @@
 // File: tests/unit/pool_test_util.hpp
 //
 // Small helpers shared by the pool's unit tests: sizes in alignment units, a
-// config with a sparse offset space 16x the budget, and a one-call load.
+// config with a sparse offset space 16x the budget, a one-call load, and the
+// consistency check.
 #ifndef MODELPOOL_TESTS_UNIT_POOL_TEST_UTIL_HPP_
 #define MODELPOOL_TESTS_UNIT_POOL_TEST_UTIL_HPP_
 
@@ -40,6 +41,12 @@ inline EntryId load(Pool& pool, const std::string& name, std::uint64_t units,
   if (!r.ok()) return 0;
   pool.finish_load(r->entry.id, 42, layout::Format::kRaw, seconds);
   return r->entry.id;
+}
+
+// The pool's own consistency check passes.
+inline void expect_consistent(const Pool& pool) {
+  Status s = pool.self_check();
+  EXPECT_TRUE(s.ok()) << s.to_string();
 }
 
 }  // namespace modelpool::broker::testing
