@@ -1,7 +1,8 @@
 // File: tests/fault/hostile_client_test.cc
 //
 // Slow and hostile clients cannot hurt the broker or other clients: replies
-// to a client that sends far ahead of its reading arrive whole and in order;
+// to a client that sends far ahead of its reading arrive whole and in order,
+// also when the broker is stopped meanwhile;
 // a client that stops reading is disconnected once its unsent replies pass
 // --max-outbound (with a log line) and loses its handles; 10,000
 // connections opened and closed leak no descriptor and no memory (measured
@@ -109,6 +110,35 @@ TEST_F(HostileClients, RepliesPastAFullSocketArriveWholeAndInOrder) {
   auto s = ctl.request({{"op", "stats"}});
   ASSERT_TRUE(s);
   EXPECT_EQ((*s)["handles"], kRequests);
+}
+
+// SIGTERM answers what the broker has taken in: replies still queued for a
+// client that has not read them yet go out before the connection closes.
+TEST_F(HostileClients, ShutdownSendsTheRepliesStillQueued) {
+  Broker b(models_.path());
+  b.start();
+  Conn c(b.worker_socket());
+  constexpr int kRequests = 5000;  // ~1 MiB of replies: most wait in the broker's queue
+  std::string batch;
+  for (int i = 0; i < kRequests; ++i) {
+    batch += proto::encode_frame(json{{"op", "acquire"}, {"id", i}, {"model", "m.bin"}}.dump());
+  }
+  ASSERT_TRUE(c.send_bytes(batch));
+  Conn ctl(b.admin_socket());
+  for (json s = json::object(); s.value("handles", 0) < kRequests;) {  // every request answered
+    auto r = ctl.request({{"op", "stats"}});
+    ASSERT_TRUE(r) << "the broker is gone";
+    s = *r;
+  }
+  ctl.close();
+  ASSERT_EQ(::kill(b.pid(), SIGTERM), 0);
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = c.recv();
+    ASSERT_TRUE(replied_ok(r)) << "reply " << i << " of " << kRequests << " lost at shutdown";
+    ASSERT_EQ((*r)["id"], i);
+  }
+  EXPECT_FALSE(c.recv(std::chrono::seconds(10))) << "the connection closes after the last reply";
+  EXPECT_EQ(b.wait_exit(), 0) << "exit status";
 }
 
 TEST_F(HostileClients, TenThousandConnectionsLeakNoDescriptorsOrMemory) {

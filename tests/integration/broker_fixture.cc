@@ -214,6 +214,13 @@ int Broker::stop(int sig) {
   return st;
 }
 
+int Broker::wait_exit() {
+  if (!child_) return -1;
+  int st = child_->wait();
+  child_.reset();
+  return st;
+}
+
 void Broker::kill9() { stop(SIGKILL); }
 
 std::string Broker::worker_socket() const { return run_dir_ + "/" + pool_ + ".sock"; }

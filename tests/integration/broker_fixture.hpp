@@ -82,6 +82,7 @@ class Broker {
   const std::string& ready_line() const { return ready_line_; }
   void start();
   int stop(int sig = SIGTERM);  // returns exit status
+  int wait_exit();              // for a broker already told to stop; exit status
   void kill9();
   const std::string& pool() const { return pool_; }
   const std::string& run_dir() const { return run_dir_; }
