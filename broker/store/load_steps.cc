@@ -20,14 +20,12 @@
 
 #include "broker/store/errno_text.hpp"
 #include "broker/store/load_pipeline.hpp"
+#include "shm/layout/segment_layout.hpp"
 
 namespace modelpool::broker {
 namespace {
 
 constexpr std::uint64_t kDirectAlign = 4096;  // covers every logical block size we meet
-
-std::uint64_t align_down(std::uint64_t v, std::uint64_t a) { return v / a * a; }
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
@@ -39,8 +37,8 @@ Result<Destination> Destination::open(int fd, std::uint64_t offset, std::uint64_
     return d;
   }
   const auto page = static_cast<std::uint64_t>(fs.f_bsize);
-  d.map_offset_ = align_down(offset, page);
-  d.map_len_ = align_up(offset + len, page) - d.map_offset_;
+  d.map_offset_ = layout::align_down(offset, page);
+  d.map_len_ = layout::align_up(offset + len, page) - d.map_offset_;
   void* p = ::mmap(nullptr, d.map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                    static_cast<off_t>(d.map_offset_));
   if (p == MAP_FAILED) {
@@ -114,8 +112,8 @@ void LoadPipeline::plan_read(Chunk& c, bool direct) const {
   }
   // O_DIRECT: aligned offset and length; the buffer holds the rounded-up
   // tail, and the read of the last block returns just the bytes that exist.
-  c.req_off = static_cast<std::size_t>(align_down(c.got, kDirectAlign));
-  c.req_len = static_cast<std::size_t>(align_up(c.len, kDirectAlign)) - c.req_off;
+  c.req_off = static_cast<std::size_t>(layout::align_down(c.got, kDirectAlign));
+  c.req_len = static_cast<std::size_t>(layout::align_up(c.len, kDirectAlign)) - c.req_off;
 }
 
 LoadPipeline::Step LoadPipeline::on_read(Chunk& c, char* buf, ssize_t res, const Job& job,

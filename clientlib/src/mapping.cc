@@ -10,11 +10,10 @@
 #include <utility>
 
 #include "clientlib/src/unix_socket.hpp"
+#include "shm/layout/segment_layout.hpp"
 
 namespace modelpool::detail {
 namespace {
-
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -32,7 +31,7 @@ void* map_aligned(int fd, std::uint64_t offset, std::size_t length, std::size_t 
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserve == MAP_FAILED) return MAP_FAILED;
   const auto start = reinterpret_cast<std::uintptr_t>(reserve);
-  const auto aligned = static_cast<std::uintptr_t>(align_up(start, align));
+  const auto aligned = static_cast<std::uintptr_t>(layout::align_up(start, align));
   void* p = ::mmap(reinterpret_cast<void*>(aligned), length, PROT_READ, flags | MAP_FIXED, fd,
                    static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
@@ -84,7 +83,7 @@ Result<Mapping> Mapping::map(int fd, std::uint64_t offset, std::uint64_t size,
   const bool huge = page_size > sys_page && is_power_of_two(page_size);
   const std::uint64_t granule = huge ? page_size : sys_page;
   if (size > SIZE_MAX - 2 * granule) return map_error(offset, size, ENOMEM);
-  const auto length = static_cast<std::size_t>(align_up(size, granule));
+  const auto length = static_cast<std::size_t>(layout::align_up(size, granule));
   // MAP_NORESERVE: on hugetlbfs a shared mapping would otherwise reserve huge pages
   // for all of it, holes included.
   const int flags = MAP_SHARED | MAP_NORESERVE;

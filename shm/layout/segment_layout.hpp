@@ -82,9 +82,11 @@ struct CatalogEntry {
 static_assert(sizeof(CatalogEntry) == 512);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
+// `v` rounded up / down to a multiple of `a` (a > 0; any a, not only powers of two).
 inline constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
   return (v + a - 1) / a * a;
 }
+inline constexpr std::uint64_t align_down(std::uint64_t v, std::uint64_t a) { return v / a * a; }
 
 // Geometry of a new segment for `capacity` catalog entries and `data_bytes`
 // of offset space for extents.
