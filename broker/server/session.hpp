@@ -98,7 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
   pid_t pid_ = 0;
   uid_t uid_ = 0;
   proto::FrameDecoder decoder_;
-  std::array<char, 16384> read_buf_{};
+  std::array<char, 4096> read_buf_{};  // requests are small; a batch takes more reads
   std::deque<std::string> outbound_;
   std::string frame_;  // the reply being written directly (send)
   std::size_t outbound_bytes_ = 0;
