@@ -113,7 +113,7 @@ bool Pool::idle(const EntryInfo& e) {
 
 bool Pool::evictable_for_room(EntryId id, std::int64_t now_ns) const {
   const EntryInfo* e = get(id);
-  return e != nullptr && idle(*e) && now_ns >= e->evictable_after_ns;
+  return e != nullptr && idle(*e) && now_ns >= e->evictable_after_ns && !mapped(*e);
 }
 
 Status Pool::pool_full(std::string_view name, std::uint64_t bytes, const std::string& why) const {
@@ -211,7 +211,7 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
   if (Status s = check_size(name, size, footprint); !s.ok()) return s;
   const EntryInfo* old = find_current(name);
   if (Status s = check_replaceable(old, source); !s.ok()) return s;
-  const EntryInfo* reclaimed = old != nullptr && old->refs == 0 ? old : nullptr;
+  const EntryInfo* reclaimed = old != nullptr && old->refs == 0 && !mapped(*old) ? old : nullptr;
   Result<std::vector<EntryId>> victims = plan_room(name, footprint, extent, reclaimed, now_ns);
   if (!victims.ok()) return victims.status();
   // Placed while the victims still hold their extents, so it overlaps none,
@@ -230,6 +230,10 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
     } else {
       o->current = false;
       current_.erase(current_.find(name));
+      if (o->refs == 0) {  // mapped by a worker the broker cannot see
+        o->retained = true;
+        ++retained_;
+      }
     }
   }
   for (EntryId v : *victims) r.evicted.push_back(take(v, Removal::kForRoom));
@@ -278,7 +282,28 @@ std::vector<EntryInfo> Pool::release_ref(EntryId id) {
   if (e == nullptr || e->refs == 0) return {};
   --e->refs;
   if (e->refs > 0 || e->current) return {};
-  return {take(id, Removal::kDropped)};
+  return drop_or_retain(*e);
+}
+
+std::vector<EntryInfo> Pool::drop_or_retain(EntryInfo& e) {
+  if (!mapped(e)) return {take(e.id, Removal::kDropped)};
+  if (!e.retained) {
+    e.retained = true;
+    ++retained_;
+  }
+  return {};
+}
+
+std::vector<EntryInfo> Pool::reap() {
+  std::vector<EntryInfo> out;
+  if (retained_ == 0) return out;
+  std::vector<EntryId> unmapped;
+  for (const auto& [id, e] : entries_) {
+    if (e.retained && !mapped(e)) unmapped.push_back(id);
+  }
+  out.reserve(unmapped.size());
+  for (EntryId id : unmapped) out.push_back(take(id, Removal::kDropped));
+  return out;
 }
 
 EntryInfo Pool::take(EntryId id, Removal how) {
@@ -297,6 +322,7 @@ EntryInfo Pool::take(EntryId id, Removal how) {
   assert(freed);
   (void)freed;
   slots_.free(e.slot);
+  if (e.retained) --retained_;
   if (e.current) {
     auto c = current_.find(e.name);
     if (c != current_.end() && c->second == id) current_.erase(c);

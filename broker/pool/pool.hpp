@@ -18,7 +18,11 @@
 // over them).
 //
 // Guarantees: referenced, pinned and LOADING entries are never evicted, and no
-// entry's extent ever moves. A failed begin_load() changes nothing. A new
+// entry's extent ever moves. Nor is an entry that a process outside the
+// broker's bookkeeping still maps (the mapped probe, set_mapped_probe(): a
+// worker's byte-range lock that survived a broker restart): it is never
+// returned for freeing, whatever its refs; a superseded one is *retained*
+// (kept, not current) until reap() finds it unmapped. A failed begin_load() changes nothing. A new
 // extent overlaps an extent returned for freeing in the same call only when
 // the offset space had no other room for it.
 //
@@ -73,6 +77,9 @@ struct EntryInfo {
   std::uint32_t refs = 0;
   bool pinned = false;
   bool current = true;  // false once a newer generation exists (freed at last release)
+  // Not current, no refs, but mapped by a process the broker cannot see
+  // (the mapped probe): kept until reap() finds it unmapped.
+  bool retained = false;
   std::uint64_t accesses = 0;
   std::int64_t last_access_ns = 0, loaded_ns = 0;
   double load_seconds = 0;
@@ -83,6 +90,10 @@ struct Reservation {
   EntryInfo entry;                 // the new LOADING entry
   std::vector<EntryInfo> evicted;  // clear their slots and punch their extents
 };
+
+// True when a process still maps `entry`'s bytes whatever the pool's refs
+// say (broker/store: an OFD read lock a worker holds on its extent).
+using MappedProbe = std::function<bool(const EntryInfo& entry)>;
 
 class Pool {
  public:
@@ -97,6 +108,10 @@ class Pool {
   static Status validate_config(const PoolConfig& config);
 
   const PoolConfig& config() const { return config_; }
+
+  // Consulted before an entry with no refs is evicted, dropped or reclaimed
+  // (never on the acquire path). Without one, nothing is mapped outside.
+  void set_mapped_probe(MappedProbe probe) { mapped_ = std::move(probe); }
 
   // The current generation of `name` (LOADING or READY), or nullptr.
   const EntryInfo* find_current(std::string_view name) const;
@@ -134,9 +149,10 @@ class Pool {
 
   // Admin eviction of the current entry of `name` (grace periods do not
   // apply). kNotFound if none; kForbidden "is loading", "is in use by N
-  // handles" or "is pinned".
+  // handles", "is pinned" or "is still mapped by a worker".
   Result<EntryInfo> evict(std::string_view name);
-  // Evicts every idle, unpinned, READY current entry (grace does not apply).
+  // Evicts every idle, unpinned, READY current entry that no worker maps
+  // (grace does not apply).
   std::vector<EntryInfo> clear();
   // kNotFound if `name` has no current entry.
   Status set_pinned(std::string_view name, bool pinned);
@@ -157,11 +173,18 @@ class Pool {
   //   kBadRequest   the entry is not READY.
   //   kInvalidName  bad name.
   //   kForbidden    its name already has a current entry (a superseded
-  //                 generation: safe to clear its slot and punch its extent).
+  //                 generation) and no worker maps it: safe to clear its
+  //                 slot and punch its extent. A superseded generation that
+  //                 a worker still maps is adopted as retained instead.
   //   kInternal     its slot or extent is out of range or already taken (do
   //                 NOT punch: the bytes may belong to an adopted entry).
   // Adopted bytes may exceed the budget; enforce_watermark() fixes that.
   Status adopt(const EntryInfo& ready_entry);
+
+  // Frees the retained entries that no process maps any more; the caller
+  // clears their slots and punches their extents.
+  std::vector<EntryInfo> reap();
+  std::size_t retained_count() const { return retained_; }
 
   // All entries (LOADING and READY, current or not), sorted by name, then
   // generation.
@@ -199,6 +222,9 @@ class Pool {
   Status check_replaceable(const EntryInfo* old, const layout::SourceIdentity& source) const;
   // Idle: READY, current, no refs, not pinned.
   static bool idle(const EntryInfo& e);
+  bool mapped(const EntryInfo& e) const { return mapped_ && mapped_(e); }
+  // A superseded entry with no refs: freed now, or retained while mapped.
+  std::vector<EntryInfo> drop_or_retain(EntryInfo& e);
   bool evictable_for_room(EntryId id, std::int64_t now_ns) const;
   // Victims (policy order) that make `footprint` fit the budget, leave a free
   // slot and room to place `extent`, counting `reclaimed` as already freed;
@@ -226,6 +252,8 @@ class Pool {
   std::uint64_t evictions_ = 0;
   std::uint64_t bytes_evicted_ = 0;
   std::int64_t clock_ns_ = 0;  // latest now_ns seen
+  MappedProbe mapped_;
+  std::size_t retained_ = 0;
 };
 
 }  // namespace modelpool::broker

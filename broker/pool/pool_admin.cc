@@ -34,13 +34,19 @@ Result<EntryInfo> Pool::evict(std::string_view name) {
                  quoted(name) + " is in use by " + std::to_string(e->refs) + " handles");
   }
   if (e->pinned) return error(ErrorCode::kForbidden, quoted(name) + " is pinned");
+  if (mapped(*e)) {
+    return error(ErrorCode::kForbidden,
+                 quoted(name) +
+                     " is still mapped by a worker that holds it from before a "
+                     "broker restart (a byte-range lock on its extent)");
+  }
   return take(e->id, Removal::kByAdmin);
 }
 
 std::vector<EntryInfo> Pool::clear() {
   std::vector<EntryId> idle_ids;
   for (const auto& [id, e] : entries_) {
-    if (idle(e)) idle_ids.push_back(id);
+    if (idle(e) && !mapped(e)) idle_ids.push_back(id);
   }
   std::vector<EntryInfo> out;
   out.reserve(idle_ids.size());
@@ -100,7 +106,9 @@ Status Pool::adopt(const EntryInfo& ready_entry) {
     return error(ErrorCode::kInvalidName,
                  "bad model name of " + std::to_string(in.name.size()) + " bytes");
   }
-  if (const EntryInfo* cur = find_current(in.name); cur != nullptr) {
+  const EntryInfo* cur = find_current(in.name);
+  const bool retain = cur != nullptr && mapped(in);
+  if (cur != nullptr && !retain) {
     return error(ErrorCode::kForbidden, quoted(in.name) + " generation " +
                                             std::to_string(cur->generation) +
                                             " is already in the pool");
@@ -120,11 +128,16 @@ Status Pool::adopt(const EntryInfo& ready_entry) {
   EntryInfo e = in;
   e.id = next_id_++;
   e.refs = 0;
-  e.current = true;
+  e.current = !retain;
+  e.retained = retain;
   e.footprint = footprint_for(e.size);
   NameHistory& h = history_[e.name];
   if (e.generation >= h.generation) h = NameHistory{e.generation, e.source};
-  current_[e.name] = e.id;
+  if (retain) {
+    ++retained_;
+  } else {
+    current_[e.name] = e.id;
+  }
   bytes_used_ += e.footprint;
   policy_->on_insert(e.id, e.footprint, e.load_seconds);
   entries_.emplace(e.id, std::move(e));
@@ -187,7 +200,7 @@ Status Pool::self_check() const {
       if (it == current_.end() || it->second != id) {
         return broken(quoted(e.name) + " is current but not indexed");
       }
-    } else if (e.refs == 0 || e.state != EntryState::kReady) {
+    } else if ((e.refs == 0 && !e.retained) || e.state != EntryState::kReady) {
       return broken(quoted(e.name) + " is superseded and should have been freed");
     }
   }
