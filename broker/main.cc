@@ -76,6 +76,9 @@ int run(Config& config) {
   if (Status s = share_segment(config, seg); !s.ok()) return fail(s.message());
 
   Pool pool(pool_config(config, seg));
+  // Workers lock the extents they map (see Segment::mapped): nothing they
+  // still map is freed, across restarts of this broker too.
+  pool.set_mapped_probe([&seg](const EntryInfo& e) { return seg.mapped(e.offset, e.size); });
   if (Status s = adopt_segment(seg, pool, config); !s.ok()) return fail(s.message());
 
   // One thread runs the loop, and every socket and timer lives on it; the

@@ -284,7 +284,9 @@ Status preload_models(boost::asio::io_context& io, Service& service, const Confi
       if (--pending == 0) guard.reset();
     });
   }
-  if (pending > 0) io.run();
+  // Until the preloads are answered, not until the loop runs dry: timers
+  // (the service's reaping of retained entries) may stay armed for long.
+  while (pending > 0) io.run_one();
   io.restart();
   return first_error;
 }

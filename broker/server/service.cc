@@ -23,7 +23,15 @@ using nlohmann::json;
 
 Service::Service(asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
                  Loader& loader, NameResolver& names)
-    : io_(io), config_(config), segment_(segment), pool_(pool), loader_(loader), names_(names) {}
+    : io_(io),
+      config_(config),
+      segment_(segment),
+      pool_(pool),
+      loader_(loader),
+      names_(names),
+      reap_timer_(io) {
+  schedule_reap();  // superseded generations adopted while workers map them
+}
 
 std::int64_t Service::now_ns() const {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -104,7 +112,9 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
     }
     return {};
   }
+  free_entries(pool_.reap());  // what workers stopped mapping is room too
   auto res = pool_.begin_load(model, file->identity(), file->identity().size, now_ns());
+  schedule_reap();  // the generation it replaces may stay while a worker maps it
   if (!res.ok()) return res.status();
   if (w.kind == Waiter::Kind::kAcquire) ++stats_.misses;
   free_entries(res->evicted);
@@ -283,6 +293,26 @@ void Service::drop_handle(std::uint64_t handle) {
   const EntryId entry = it->second.entry;
   handles_.erase(it);
   free_entries(pool_.release_ref(entry));
+  schedule_reap();
+}
+
+void Service::schedule_reap() {
+  // Long enough to cost nothing, short enough that the memory of a model a
+  // worker let go of after a restart returns within a second or so.
+  static constexpr std::chrono::milliseconds kReapInterval{500};
+  if (reap_armed_ || pool_.retained_count() == 0) return;
+  reap_armed_ = true;
+  reap_timer_.expires_after(kReapInterval);
+  reap_timer_.async_wait([this](const boost::system::error_code& ec) {
+    reap_armed_ = false;
+    if (ec) return;
+    const std::vector<EntryInfo> freed = pool_.reap();
+    if (!freed.empty()) {
+      free_entries(freed);
+      serve_room_waiters();
+    }
+    schedule_reap();
+  });
 }
 
 void Service::disconnect(Session& s) {

@@ -117,6 +117,9 @@ class Service {
   void grant(const EntryInfo& e, Waiter& w, bool cached);
   void fail(Waiter& w, const Status& status);
   void free_entries(const std::vector<EntryInfo>& entries);
+  // Entries retained because a worker still maps them (Pool::reap) are
+  // looked at again every kReapInterval while there are any.
+  void schedule_reap();
   void drop_handle(std::uint64_t handle);
   // Drops `handle` if `s` holds it; else answers stale_handle (or logs it,
   // without `reply`). True when dropped.
@@ -150,6 +153,8 @@ class Service {
   std::deque<RoomWaiter> room_waiters_;
   std::uint64_t next_room_seq_ = 1;
   bool serving_room_ = false;
+  boost::asio::steady_timer reap_timer_;
+  bool reap_armed_ = false;
   std::unordered_map<std::uint64_t, std::weak_ptr<Session>> ring_sessions_;  // by session id
   std::vector<std::uint64_t> ring_scratch_;
   bool release_wake_ = false;

@@ -100,6 +100,13 @@ class Segment {
   // Returns the memory of [offset, offset+len) to the OS at once (punch hole).
   // Out-of-range or failing calls are ignored (the bytes stay allocated).
   void release(std::uint64_t offset, std::uint64_t len);
+  // Whether a worker maps any byte of [offset, offset+len): workers hold an
+  // OFD read lock (F_OFD_SETLK, F_RDLCK) on every extent they hold, through
+  // their own descriptor, and the kernel drops it when they release or die,
+  // so it outlives a broker that crashes. Probed with F_OFD_GETLK through
+  // fd(), which holds no locks. A probe that fails counts as mapped: the
+  // bytes are kept rather than risked. Any thread.
+  bool mapped(std::uint64_t offset, std::uint64_t len) const;
 
   // Catalog. `slot` < catalog_capacity(). Fields are written while the entry
   // is not READY and the state is stored last with release ordering, so a

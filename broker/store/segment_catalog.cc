@@ -4,6 +4,7 @@
 // crash-safety contract (fields first, state last with release ordering),
 // re-adopting the catalog a previous broker left behind, and the read-only
 // views the self-check compares with the pool.
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -35,6 +36,18 @@ std::int64_t unix_now_ns() {
 }
 
 }  // namespace
+
+bool Segment::mapped(std::uint64_t offset, std::uint64_t len) const {
+  if (len == 0) return false;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;  // conflicts with any reader's lock
+  probe.l_whence = SEEK_SET;
+  probe.l_start = static_cast<off_t>(offset);
+  probe.l_len = static_cast<off_t>(len);
+  probe.l_pid = 0;  // required by F_OFD_GETLK
+  if (::fcntl(fd_, F_OFD_GETLK, &probe) != 0) return true;
+  return probe.l_type != F_UNLCK;
+}
 
 CatalogEntry& Segment::entry(std::uint32_t slot) {
   assert(slot < header_->catalog_capacity);
