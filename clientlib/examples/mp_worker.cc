@@ -5,6 +5,11 @@
 // with --verify, against the file), prints one JSON line with what it got
 // and what it costs in memory (RssShmem of the process, Rss/Pss of the
 // model's mapping), then holds the model until stdin closes (--hold).
+// While it holds, each line on stdin is a command that answers one JSON
+// line: `check` re-reads the held bytes ({"same": true} when they still hash
+// as they did at the acquire), `acquire` acquires the model again through
+// the same Client (which reconnects after a broker restart) and holds that
+// too ({"ok": ..., "generation": ...}).
 //
 //   mp_worker --socket PATH --model NAME [--verify FILE] [--hold] [--write]
 #include <unistd.h>
@@ -18,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "modelpool/client.hpp"
 
@@ -73,6 +79,31 @@ bool has_flag(int argc, char** argv, const char* name) {
 
 }  // namespace
 
+// Serves the --hold commands until stdin closes.
+static void hold(modelpool::Client& c, const modelpool::Model& m, const std::string& model) {
+  const std::span<const std::byte> b = m.bytes();
+  const std::uint64_t at_acquire = XXH3_64bits(b.data(), b.size());
+  std::vector<modelpool::Model> more;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    nlohmann::json out;
+    if (line == "check") {
+      out = {{"same", XXH3_64bits(b.data(), b.size()) == at_acquire}};
+    } else if (line == "acquire") {
+      try {
+        more.push_back(c.acquire(model));
+        out = {{"ok", true}, {"generation", more.back().generation()}};
+      } catch (const modelpool::Error& e) {
+        out = {{"ok", false}, {"code", std::string(e.code_name())}, {"message", e.what()}};
+      }
+    } else {
+      out = {{"ok", false}, {"code", "unknown_command"}};
+    }
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+  }
+}
+
 int main(int argc, char** argv) {
   const std::string socket = arg_after(argc, argv, "--socket");
   const std::string model = arg_after(argc, argv, "--model");
@@ -118,11 +149,7 @@ int main(int argc, char** argv) {
       std::printf("{\"ok\":false,\"code\":\"wrote_through_view\"}\n");
       return 3;
     }
-    if (has_flag(argc, argv, "--hold")) {
-      char buf[64];
-      while (::read(0, buf, sizeof buf) > 0) {
-      }
-    }
+    if (has_flag(argc, argv, "--hold")) hold(c, m, model);
     return checksum_ok && file_ok ? 0 : 1;
   } catch (const modelpool::Error& e) {
     nlohmann::json out = {

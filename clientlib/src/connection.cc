@@ -119,6 +119,51 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
   return bytes;
 }
 
+namespace {
+
+Status set_range_lock(int fd, std::uint64_t offset, std::uint64_t size, short type) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(offset);
+  fl.l_len = static_cast<off_t>(size);
+  fl.l_pid = 0;  // required for OFD locks
+  int rc;
+  do {
+    rc = ::fcntl(fd, F_OFD_SETLK, &fl);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return {};
+  const int err = errno;
+  return error(ErrorCode::kInternal, "cannot lock the extent [" + std::to_string(offset) + ", +" +
+                                         std::to_string(size) +
+                                         ") of the pool's segment: " + errno_text(err));
+}
+
+}  // namespace
+
+Status SegmentFile::lock_extent(std::uint64_t offset, std::uint64_t size) {
+  if (size == 0) return {};  // a zero length would lock to the end of the file
+  std::lock_guard lock(lock_mu_);
+  auto [it, fresh] = locks_.try_emplace(offset, 0);
+  if (fresh) {
+    if (Status s = set_range_lock(fd_.get(), offset, size, F_RDLCK); !s.ok()) {
+      locks_.erase(it);
+      return s;
+    }
+  }
+  ++it->second;
+  return {};
+}
+
+void SegmentFile::unlock_extent(std::uint64_t offset, std::uint64_t size) {
+  if (size == 0) return;
+  std::lock_guard lock(lock_mu_);
+  auto it = locks_.find(offset);
+  if (it == locks_.end() || --it->second > 0) return;
+  locks_.erase(it);
+  (void)set_range_lock(fd_.get(), offset, size, F_UNLCK);  // unlocking cannot fail here
+}
+
 Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel,
                        const proto::HelloReply& hello, std::shared_ptr<SegmentFile> segment,
                        std::chrono::milliseconds reconnect_timeout, bool release_ring)
@@ -174,6 +219,15 @@ Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::
   Status checked = check_reply(*reply, *segment);
   auto bytes = checked.ok() ? segment->view(reply->offset, reply->size, populate)
                             : Result<std::span<const std::byte>>(checked);
+  // The broker's reference protects the extent until the lock is in place.
+  if (bytes.ok()) {
+    if (Status s = segment->lock_extent(reply->offset, reply->size); !s.ok()) {
+      bytes = s;
+    } else {
+      std::lock_guard lock(mu_);
+      lease->locked_in = segment;
+    }
+  }
   if (!bytes.ok()) {
     (void)release(lease);
     return bytes.status();
@@ -237,6 +291,15 @@ Status Connection::release(const std::shared_ptr<Lease>& lease) {
   if (fork_generation() != owner_forks_) return {};  // the parent's handle, on its socket
   std::shared_ptr<Channel> ch;
   std::uint64_t handle = 0;
+  std::shared_ptr<SegmentFile> locked_in;
+  {
+    std::lock_guard lock(mu_);
+    locked_in = std::move(lease->locked_in);
+  }
+  // Unlocked before the release is sent: while the broker still counts the
+  // reference it keeps the extent anyway, and once it has the release it
+  // finds the extent unlocked and may free it at once.
+  if (locked_in) locked_in->unlock_extent(lease->offset, lease->size);
   {
     std::lock_guard lock(mu_);
     leases_.erase(lease);

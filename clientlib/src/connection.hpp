@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "clientlib/src/channel.hpp"
@@ -40,6 +41,8 @@
 #include "shm/status.hpp"
 
 namespace modelpool::detail {
+
+class SegmentFile;
 
 // One handle held by this connection for one Model.
 struct Lease {
@@ -60,6 +63,9 @@ struct Lease {
   // Guarded by Connection::mu_.
   std::uint64_t epoch = 0;  // the channel generation `handle` belongs to
   bool orphaned = false;    // not re-acquired after a reconnect
+  // The segment whose byte-range lock covers [offset, offset + size) while
+  // the Model holds it; null once released.
+  std::shared_ptr<SegmentFile> locked_in;
 };
 
 // The segment file, opened O_RDONLY | O_CLOEXEC, and its one read-only
@@ -90,6 +96,16 @@ class SegmentFile {
   // faults its pages in first (MADV_POPULATE_READ).
   Result<std::span<const std::byte>> view(std::uint64_t offset, std::uint64_t size, bool populate);
 
+  // A read lock (F_OFD_SETLK, F_RDLCK) on [offset, offset + size) through
+  // this file's descriptor while this process holds the extent: the broker
+  // never punches or reuses a locked range, and the kernel drops the lock
+  // when the process dies, so the guarantee outlives a broker restart
+  // without depending on a reconnect. Counted per extent: two Models of one
+  // extent take one lock, and the last unlock_extent() drops it.
+  // Errors: kInternal when the kernel refuses the lock.
+  Status lock_extent(std::uint64_t offset, std::uint64_t size);
+  void unlock_extent(std::uint64_t offset, std::uint64_t size);
+
  private:
   const UniqueFd fd_;
   const std::uint64_t device_;
@@ -99,6 +115,9 @@ class SegmentFile {
   std::atomic<std::uint64_t> file_size_;
   std::mutex map_mu_;
   Mapping mapping_;  // GUARDED_BY(map_mu_): empty until the first view
+  std::mutex lock_mu_;
+  std::unordered_map<std::uint64_t, std::uint32_t>
+      locks_;  // GUARDED_BY(lock_mu_): offset -> holders
 };
 
 struct Acquired {

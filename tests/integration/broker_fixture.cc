@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -134,6 +135,18 @@ std::optional<std::string> Child::read_line() {
     if (n <= 0) return std::nullopt;
     buf_.append(tmp, static_cast<std::size_t>(n));
   }
+}
+
+bool Child::write_line(const std::string& line) {
+  const std::string text = line + "\n";
+  std::size_t done = 0;
+  while (in_ >= 0 && done < text.size()) {
+    const ssize_t n = ::write(in_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return in_ >= 0;
 }
 
 void Child::close_stdin() {

@@ -50,6 +50,8 @@ class Child {
   pid_t pid() const { return pid_; }
   // One line of the child's stdout (without '\n'); nullopt on EOF.
   std::optional<std::string> read_line();
+  // Writes `line` and a newline to the child's stdin; false when it is closed.
+  bool write_line(const std::string& line);
   void close_stdin();
   void kill(int sig);
   // waitpid; returns the raw status.
