@@ -45,7 +45,7 @@ TEST_F(Ownership, SquattersSegmentIsRefusedAndLeftAlone) {
     const int fd = ::open(seg.c_str(), O_RDWR | O_CREAT | O_EXCL, 0666);
     return fd >= 0 && ::fchmod(fd, 0666) == 0 && ::close(fd) == 0;
   }));
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing segment " + seg), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(uid_text(other())), std::string::npos) << o.err;
@@ -64,7 +64,7 @@ TEST_F(Ownership, LockSymlinkInAUsersRunDirIsNotFollowed) {
   ASSERT_EQ(::chown(b.run_dir().c_str(), other().uid, other().gid), 0);
   const std::string lock = b.run_dir() + "/" + b.pool() + ".lock";
   ASSERT_TRUE(as_user(other(), [&] { return ::symlink(precious.c_str(), lock.c_str()) == 0; }));
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing run directory " + b.run_dir()), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(uid_text(other())), std::string::npos) << o.err;
@@ -105,7 +105,7 @@ TEST_F(Ownership, PreexistingFallbackRunDirOfAnotherUserIsRefused) {
   fs::remove_all(dir);
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
   ASSERT_EQ(::chown(dir.c_str(), users_->outsider().uid, users_->outsider().gid), 0);
-  const Outcome o = run(argv, other());
+  const Outcome o = run(bounded(argv), other());
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing run directory " + dir), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(uid_text(users_->outsider())), std::string::npos) << o.err;
@@ -127,7 +127,7 @@ TEST_F(Ownership, SocketPlantedByAnotherUserIsNotReplaced) {
     std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
     return ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   }));
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing socket path " + sock), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(uid_text(other())), std::string::npos) << o.err;
@@ -147,7 +147,7 @@ TEST(RunDir, LockSymlinkIsNeverFollowed) {
   fs::create_directories(b.run_dir());
   const std::string lock = b.run_dir() + "/" + b.pool() + ".lock";
   ASSERT_EQ(::symlink(precious.c_str(), lock.c_str()), 0);
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing lock file " + lock), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("symbolic link"), std::string::npos) << o.err;
@@ -159,7 +159,7 @@ TEST(RunDir, WritableByOthersIsRefused) {
   Broker b(models.path());
   fs::create_directories(b.run_dir());
   ASSERT_EQ(::chmod(b.run_dir().c_str(), 0777), 0);
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_NE(o.err.find("refusing run directory " + b.run_dir()), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("mode 0777"), std::string::npos) << o.err;

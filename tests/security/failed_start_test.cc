@@ -11,7 +11,7 @@
 
 #include <filesystem>
 
-#include "admin_support.hpp"
+#include "security_support.hpp"
 
 namespace modelpool::testing {
 namespace {
@@ -50,7 +50,7 @@ void expect_nothing_left(const Broker& b) {
 TEST(FailedStart, BadMetricsAddressLeavesNothing) {
   ScratchDir models;
   Broker b(models.path(), {"--metrics-addr", "no-port-here"});
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_NE(o.code, 0);
   EXPECT_NE(o.err.find("--metrics-addr"), std::string::npos) << o.err;
   expect_nothing_left(b);
@@ -61,7 +61,7 @@ TEST(FailedStart, BusyMetricsPortLeavesNothing) {
   models.write_random("m.bin", 1 << 20, 5);
   BusyPort busy;
   Broker b(models.path(), {"--metrics-addr", busy.addr(), "--preload", "m.bin"});
-  const Outcome o = run(b.argv());
+  const Outcome o = run(bounded(b.argv()));
   EXPECT_NE(o.code, 0);
   EXPECT_NE(o.err.find("cannot serve metrics on " + busy.addr()), std::string::npos) << o.err;
   expect_nothing_left(b);
@@ -78,7 +78,7 @@ TEST(FailedStart, AdoptedSegmentWithModelsIsKept) {
 
   BusyPort busy;
   Broker failing(models.path(), {"--metrics-addr", busy.addr()}, first.pool());
-  const Outcome o = run(failing.argv());
+  const Outcome o = run(bounded(failing.argv()));
   EXPECT_NE(o.code, 0) << o.err;
   EXPECT_TRUE(fs::exists(first.segment_path())) << "a failed start removed an adopted segment";
 

@@ -42,6 +42,13 @@ inline std::vector<std::string> setpriv_argv(Identity who, std::vector<std::stri
   return a;
 }
 
+// argv run under timeout(1): a broker that starts when it should refuse is
+// stopped after `seconds` (exit 124) and fails the test instead of hanging it.
+inline std::vector<std::string> bounded(std::vector<std::string> argv, int seconds = 20) {
+  argv.insert(argv.begin(), {"/usr/bin/timeout", std::to_string(seconds)});
+  return argv;
+}
+
 }  // namespace modelpool::testing
 
 #endif  // MODELPOOL_TESTS_SECURITY_SECURITY_SUPPORT_HPP_
