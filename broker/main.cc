@@ -50,6 +50,24 @@ void setup_logging(const Config& c) {
   spdlog::set_default_logger(logger);
 }
 
+// Until dismissed, removes the segment this start created when the start
+// fails. An adopted segment (a previous run's, holding models) is kept.
+class CreatedSegmentCleanup {
+ public:
+  explicit CreatedSegmentCleanup(const SegmentOptions& options) : options_(options) {}
+  CreatedSegmentCleanup(const CreatedSegmentCleanup&) = delete;
+  CreatedSegmentCleanup& operator=(const CreatedSegmentCleanup&) = delete;
+  ~CreatedSegmentCleanup() {
+    if (armed_) (void)Segment::remove(options_);
+  }
+  void arm(const Segment& seg) { armed_ = !seg.adopted(); }
+  void dismiss() { armed_ = false; }
+
+ private:
+  const SegmentOptions& options_;
+  bool armed_ = false;
+};
+
 int run(Config& config) {
   if (config.run_dir.empty()) config.run_dir = layout::default_run_dir();
   std::error_code ec;
@@ -73,6 +91,8 @@ int run(Config& config) {
   auto segment = Segment::open(so, ::getpid());
   if (!segment.ok()) return fail(segment.status().message());
   Segment& seg = **segment;
+  CreatedSegmentCleanup cleanup(so);  // destroyed after the server, before the lock
+  cleanup.arm(seg);
   if (Status s = share_segment(config, seg); !s.ok()) return fail(s.message());
 
   Pool pool(pool_config(config, seg));
@@ -121,6 +141,8 @@ int run(Config& config) {
         server.shutdown([&] { io.stop(); });
       };
   signals.async_wait(on_signal);
+  cleanup.dismiss();  // started: from here the files stay for a restart
+  (*lock)->keep();
 
   spdlog::info(
       "modelpoold {} serving pool \"{}\": models {}, budget {}, segment {} ({} offset space, "

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,79 +19,6 @@
 #include "shm/layout/paths.hpp"
 
 namespace modelpool::broker {
-
-PoolLock::~PoolLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Result<gid_t> worker_group(const Config& config) {
-  if (config.group.empty()) return static_cast<gid_t>(-1);
-  const struct group* g = ::getgrnam(config.group.c_str());
-  if (g == nullptr) {
-    return error(ErrorCode::kBadRequest, "--group: no group named \"" + config.group + "\"");
-  }
-  return g->gr_gid;
-}
-
-namespace {
-
-// A run directory the broker creates must let the worker socket's users
-// reach it whatever the umask: 0750 and the --group, else 0755 (the sockets'
-// own modes decide who may connect). An existing one is never changed (it
-// may be shared, like /tmp); a warning says when the group cannot enter it.
-Status set_run_dir_access(const Config& config, bool created) {
-  auto gid = worker_group(config);
-  if (!gid.ok()) return gid.status();
-  const char* dir = config.run_dir.c_str();
-  if (created) {
-    const mode_t mode = config.group.empty() ? 0755 : 0750;
-    if (::chown(dir, static_cast<uid_t>(-1), *gid) != 0 || ::chmod(dir, mode) != 0) {
-      return error(ErrorCode::kInternal, "cannot open run directory " + config.run_dir +
-                                             " to its users: " + std::strerror(errno));
-    }
-    return {};
-  }
-  struct stat st {};
-  if (!config.group.empty() && ::stat(dir, &st) == 0 && (st.st_mode & S_IXOTH) == 0 &&
-      (st.st_gid != *gid || (st.st_mode & S_IXGRP) == 0)) {
-    spdlog::warn(
-        "members of group {} cannot enter the run directory {}, so they cannot reach the "
-        "worker socket (give the directory to the group with mode 0750)",
-        config.group, config.run_dir);
-  }
-  return {};
-}
-
-}  // namespace
-
-Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config) {
-  std::error_code ec;
-  const bool existed = std::filesystem::exists(config.run_dir, ec);
-  std::filesystem::create_directories(config.run_dir, ec);
-  if (ec)
-    return error(ErrorCode::kInternal,
-                 "cannot create run directory " + config.run_dir + ": " + ec.message());
-  if (Status s = set_run_dir_access(config, !existed); !s.ok()) return s;
-  const std::string path = layout::lock_path(config.run_dir, config.pool);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return error(ErrorCode::kInternal, "cannot open lock " + path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    ::close(fd);
-    std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return error(ErrorCode::kForbidden, "pool \"" + config.pool +
-                                            "\" is already served by another modelpoold (pid " +
-                                            pid + ", lock " + path + ")");
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    spdlog::warn("cannot write pid to {}: {}", path, std::strerror(errno));
-  }
-  return std::make_unique<PoolLock>(fd);
-}
 
 namespace {
 
@@ -151,8 +77,9 @@ Result<std::uint64_t> decide_budget(const Config& config) {
   auto free = filesystem_free_bytes(dir);
   if (!free.ok()) return free.status();
   std::uint64_t held = 0;  // what a surviving segment of this pool already occupies
-  struct stat st {};
-  if (::stat(layout::segment_path(config.segment_dir, config.pool).c_str(), &st) == 0) {
+  struct stat st {};       // lstat: a symlink there is refused later, never followed
+  if (::lstat(layout::segment_path(config.segment_dir, config.pool).c_str(), &st) == 0 &&
+      S_ISREG(st.st_mode)) {
     held = static_cast<std::uint64_t>(st.st_blocks) * 512;
   }
   auto huge = hugetlbfs_space(dir);

@@ -1,6 +1,6 @@
 // File: broker/startup.hpp
 //
-// The steps modelpoold takes before it serves: the per-pool lock, the memory
+// The steps modelpoold takes before it serves: the per-pool lock (run_dir.hpp), the memory
 // budget, the pool configuration, re-adoption of a surviving segment and
 // preloading. Each returns a Status whose message is the one sentence the
 // operator sees when the broker refuses to start.
@@ -15,29 +15,11 @@
 
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"
+#include "broker/run_dir.hpp"
 #include "broker/server/service.hpp"
 #include "broker/store/segment.hpp"
 
 namespace modelpool::broker {
-
-// Holds RUN_DIR/POOL.lock (flock) for the broker's lifetime.
-class PoolLock {
- public:
-  explicit PoolLock(int fd) : fd_(fd) {}
-  PoolLock(const PoolLock&) = delete;
-  PoolLock& operator=(const PoolLock&) = delete;
-  ~PoolLock();
-
- private:
-  int fd_;
-};
-
-// The gid of --group, or (gid_t)-1 without one; an unknown group is an error.
-Result<gid_t> worker_group(const Config& config);
-
-// Creates the run directory (reachable by --group, see startup.cc) and takes
-// the lock; fails when another live broker serves the pool (naming its pid).
-Result<std::unique_ptr<PoolLock>> acquire_pool_lock(const Config& config);
 
 // With --group, gives the segment file to that group, so that its members
 // (who may use the worker socket) can map it read-only (mode 0640).

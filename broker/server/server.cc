@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shm/layout/ownership.hpp"
 #include "shm/protocol/messages.hpp"
 
 namespace modelpool::broker {
@@ -20,8 +21,26 @@ using stream = asio::local::stream_protocol;
 
 namespace {
 
+// We hold the pool lock, so a socket of ours at `path` is a dead broker's
+// and may go. Anything else (another user's file, or not a socket) is not
+// ours to unlink: refused. The run directory was checked (run_dir.hpp), so
+// nobody else can swap the entry between lstat and unlink.
+Status remove_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
+    return layout::check_owned(st, S_IFSOCK, ::geteuid(), "socket path", path,
+                               "the broker replaces only a stale socket of its own");
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return error(ErrorCode::kInternal,
+                 "cannot remove stale socket " + path + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
 Status bind_socket(stream::acceptor& a, const std::string& path, mode_t mode, gid_t gid) {
-  ::unlink(path.c_str());  // we hold the pool lock: any socket file here is stale
+  if (Status s = remove_stale_socket(path); !s.ok()) return s;
   boost::system::error_code ec;
   a.open(stream(), ec);
   if (!ec) a.bind(stream::endpoint(path), ec);

@@ -20,6 +20,7 @@
 
 #include "broker/store/errno_text.hpp"
 #include "broker/store/fs_probe.hpp"
+#include "shm/layout/ownership.hpp"
 #include "shm/layout/paths.hpp"
 
 namespace modelpool::broker {
@@ -52,6 +53,51 @@ Status check_options(const SegmentOptions& o) {
 }
 
 bool is_shm(const SegmentOptions& o) { return o.segment_dir.empty(); }
+
+// What the broker maps read-write and serves must be its own: a regular
+// file of this user that nobody else may write (a squatter's 0666 file in
+// the world-writable /dev/shm would let its owner rewrite served bytes).
+Status check_segment_fd(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return sys_error("fstat " + path, errno);
+  return layout::check_owned(st, S_IFREG, ::geteuid(), "segment", path,
+                             "it is not this broker's to use: remove it if it is stale, or choose "
+                             "another --name");
+}
+
+// Boost opens by path; `checked` was opened (O_NOFOLLOW) and checked first.
+// The same inode behind both means Boost opened the file that was checked,
+// not a symlink or a file swapped in between.
+Status check_same_file(int checked, int opened, const std::string& path) {
+  struct stat a {
+  }, b{};
+  if (::fstat(checked, &a) != 0 || ::fstat(opened, &b) != 0)
+    return sys_error("fstat " + path, errno);
+  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    return error(ErrorCode::kForbidden,
+                 "refusing segment " + path + ": it was replaced while the broker opened it");
+  }
+  return {};
+}
+
+// The segment path, opened without following a symlink, and checked.
+Result<int> open_checked(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const int err = errno;
+    struct stat st {};
+    if (err == ELOOP && ::lstat(path.c_str(), &st) == 0) {
+      return layout::check_owned(st, S_IFREG, ::geteuid(), "segment", path,
+                                 "the broker never follows a symbolic link here");
+    }
+    return sys_error("opening segment " + path, err);
+  }
+  if (Status s = check_segment_fd(fd, path); !s.ok()) {
+    ::close(fd);
+    return s;
+  }
+  return fd;
+}
 
 // Allocates the pages of the header and catalog, [0, catalog end). The broker
 // writes (and the self-check reads) them through a mapping; on a filesystem
@@ -98,21 +144,28 @@ Result<std::unique_ptr<Segment>> Segment::create(const SegmentOptions& options,
     }
     seg->fd_ = seg->backing_->shm->get_mapping_handle().handle;
   } else {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
+    // O_EXCL: never an existing file, nor a symlink's target.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, options.mode);
     if (fd < 0 && errno == EEXIST) return adopt(options, path, pid);
     if (fd < 0) return sys_error("creating segment " + path, errno);
-    const int rc = ::fchmod(fd, options.mode);  // undo the umask
-    ::close(fd);
-    if (rc != 0) return sys_error("chmod " + path, errno);
+    Status opened = ::fchmod(fd, options.mode) == 0  // undo the umask
+                        ? Status{}
+                        : sys_error("chmod " + path, errno);
     try {
-      seg->backing_->file.emplace(path.c_str(), bip::read_write);
+      if (opened.ok()) seg->backing_->file.emplace(path.c_str(), bip::read_write);
     } catch (const bip::interprocess_exception& e) {
-      return error(ErrorCode::kInternal, "opening segment " + path + ": " + e.what());
+      opened = error(ErrorCode::kInternal, "opening segment " + path + ": " + e.what());
     }
-    seg->fd_ = seg->backing_->file->get_mapping_handle().handle;
+    if (opened.ok()) {
+      seg->fd_ = seg->backing_->file->get_mapping_handle().handle;
+      opened = check_same_file(fd, seg->fd_, path);
+    }
+    ::close(fd);
+    if (!opened.ok()) return opened;
   }
   ::fcntl(seg->fd_, F_SETFD, FD_CLOEXEC);
-  Status s = seg->probe_filesystem();
+  Status s = check_segment_fd(seg->fd_, path);
+  if (s.ok()) s = seg->probe_filesystem();
   if (s.ok()) s = seg->initialize(options, pid);
   if (!s.ok()) {
     seg.reset();
@@ -128,6 +181,12 @@ Result<std::unique_ptr<Segment>> Segment::adopt(const SegmentOptions& options,
   seg->backing_ = std::make_unique<Backing>();
   seg->path_ = path;
   seg->adopted_ = true;
+  // Someone else's file, or a symlink, is refused before anything is
+  // written or truncated; Boost then opens the same path and must reach
+  // the same inode.
+  auto checked = open_checked(path, O_RDWR);
+  if (!checked.ok()) return checked.status();
+  Status opened;
   try {
     if (is_shm(options)) {
       seg->backing_->shm.emplace(bip::open_only, options.pool.c_str(), bip::read_write);
@@ -136,9 +195,12 @@ Result<std::unique_ptr<Segment>> Segment::adopt(const SegmentOptions& options,
       seg->backing_->file.emplace(path.c_str(), bip::read_write);
       seg->fd_ = seg->backing_->file->get_mapping_handle().handle;
     }
+    opened = check_same_file(*checked, seg->fd_, path);
   } catch (const bip::interprocess_exception& e) {
-    return error(ErrorCode::kInternal, "opening existing segment " + path + ": " + e.what());
+    opened = error(ErrorCode::kInternal, "opening existing segment " + path + ": " + e.what());
   }
+  ::close(*checked);
+  if (!opened.ok()) return opened;
   ::fcntl(seg->fd_, F_SETFD, FD_CLOEXEC);
   if (Status s = seg->probe_filesystem(); !s.ok()) return s;
   struct stat st {};
@@ -221,6 +283,13 @@ Segment::~Segment() = default;
 Status Segment::remove(const SegmentOptions& options) {
   if (Status s = layout::validate_pool_name(options.pool); !s.ok()) return s;
   const std::string path = layout::segment_path(options.segment_dir, options.pool);
+  // Only the broker's own file (unlink removes a symlink itself, never its
+  // target): another user's is not ours to discard, even with --recreate.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && st.st_uid != ::geteuid()) {
+    return layout::check_owned(st, S_IFREG, ::geteuid(), "segment", path,
+                               "it is not this broker's to remove");
+  }
   if (is_shm(options)) {
     if (bip::shared_memory_object::remove(options.pool.c_str())) return {};
     if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return {};

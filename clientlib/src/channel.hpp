@@ -71,6 +71,7 @@ class Channel {
   void set_release_ring(proto::ReleaseRing ring);
 
   bool broken() const { return broken_.load(std::memory_order_acquire); }
+  int native_fd() const { return fd_.get(); }  // for SO_PEERCRED (peer_check.hpp)
   const std::string& socket_path() const { return path_; }
 
   Channel(const Channel&) = delete;

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "clientlib/src/peer_check.hpp"
+
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22  // Linux 5.14
 #endif
@@ -45,17 +47,15 @@ Result<proto::HelloReply> say_hello(Channel& channel, bool release_ring) {
   return hello;
 }
 
-Result<std::shared_ptr<SegmentFile>> open_segment(const proto::HelloReply& hello) {
-  UniqueFd fd(::open(hello.segment_path.c_str(), O_RDONLY | O_CLOEXEC));
+// Opens the segment `hello` names, owned by the broker's user (peer_check.hpp).
+Result<std::shared_ptr<SegmentFile>> open_segment(const proto::HelloReply& hello, uid_t broker) {
   struct stat st {};
-  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
-    const int err = errno;
-    return error(ErrorCode::kUnavailable,
-                 "cannot open the pool's segment " + hello.segment_path + ": " + errno_text(err));
-  }
-  return std::make_shared<SegmentFile>(
-      std::move(fd), static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-      static_cast<std::uint64_t>(st.st_size), hello.segment_size, hello.page_size);
+  auto fd = open_broker_segment(hello.segment_path, broker, &st);
+  if (!fd.ok()) return fd.status();
+  return std::make_shared<SegmentFile>(std::move(fd).value(), static_cast<std::uint64_t>(st.st_dev),
+                                       static_cast<std::uint64_t>(st.st_ino),
+                                       static_cast<std::uint64_t>(st.st_size), hello.segment_size,
+                                       hello.page_size);
 }
 
 // Counts the fork()s this process came out of as a child, so a Connection can
@@ -183,9 +183,11 @@ Result<std::shared_ptr<Connection>> Connection::open(const std::string& socket_p
                                                      bool release_ring) {
   auto channel = Channel::open(socket_path, std::nullopt);
   if (!channel.ok()) return channel.status();
+  auto broker = check_broker_peer((*channel)->native_fd(), socket_path);
+  if (!broker.ok()) return broker.status();
   auto hello = say_hello(**channel, release_ring);
   if (!hello.ok()) return hello.status();
-  auto segment = open_segment(*hello);
+  auto segment = open_segment(*hello, *broker);
   if (!segment.ok()) return segment.status();
   return std::shared_ptr<Connection>(new Connection(socket_path, std::move(channel).value(), *hello,
                                                     *segment, reconnect_timeout, release_ring));
@@ -343,6 +345,8 @@ Status Connection::reconnect_calling() {
   auto opened = Channel::open(socket_path_, std::nullopt);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<Channel> ch = std::move(opened).value();
+  auto broker = check_broker_peer(ch->native_fd(), socket_path_);
+  if (!broker.ok()) return broker.status();
   auto hello = say_hello(*ch, release_ring_);
   if (!hello.ok()) return hello.status();
   if (hello->pool != pool_ || hello->segment_path != segment_path_) {
@@ -351,7 +355,7 @@ Status Connection::reconnect_calling() {
                                               " (was '" + pool_ + "' on " + segment_path_ +
                                               "); connect a new Client");
   }
-  auto segment = open_segment(*hello);
+  auto segment = open_segment(*hello, *broker);
   if (!segment.ok()) return segment.status();
   std::vector<std::shared_ptr<Lease>> to_protect;
   {

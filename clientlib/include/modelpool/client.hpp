@@ -144,6 +144,10 @@ class Client {
   static Client connect();
   // Connects to the worker socket at `socket_path`. Throws kUnavailable when
   // no broker answers there, kProtocol when it speaks another protocol.
+  // Throws kForbidden when the broker runs as a user other than this
+  // process's, root or the one $MODELPOOL_BROKER_UID names (uid or user
+  // name), or when its segment is not a file of the broker's user (or root)
+  // that only it may write; the message names both users, nothing is mapped.
   static Client connect(const std::string& socket_path);
   // The same with options; the first connection is not retried.
   static Client connect(const std::string& socket_path, ClientOptions options);
