@@ -194,7 +194,8 @@ TEST_P(LoaderFaultTest, RewriteThatRestoresMtimeIsCopiedAgain) {
   const layout::SourceIdentity recorded = identity_of(path);
   int reads_seen = 0;
   auto l = loader([&](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string& p) {
-    if (++reads_seen == 1 && off == 0) {
+    if (++reads_seen == 1 && off == 0) {  // chunk 0 already holds the old head
+      overwrite(p, 0, kChunk, 'H');
       overwrite(p, kSize - kChunk, kChunk, 'T');
       const timespec times[2] = {
           {0, UTIME_OMIT}, {recorded.mtime_ns / 1'000'000'000, recorded.mtime_ns % 1'000'000'000}};
