@@ -13,13 +13,16 @@
 namespace modelpool::broker {
 
 ResolvedFile::ResolvedFile(ResolvedFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), identity_(other.identity_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      identity_(other.identity_),
+      name_(std::move(other.name_)) {}
 
 ResolvedFile& ResolvedFile::operator=(ResolvedFile&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     identity_ = other.identity_;
+    name_ = std::move(other.name_);
   }
   return *this;
 }
@@ -113,7 +116,7 @@ Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {
     ::close(fd);
     return error(ErrorCode::kNotFound, "model \"" + path + "\" is not a regular file");
   }
-  return ResolvedFile(fd, identity_of(st));
+  return ResolvedFile(fd, identity_of(st), std::move(path));
 }
 
 }  // namespace modelpool::broker

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "shm/layout/segment_layout.hpp"
 #include "shm/status.hpp"
@@ -21,7 +22,8 @@ namespace modelpool::broker {
 class ResolvedFile {
  public:
   ResolvedFile() = default;
-  ResolvedFile(int fd, layout::SourceIdentity identity) : fd_(fd), identity_(identity) {}
+  ResolvedFile(int fd, layout::SourceIdentity identity, std::string name = {})
+      : fd_(fd), identity_(identity), name_(std::move(name)) {}
   ResolvedFile(ResolvedFile&& other) noexcept;
   ResolvedFile& operator=(ResolvedFile&& other) noexcept;
   ResolvedFile(const ResolvedFile&) = delete;
@@ -30,12 +32,16 @@ class ResolvedFile {
 
   int fd() const { return fd_; }
   const layout::SourceIdentity& identity() const { return identity_; }
+  // The path below the models root it was resolved from: its extension says
+  // which format the file promises (format::format_for_name).
+  const std::string& name() const { return name_; }
   // A path that reopens exactly this file (for the loader).
   std::string proc_path() const { return "/proc/self/fd/" + std::to_string(fd_); }
 
  private:
   int fd_ = -1;
   layout::SourceIdentity identity_;
+  std::string name_;
 };
 
 class NameResolver {

@@ -138,28 +138,28 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
       segment_.fd(),
       e.offset,
       [seg = &segment_](std::uint64_t off, std::uint64_t len) { return seg->reserve(off, len); },
-      e.footprint};
+      e.footprint,
+      e.source};  // the loader fails rather than load bytes of another version
   auto& in = inflight_[e.id];
   in.file = std::move(file);
   in.waiters.push_back(std::move(w));
   const EntryId id = e.id;
   const int fd = segment_.fd();
   const std::uint64_t offset = e.offset, size = e.size;
-  loader_.submit(std::move(job),
-                 [this, id, fd, offset, size, sha256 = std::move(sha256)](Result<LoadResult> r) {
-                   layout::Format fmt = layout::Format::kRaw;
-                   if (r.ok()) {
-                     auto f = verify_loaded(fd, offset, size, sha256);
-                     if (f.ok()) {
-                       fmt = *f;
-                     } else {
-                       r = Status(ErrorCode::kLoadFailed, f.status().message());
-                     }
-                   }
-                   asio::post(io_, [this, id, r = std::move(r), fmt]() mutable {
-                     finish_load(id, std::move(r), fmt);
-                   });
-                 });
+  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = std::move(sha256),
+                                  name = in.file.name()](Result<LoadResult> r) {
+    layout::Format fmt = layout::Format::kRaw;
+    if (r.ok()) {
+      auto f = verify_loaded(fd, offset, size, sha256, name);
+      if (f.ok()) {
+        fmt = *f;
+      } else {
+        r = Status(ErrorCode::kLoadFailed, f.status().message());
+      }
+    }
+    asio::post(io_,
+               [this, id, r = std::move(r), fmt]() mutable { finish_load(id, std::move(r), fmt); });
+  });
 }
 
 void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format format) {

@@ -1,4 +1,7 @@
 // File: broker/server/verify.cc
+//
+// The checks of verify.hpp: sha256 of the extent, then the format its name
+// promises (or detects), read from a read-only mapping of the extent.
 #include "broker/server/verify.hpp"
 
 #include <openssl/evp.h>
@@ -44,8 +47,34 @@ Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size) 
   return hex;
 }
 
+namespace {
+
+// The broker only validates: metadata values are checked but not built, so
+// a load costs no memory in proportion to a file's metadata arrays.
+const format::MetadataFilter kNoMetadata = format::MetadataFilter::none();
+
+// The format of `file` named `name` (see verify_loaded).
+Result<layout::Format> check_format(std::span<const std::byte> file, std::string_view name) {
+  const layout::Format promised = format::format_for_name(name);
+  if (promised == layout::Format::kRaw) {
+    // Detected by its bytes; a file that only looks like a model is raw.
+    auto index = format::parse(file, kNoMetadata);
+    return index.ok() ? index->format : layout::Format::kRaw;
+  }
+  auto index = promised == layout::Format::kSafetensors ? format::parse_safetensors(file)
+                                                        : format::parse_gguf(file, kNoMetadata);
+  if (!index.ok()) {
+    return error(ErrorCode::kLoadFailed, std::string(name) + " is not a valid " +
+                                             std::string(layout::to_string(promised)) +
+                                             " file: " + index.status().message());
+  }
+  return index->format;
+}
+
+}  // namespace
+
 Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t size,
-                                     const std::string& sha256) {
+                                     const std::string& sha256, std::string_view name) {
   if (!sha256.empty()) {
     auto got = sha256_of(fd, offset, size);
     if (!got.ok()) return got.status();
@@ -54,16 +83,15 @@ Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t
                    "sha256 mismatch: the manifest says " + sha256 + ", the file has " + *got);
     }
   }
-  if (size == 0) return layout::Format::kRaw;
+  if (size == 0) return check_format({}, name);
   // Map read-only: a reader touches only the pages of the header it parses.
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED)
     return error(ErrorCode::kInternal,
                  std::string("cannot map the loaded extent: ") + std::strerror(errno));
-  auto index = format::parse({static_cast<const std::byte*>(p), size});
+  auto format = check_format({static_cast<const std::byte*>(p), size}, name);
   ::munmap(p, size);
-  if (!index.ok()) return error(ErrorCode::kLoadFailed, index.status().message());
-  return index->format;
+  return format;
 }
 
 }  // namespace modelpool::broker

@@ -2,23 +2,28 @@
 //
 // Checks run on a loader thread after the bytes are in the segment and
 // before the entry may become READY: the model-format validation (untrusted
-// safetensors/GGUF headers) and, when the manifest gives one, the sha256.
+// safetensors/GGUF headers, judged by what the file's name promises) and, when the manifest gives
+// one, the sha256.
 #ifndef MODELPOOL_BROKER_SERVER_VERIFY_HPP_
 #define MODELPOOL_BROKER_SERVER_VERIFY_HPP_
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "shm/layout/segment_layout.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::broker {
 
-// The detected format of the `size` bytes at `offset` of the segment `fd`,
-// or load_failed with the reason. With a non-empty `sha256` (hex), the bytes'
-// SHA-256 must match it.
+// The format of the `size` bytes at `offset` of the segment `fd`, or
+// load_failed with the reason. A file whose `name` promises a format
+// (format::format_for_name: "*.safetensors", "*.gguf") must parse as that
+// format, whatever its first bytes look like; any other file is detected by
+// its bytes and served as raw when it does not parse. With a non-empty
+// `sha256` (hex), the bytes' SHA-256 must match it.
 Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t size,
-                                     const std::string& sha256);
+                                     const std::string& sha256, std::string_view name);
 
 // Hex SHA-256 of `size` bytes at `offset` of `fd`, read with pread.
 Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size);

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,12 +66,34 @@ SourceFile::~SourceFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::uint64_t> SourceFile::size() {
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) {
-    return error(ErrorCode::kLoadFailed, std::string("fstat: ") + errno_text(errno));
+Result<FileVersion> SourceFile::version() {
+  struct statx sx {};
+  constexpr unsigned kMask = STATX_SIZE | STATX_MTIME | STATX_CTIME | STATX_INO;
+  if (::statx(fd_, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, kMask, &sx) != 0) {
+    return error(ErrorCode::kLoadFailed, std::string("statx: ") + errno_text(errno));
   }
-  return static_cast<std::uint64_t>(st.st_size);
+  FileVersion v;
+  v.identity.device = static_cast<std::uint64_t>(makedev(sx.stx_dev_major, sx.stx_dev_minor));
+  v.identity.inode = sx.stx_ino;
+  v.identity.size = sx.stx_size;
+  v.identity.mtime_ns = sx.stx_mtime.tv_sec * 1'000'000'000 + sx.stx_mtime.tv_nsec;
+  v.ctime_ns = sx.stx_ctime.tv_sec * 1'000'000'000 + sx.stx_ctime.tv_nsec;
+  return v;
+}
+
+std::string describe_change(const FileVersion& before, const FileVersion& after) {
+  std::string out;
+  auto field = [&out](const char* name, auto a, auto b) {
+    if (a == b) return;
+    if (!out.empty()) out += ", ";
+    out += std::string(name) + " " + std::to_string(a) + " -> " + std::to_string(b);
+  };
+  field("device", before.identity.device, after.identity.device);
+  field("inode", before.identity.inode, after.identity.inode);
+  field("size", before.identity.size, after.identity.size);
+  field("mtime_ns", before.identity.mtime_ns, after.identity.mtime_ns);
+  field("ctime_ns", before.ctime_ns, after.ctime_ns);
+  return out.empty() ? "nothing" : out;
 }
 
 std::shared_ptr<FileSystem> default_file_system() {

@@ -22,6 +22,18 @@
 
 namespace modelpool::broker {
 
+// What statx says about an open file: the loader compares it before and
+// after a copy, and any difference means the file changed in place while it
+// was read. ctime catches a rewrite that put mtime back (rsync -t --inplace).
+struct FileVersion {
+  layout::SourceIdentity identity;  // device, inode, size, mtime
+  std::int64_t ctime_ns = 0;
+  bool operator==(const FileVersion&) const = default;
+};
+
+// "size 10 -> 12, mtime 1.5 -> 1.7": the fields that differ, for messages.
+std::string describe_change(const FileVersion& before, const FileVersion& after);
+
 // An open model file. Owns its descriptor.
 class SourceFile {
  public:
@@ -33,8 +45,12 @@ class SourceFile {
   int fd() const { return fd_; }
   bool direct() const { return direct_; }  // opened with O_DIRECT
 
-  // Current size in bytes. Errors: kLoadFailed.
-  virtual Result<std::uint64_t> size();
+  // statx of the descriptor (size, mtime, ctime, inode, device). Asking for
+  // ctime also makes filesystems with multigrain timestamps (tmpfs, ext4,
+  // xfs, btrfs since Linux 6.13) stamp the next change with a fine-grained
+  // time, so a write right after this call still moves mtime and ctime.
+  // Errors: kLoadFailed.
+  virtual Result<FileVersion> version();
   // Sees the result of every read of [offset, offset+len) into `buf` before
   // the loader uses it: bytes read, 0 at EOF, or -errno. Returns what the
   // loader should believe happened (at most `result` bytes); a fault may

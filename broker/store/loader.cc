@@ -1,7 +1,8 @@
 // File: broker/store/loader.cc
 //
-// The loader's threads and queue, and one job from open to size re-check
-// (see loader.hpp). The copying itself is LoadPipeline's.
+// The loader's threads and queue, and one job from open to the statx
+// re-check that proves the file did not change while it was copied (see
+// loader.hpp). The copying itself is LoadPipeline's.
 #include "broker/store/loader.hpp"
 
 #include <algorithm>
@@ -94,16 +95,45 @@ void Loader::thread_main() {
   }
 }
 
+Result<std::uint64_t> Loader::copy_unchanged(const LoadJob& job, SourceFile& file,
+                                             LoadPipeline& pipeline, const Destination& dst) {
+  std::string change;
+  for (int attempt = 0; attempt < kMaxCopyAttempts; ++attempt) {
+    auto before = file.version();
+    if (!before.ok())
+      return error(ErrorCode::kLoadFailed, job.path + ": " + before.status().message());
+    if (before->identity.size != job.expected_size) {
+      return size_changed(job.path, job.expected_size, before->identity.size,
+                          attempt == 0 ? "since it was checked" : "during load");
+    }
+    if (job.source.inode != 0 && before->identity != job.source) {
+      FileVersion recorded{job.source, before->ctime_ns};
+      return error(ErrorCode::kLoadFailed,
+                   job.path + ": file changed " +
+                       (attempt == 0 ? "since it was checked" : "during the load") + " (" +
+                       describe_change(recorded, *before) + "); the next acquire loads it again");
+    }
+    auto checksum = pipeline.copy(file, job.path, job.expected_size, dst);
+    if (!checksum.ok()) return checksum.status();
+    auto after = file.version();
+    if (!after.ok())
+      return error(ErrorCode::kLoadFailed, job.path + ": " + after.status().message());
+    if (*after == *before) return checksum;
+    if (after->identity.size != job.expected_size) {
+      return size_changed(job.path, job.expected_size, after->identity.size, "during load");
+    }
+    change = describe_change(*before, *after);
+  }
+  return error(ErrorCode::kLoadFailed, job.path + ": file changed during the load, " +
+                                           std::to_string(kMaxCopyAttempts) +
+                                           " times (last: " + change + ")");
+}
+
 Result<LoadResult> Loader::run(const LoadJob& job, LoadPipeline& pipeline) {
   const auto start = std::chrono::steady_clock::now();
   auto src = fs_->open_source(job.path, options_.direct_io);
   if (!src.ok()) return src.status();
   SourceFile& file = **src;
-  auto size = file.size();
-  if (!size.ok()) return error(size.status().code(), job.path + ": " + size.status().message());
-  if (*size != job.expected_size) {
-    return size_changed(job.path, job.expected_size, *size, "since it was checked");
-  }
   // The destination's pages are allocated as they are filled, off the event
   // loop and in parallel with the reads and the hash: through write() (on
   // io-wq) into a tmpfs, or by the faults of the reads into the mapping of
@@ -112,21 +142,15 @@ Result<LoadResult> Loader::run(const LoadJob& job, LoadPipeline& pipeline) {
   // is reserved afterwards.
   auto dst = Destination::open(job.dst_fd, job.dst_offset, job.expected_size);
   if (!dst.ok()) return dst.status();
-  auto checksum = pipeline.copy(file, job.path, job.expected_size, *dst);
-  if (checksum.ok() && job.reserve) {
+  auto checksum = copy_unchanged(job, file, pipeline, *dst);
+  if (!checksum.ok()) return checksum.status();
+  if (job.reserve) {
     const std::uint64_t written = layout::align_up(job.expected_size, 4096);
     if (job.footprint > written) {
       if (Status r = job.reserve(job.dst_offset + written, job.footprint - written); !r.ok()) {
         return r;
       }
     }
-  }
-  if (!checksum.ok()) return checksum.status();
-  // A file that grew while we read it: its tail was never read.
-  size = file.size();
-  if (!size.ok()) return error(size.status().code(), job.path + ": " + size.status().message());
-  if (*size != job.expected_size) {
-    return size_changed(job.path, job.expected_size, *size, "during load");
   }
   LoadResult result;
   result.checksum = *checksum;

@@ -49,6 +49,10 @@ struct LoadJob {
   // 4 KiB). Without it the footprint must be reserved already.
   ReserveFn reserve;
   std::uint64_t footprint = 0;
+  // The identity the pool records for these bytes (from the resolver). When
+  // set (non-zero inode), the file must still have it while it is copied:
+  // bytes of another version would not match the record. Zero: not checked.
+  layout::SourceIdentity source;
 };
 
 struct LoadResult {
@@ -60,6 +64,7 @@ struct LoadResult {
 };
 
 class LoadPipeline;
+class Destination;
 
 class Loader {
  public:
@@ -82,9 +87,22 @@ class Loader {
   // with the result or kNotFound (file gone) / kLoadFailed (read or write
   // error, size changed: the message names the path and the cause) /
   // kShuttingDown. The extent's bytes are undefined after a failure.
+  //
+  // A file changed in place is never loaded as a mix of two versions: statx
+  // of the source before and after the copy must agree (device, inode, size,
+  // mtime, ctime). On a difference the copy is redone, at most
+  // kMaxCopyAttempts times in all, as long as the file still has the
+  // job's `source` identity (a change that only moved ctime, such as a
+  // rewrite that put mtime back); a new size or identity is kLoadFailed at
+  // once ("changed during the load: mtime_ns A -> B"), since those bytes
+  // would not match what the pool records: the next acquire resolves the
+  // file again and loads its new version. Limit: a write() already running
+  // when the first statx is taken stamped its times before, and is not seen.
   void submit(LoadJob job, std::function<void(Result<LoadResult>)> done);
 
   const Options& options() const { return options_; }
+
+  static constexpr int kMaxCopyAttempts = 3;
 
  private:
   struct Task {
@@ -93,6 +111,9 @@ class Loader {
   };
   void thread_main();
   Result<LoadResult> run(const LoadJob& job, LoadPipeline& pipeline);
+  // Copies until statx before and after agree (see submit()); the checksum.
+  Result<std::uint64_t> copy_unchanged(const LoadJob& job, SourceFile& file, LoadPipeline& pipeline,
+                                       const Destination& dst);
 
   Options options_;
   std::shared_ptr<FileSystem> fs_;

@@ -59,15 +59,12 @@ Tensor Model::tensor(std::string_view name) const {
 
 const std::string& Model::metadata_json() const {
   (void)tensors();  // parses, or throws as tensors() does
-  return state().metadata_text;
+  return state().metadata_text_once();
 }
 
 std::optional<std::string> Model::metadata(std::string_view key) const {
   (void)tensors();
-  const nlohmann::json& m = state().metadata;
-  auto it = m.find(key);
-  if (it == m.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
+  return state().metadata_value(key);
 }
 
 void Model::release() {

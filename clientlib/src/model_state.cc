@@ -14,12 +14,13 @@ Format format_from_wire(std::string_view f) {
   return Format::raw;  // the connection admits only the three names
 }
 
-Result<format::TensorIndex> parse_index(Format f, std::span<const std::byte> bytes) {
+Result<format::TensorIndex> parse_index(Format f, std::span<const std::byte> bytes,
+                                        const format::MetadataFilter& metadata) {
   switch (f) {
     case Format::safetensors:
       return format::parse_safetensors(bytes);
     case Format::gguf:
-      return format::parse_gguf(bytes);
+      return format::parse_gguf(bytes, metadata);
     case Format::raw:
       break;
   }
@@ -59,7 +60,10 @@ Status ModelState::release() {
 
 void ModelState::ensure_parsed() const {
   std::call_once(parse_once, [this] {
-    auto index = parse_index(format, bytes);
+    // GGUF metadata is validated here but built only when asked for (see
+    // metadata_text_once / metadata_value): a 16M-entry vocabulary array
+    // would otherwise cost every worker hundreds of MiB.
+    auto index = parse_index(format, bytes, format::MetadataFilter::none());
     if (!index.ok()) {
       parse_status =
           error(index.status().code(), "model '" + name + "': " + index.status().message());
@@ -76,9 +80,34 @@ void ModelState::ensure_parsed() const {
       tensors.push_back(Tensor{std::move(t.name), std::move(t.dtype), std::move(t.shape),
                                bytes.subspan(t.offset, t.size)});
     }
-    if (index->metadata.is_object()) metadata = std::move(index->metadata);
-    metadata_text = metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (format == Format::safetensors) metadata_text = dump(index->metadata);
   });
+}
+
+std::string ModelState::dump(const nlohmann::json& metadata) {
+  if (!metadata.is_object()) return "{}";
+  return metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+const std::string& ModelState::metadata_text_once() const {
+  ensure_parsed();
+  if (!parse_status.ok() || format != Format::gguf) return metadata_text;
+  std::call_once(metadata_once, [this] {
+    // The bytes parsed once already: this parse cannot fail.
+    auto index = parse_index(format, bytes, {});
+    if (index.ok()) metadata_text = dump(index->metadata);
+  });
+  return metadata_text;
+}
+
+std::optional<std::string> ModelState::metadata_value(std::string_view key) const {
+  ensure_parsed();
+  if (!parse_status.ok()) return std::nullopt;
+  auto index = parse_index(format, bytes, format::MetadataFilter::only(std::string(key)));
+  if (!index.ok()) return std::nullopt;
+  auto it = index->metadata.find(key);
+  if (it == index->metadata.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
 }
 
 }  // namespace modelpool::detail

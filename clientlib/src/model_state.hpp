@@ -11,8 +11,10 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clientlib/src/connection.hpp"
@@ -33,6 +35,12 @@ struct ModelState {
   Status release();
   // Parses the tensor index on first use.
   void ensure_parsed() const;
+  // After a successful ensure_parsed(): the metadata as JSON text, built on
+  // first use (GGUF metadata is decoded from the mapped bytes only then).
+  const std::string& metadata_text_once() const;
+  // The string value under `key`, decoding only that value; nullopt if the
+  // key is missing or not a string.
+  std::optional<std::string> metadata_value(std::string_view key) const;
 
   std::shared_ptr<Connection> connection;
   std::shared_ptr<Lease> lease;          // null for an empty state
@@ -50,8 +58,11 @@ struct ModelState {
   mutable std::once_flag parse_once;
   mutable Status parse_status;
   mutable std::vector<Tensor> tensors;
-  mutable std::string metadata_text = "{}";
-  mutable nlohmann::json metadata = nlohmann::json::object();
+  mutable std::string metadata_text = "{}";  // safetensors: by ensure_parsed()
+  mutable std::once_flag metadata_once;      // GGUF: by metadata_text_once()
+
+ private:
+  static std::string dump(const nlohmann::json& metadata);
 };
 
 }  // namespace modelpool::detail

@@ -91,10 +91,12 @@ Result<std::uint64_t> read_alignment(std::uint32_t type, const json& v) {
   return a;
 }
 
-// Reads the key-value pairs into `meta`; returns the data alignment.
+// Reads the key-value pairs, validating all and building into `meta` the
+// ones `filter` wants; returns the data alignment.
 Result<std::uint64_t> read_metadata(ByteCursor* cur, GgufValueReader* vr, std::uint64_t count,
-                                    json* meta) {
+                                    const MetadataFilter& filter, json* meta) {
   std::uint64_t alignment = kGgufDefaultAlignment;
+  std::unordered_set<std::string> keys;  // bounded by the header's bytes, as the keys are
   for (std::uint64_t i = 0; i < count; ++i) {
     auto key = vr->read_string(kMaxGgufKeyBytes);
     if (!key.ok()) {
@@ -103,15 +105,16 @@ Result<std::uint64_t> read_metadata(ByteCursor* cur, GgufValueReader* vr, std::u
     if (key->empty()) return fail("metadata key #" + std::to_string(i) + " is empty");
     std::uint32_t type = 0;
     if (!cur->read(&type)) return truncated(*cur, "a metadata value type");
-    auto value = vr->read_value(type);
+    const bool build = filter.wants(*key) || *key == "general.alignment";
+    auto value = vr->read_value(type, build);
     if (!value.ok()) return fail("metadata " + in_quotes(*key) + ": " + value.status().message());
-    if (meta->contains(*key)) return fail("duplicate metadata key " + in_quotes(*key));
+    if (!keys.insert(*key).second) return fail("duplicate metadata key " + in_quotes(*key));
     if (*key == "general.alignment") {
       auto a = read_alignment(type, *value);
       if (!a.ok()) return a.status();
       alignment = *a;
     }
-    (*meta)[std::move(*key)] = std::move(*value);
+    if (filter.wants(*key)) (*meta)[std::move(*key)] = std::move(*value);
   }
   return alignment;
 }
@@ -178,14 +181,15 @@ Result<TensorInfo> read_tensor_info(ByteCursor* cur, GgufValueReader* vr, std::u
   return t;
 }
 
-Result<TensorIndex> parse_gguf_unguarded(std::span<const std::byte> file) {
+Result<TensorIndex> parse_gguf_unguarded(std::span<const std::byte> file,
+                                         const MetadataFilter& filter) {
   ByteCursor cur(file);
   GgufValueReader vr(&cur);
   auto header = read_header(&cur);
   if (!header.ok()) return header.status();
   TensorIndex index;
   index.format = layout::Format::kGguf;
-  auto alignment = read_metadata(&cur, &vr, header->kv_count, &index.metadata);
+  auto alignment = read_metadata(&cur, &vr, header->kv_count, filter, &index.metadata);
   if (!alignment.ok()) return alignment.status();
   if (Status s = check_count(cur, "tensor_count", header->tensor_count, kMinTensorInfoBytes);
       !s.ok()) {
@@ -216,9 +220,9 @@ Result<TensorIndex> parse_gguf_unguarded(std::span<const std::byte> file) {
 
 }  // namespace
 
-Result<TensorIndex> parse_gguf(std::span<const std::byte> file) {
+Result<TensorIndex> parse_gguf(std::span<const std::byte> file, const MetadataFilter& metadata) {
   try {
-    return parse_gguf_unguarded(file);
+    return parse_gguf_unguarded(file, metadata);
   } catch (const std::exception& e) {  // std::bad_alloc: the reader itself throws nothing
     return fail(std::string("cannot read the index: ") + printable(e.what(), 200));
   }

@@ -60,6 +60,18 @@ bool read_number(ByteCursor* cur, GgufValueType type, json* out) {
   }
 }
 
+// Fixed-size numbers, whose every bit pattern is a valid value.
+bool is_number_type(std::uint32_t type) {
+  switch (static_cast<GgufValueType>(type)) {
+    case GgufValueType::kBool:
+    case GgufValueType::kString:
+    case GgufValueType::kArray:
+      return false;
+    default:
+      return type <= static_cast<std::uint32_t>(GgufValueType::kFloat64);
+  }
+}
+
 }  // namespace
 
 std::uint64_t gguf_min_value_bytes(std::uint32_t type) {
@@ -92,6 +104,12 @@ Status GgufValueReader::truncated(std::string_view what) const {
 }
 
 Result<std::string> GgufValueReader::read_string(std::uint64_t max_bytes) {
+  auto view = read_string_view(max_bytes);
+  if (!view.ok()) return view.status();
+  return std::string(*view);
+}
+
+Result<std::string_view> GgufValueReader::read_string_view(std::uint64_t max_bytes) {
   std::uint64_t len = 0;
   if (!cur_->read(&len)) return truncated("a string length");
   if (len > max_bytes) {
@@ -104,10 +122,10 @@ Result<std::string> GgufValueReader::read_string(std::uint64_t max_bytes) {
                 std::to_string(cur_->pos()) + " runs past the end of the file");
   }
   if (!is_valid_utf8(bytes)) return fail("string " + in_quotes(bytes) + " is not valid UTF-8");
-  return std::string(bytes);
+  return bytes;
 }
 
-Result<json> GgufValueReader::read_value(std::uint32_t type, int depth) {
+Result<json> GgufValueReader::read_value(std::uint32_t type, bool build, int depth) {
   if (values_left_ == 0) {
     return fail("more than " + std::to_string(kMaxGgufMetadataValues) + " metadata values");
   }
@@ -116,32 +134,32 @@ Result<json> GgufValueReader::read_value(std::uint32_t type, int depth) {
   if (min_bytes == 0) return fail("unknown metadata value type " + std::to_string(type));
   switch (static_cast<GgufValueType>(type)) {
     case GgufValueType::kString: {
-      auto s = read_string(kMaxGgufStringBytes);
+      auto s = read_string_view(kMaxGgufStringBytes);
       if (!s.ok()) return s.status();
-      return json(std::move(*s));
+      return build ? json(std::string(*s)) : json();
     }
     case GgufValueType::kArray:
       if (depth >= kMaxGgufArrayDepth) {
         return fail("arrays nested deeper than " + std::to_string(kMaxGgufArrayDepth) + " levels");
       }
-      return read_array(depth);
+      return read_array(build, depth);
     case GgufValueType::kBool: {
       std::uint8_t b = 0;
       if (!cur_->read(&b)) return truncated("a bool value");
       if (b > 1) return fail("bool value " + std::to_string(b) + " is neither 0 nor 1");
-      return json(b == 1);
+      return build ? json(b == 1) : json();
     }
     default: {
       json v;
       if (!read_number(cur_, static_cast<GgufValueType>(type), &v)) {
         return truncated("a metadata value");
       }
-      return v;
+      return build ? v : json();
     }
   }
 }
 
-Result<json> GgufValueReader::read_array(int depth) {
+Result<json> GgufValueReader::read_array(bool build, int depth) {
   std::uint32_t elem_type = 0;
   std::uint64_t len = 0;
   if (!cur_->read(&elem_type) || !cur_->read(&len)) return truncated("an array header");
@@ -157,14 +175,21 @@ Result<json> GgufValueReader::read_array(int depth) {
     return fail("array of " + std::to_string(len) + " elements cannot fit in the " +
                 std::to_string(cur_->remaining()) + " bytes left");
   }
-  json arr = json::array();
-  arr.get_ref<json::array_t&>().reserve(len);
-  for (std::uint64_t i = 0; i < len; ++i) {
-    auto v = read_value(elem_type, depth + 1);
-    if (!v.ok()) return v.status();
-    arr.push_back(std::move(*v));
+  if (!build && is_number_type(elem_type)) {
+    // Any bytes are valid numbers: count them and step over.
+    values_left_ -= len;
+    std::string_view skipped;
+    (void)cur_->read_bytes(len * min_bytes, &skipped);  // fits: checked above
+    return json();
   }
-  return arr;
+  json arr = json::array();
+  if (build) arr.get_ref<json::array_t&>().reserve(len);
+  for (std::uint64_t i = 0; i < len; ++i) {
+    auto v = read_value(elem_type, build, depth + 1);
+    if (!v.ok()) return v.status();
+    if (build) arr.push_back(std::move(*v));
+  }
+  return build ? arr : json();
 }
 
 }  // namespace modelpool::format

@@ -5,8 +5,12 @@
 // integers, FLOAT32/64 to numbers, BOOL to true/false, STRING to a string,
 // ARRAY (nested ones too) to a JSON array. Every count is checked against the
 // bytes left before anything is allocated, strings must be valid UTF-8, array
-// nesting and the total number of values are bounded (limits.hpp). Messages
-// carry no "gguf:" prefix; the caller adds context. Internal to shm/format.
+// nesting and the total number of values are bounded (limits.hpp). A value
+// read without `build` is validated just the same but becomes no JSON: it
+// allocates nothing, and an array of fixed-size numbers is skipped in O(1)
+// (so a 16M-element array costs neither memory nor time until a user asks
+// for it). Messages carry no "gguf:" prefix; the caller adds context.
+// Internal to shm/format.
 #ifndef MODELPOOL_SHM_FORMAT_GGUF_VALUES_HPP_
 #define MODELPOOL_SHM_FORMAT_GGUF_VALUES_HPP_
 
@@ -48,13 +52,16 @@ class GgufValueReader {
 
   // A length-prefixed string of at most `max_bytes` bytes, valid UTF-8.
   Result<std::string> read_string(std::uint64_t max_bytes);
+  // The same, as a view into the file.
+  Result<std::string_view> read_string_view(std::uint64_t max_bytes);
 
-  // A value of `type` (a gguf_metadata_value_type read from the file).
-  // `depth` is the number of arrays enclosing it.
-  Result<nlohmann::json> read_value(std::uint32_t type, int depth = 0);
+  // A value of `type` (a gguf_metadata_value_type read from the file): its
+  // JSON with `build`, else null JSON once it is validated. `depth` is the
+  // number of arrays enclosing it.
+  Result<nlohmann::json> read_value(std::uint32_t type, bool build = true, int depth = 0);
 
  private:
-  Result<nlohmann::json> read_array(int depth);
+  Result<nlohmann::json> read_array(bool build, int depth);
   Status truncated(std::string_view what) const;
 
   ByteCursor* cur_;

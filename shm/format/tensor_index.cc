@@ -30,12 +30,20 @@ layout::Format detect(std::span<const std::byte> file) {
   return layout::Format::kRaw;
 }
 
-Result<TensorIndex> parse(std::span<const std::byte> file) {
+layout::Format format_for_name(std::string_view name) {
+  const std::size_t slash = name.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+  if (base.size() > 12 && base.ends_with(".safetensors")) return layout::Format::kSafetensors;
+  if (base.size() > 5 && base.ends_with(".gguf")) return layout::Format::kGguf;
+  return layout::Format::kRaw;
+}
+
+Result<TensorIndex> parse(std::span<const std::byte> file, const MetadataFilter& metadata) {
   switch (detect(file)) {
     case layout::Format::kSafetensors:
       return parse_safetensors(file);
     case layout::Format::kGguf:
-      return parse_gguf(file);
+      return parse_gguf(file, metadata);
     case layout::Format::kRaw:
       break;
   }

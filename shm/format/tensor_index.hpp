@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shm/format/limits.hpp"
@@ -41,16 +42,39 @@ struct TensorIndex {
   const TensorInfo* find(std::string_view name) const;
 };
 
+// Which GGUF metadata values a parse turns into TensorIndex::metadata. Every
+// value is validated whatever the filter; the ones left out allocate nothing,
+// so what a parse holds stays proportional to the tensor infos, not to the
+// metadata arrays (a vocabulary of millions of entries). safetensors
+// metadata (a string map inside the JSON header) is always built.
+struct MetadataFilter {
+  enum class Kind { kAll, kNone, kKey };
+  Kind kind = Kind::kAll;
+  std::string key;  // kKey: the one key built
+
+  static MetadataFilter none() { return {Kind::kNone, {}}; }
+  static MetadataFilter only(std::string key) { return {Kind::kKey, std::move(key)}; }
+  bool wants(std::string_view k) const {
+    return kind == Kind::kAll || (kind == Kind::kKey && k == key);
+  }
+};
+
 // Which reader applies to `file` (by magic/header shape); kRaw when none.
 layout::Format detect(std::span<const std::byte> file);
+
+// The format a file's name promises: kSafetensors for "*.safetensors", kGguf
+// for "*.gguf" (case-sensitive, as the reference tools write them), else
+// kRaw. A file that promises a format must parse as it.
+layout::Format format_for_name(std::string_view name);
 
 // Detects the format and validates the whole index against the file size.
 // kRaw files give an empty index. Invalid files give load_failed with the
 // precise reason.
-Result<TensorIndex> parse(std::span<const std::byte> file);
+Result<TensorIndex> parse(std::span<const std::byte> file, const MetadataFilter& metadata = {});
 
 Result<TensorIndex> parse_safetensors(std::span<const std::byte> file);
-Result<TensorIndex> parse_gguf(std::span<const std::byte> file);
+Result<TensorIndex> parse_gguf(std::span<const std::byte> file,
+                               const MetadataFilter& metadata = {});
 
 }  // namespace modelpool::format
 

@@ -36,6 +36,24 @@ REPLIES = [
 ]
 
 
+def gguf_arrays():
+    """Metadata arrays of numbers, bools and strings (built, or skipped when
+    a parse wants no metadata) and one F32 tensor."""
+    def s(text):
+        return struct.pack("<Q", len(text)) + text
+
+    kvs = [
+        s(b"general.architecture") + struct.pack("<I", 8) + s(b"llama"),
+        s(b"scores") + struct.pack("<IIQ", 9, 6, 4) + struct.pack("<4f", 0, 1, 2, 3),
+        s(b"flags") + struct.pack("<IIQ", 9, 7, 3) + bytes([0, 1, 0]),
+        s(b"tokens") + struct.pack("<IIQ", 9, 8, 2) + s(b"a") + s(b"bc"),
+    ]
+    tensor = s(b"w") + struct.pack("<IQIQ", 1, 4, 0, 0)
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, len(kvs)) + b"".join(kvs) + tensor
+    head += bytes(-len(head) % 32)
+    return head + bytes(16)
+
+
 def write(sub, name, data):
     os.makedirs(os.path.join(CORPUS, sub), exist_ok=True)
     with open(os.path.join(CORPUS, sub, name), "wb") as f:
@@ -59,6 +77,7 @@ def main():
     hdr = b'{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}'
     write("safetensors", "one.safetensors", struct.pack("<Q", len(hdr)) + hdr + b"xy")
     write("gguf", "header_only.gguf", b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
+    write("gguf", "arrays.gguf", gguf_arrays())
     payloads = [json.dumps(m).encode() for m in REQUESTS + REPLIES]
     for i, p in enumerate(payloads):
         write("messages", f"msg{i:02d}.json", p)

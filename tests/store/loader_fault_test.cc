@@ -2,12 +2,16 @@
 //
 // The loader under injected faults (leveldb fault_injection_test style): a
 // FileSystem whose SourceFile turns reads into errors, short reads or EOF,
-// or changes the real file mid-load. Run on both engines.
+// or changes the real file mid-load (in place: never served as a mix of two
+// versions). Run on both engines.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "broker/store/file_system.hpp"
 #include "broker/store/segment.hpp"
@@ -141,6 +145,108 @@ TEST_P(LoaderFaultTest, FileGrownDuringLoadFails) {
       << r.status().message();
 }
 
+// Overwrites `len` bytes at `offset` of `path` with `byte` (the file keeps its size).
+void overwrite(const std::string& path, std::uint64_t offset, std::size_t len, char byte) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  const std::vector<char> bytes(len, byte);
+  EXPECT_EQ(::pwrite(fd, bytes.data(), len, static_cast<off_t>(offset)), static_cast<ssize_t>(len));
+  ::close(fd);
+}
+
+// The identity the resolver would record for `path`.
+layout::SourceIdentity identity_of(const std::string& path) {
+  auto id = default_file_system()->stat(path);
+  EXPECT_TRUE(id.ok()) << id.status().to_string();
+  return id.ok() ? *id : layout::SourceIdentity{};
+}
+
+// Head and tail rewritten once the copy is half way: the old head is in the
+// extent already, the new tail is still to come. Never served as that mix:
+// mtime moved, so the bytes could not match the identity the pool records.
+TEST_P(LoaderFaultTest, FileRewrittenInPlaceDuringLoadIsNeverAMix) {
+  const std::string path = make_file("rewrite", kSize, 13);
+  bool rewritten = false;
+  auto l = loader(
+      [&rewritten](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string& p) {
+        if (!rewritten && off >= 10 * kChunk) {
+          rewritten = true;
+          overwrite(p, 0, kChunk, 'H');
+          overwrite(p, kSize - kChunk, kChunk, 'T');
+        }
+        return res;
+      });
+  LoadJob j = job(path, kSize, 0);
+  j.source = identity_of(path);
+  auto r = load(*l, std::move(j));
+  ASSERT_TRUE(rewritten);
+  ASSERT_FALSE(r.ok()) << "a file rewritten during its load was served";
+  EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);
+  EXPECT_NE(r.status().message().find(path + ": file changed during the load"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("mtime_ns"), std::string::npos) << r.status().message();
+}
+
+// A rewrite that puts mtime back (rsync -t --inplace) keeps the recorded
+// identity but moves ctime: the copy is redone and holds the new bytes only.
+TEST_P(LoaderFaultTest, RewriteThatRestoresMtimeIsCopiedAgain) {
+  const std::string path = make_file("restored", kSize, 14);
+  const layout::SourceIdentity recorded = identity_of(path);
+  int reads_seen = 0;
+  auto l = loader([&](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string& p) {
+    if (++reads_seen == 1 && off == 0) {  // chunk 0 already holds the old head
+      overwrite(p, 0, kChunk, 'H');
+      overwrite(p, kSize - kChunk, kChunk, 'T');
+      const timespec times[2] = {
+          {0, UTIME_OMIT}, {recorded.mtime_ns / 1'000'000'000, recorded.mtime_ns % 1'000'000'000}};
+      EXPECT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+    }
+    return res;
+  });
+  LoadJob j = job(path, kSize, 0);
+  j.source = recorded;
+  auto r = load(*l, std::move(j));
+  ASSERT_EQ(identity_of(path), recorded) << "the rewrite must leave the identity as it was";
+  expect_loaded(path, r, 0);  // the new bytes, all of them
+}
+
+TEST_P(LoaderFaultTest, FileThatKeepsChangingFailsAfterBoundedRetries) {
+  const std::string path = make_file("churn", kSize, 15);
+  const layout::SourceIdentity recorded = identity_of(path);
+  int changes = 0;
+  auto l = loader([&](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string& p) {
+    if (off == 0) {  // every attempt: change ctime, put mtime back
+      ++changes;
+      const timespec times[2] = {
+          {0, UTIME_OMIT}, {recorded.mtime_ns / 1'000'000'000, recorded.mtime_ns % 1'000'000'000}};
+      EXPECT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+    }
+    return res;
+  });
+  LoadJob j = job(path, kSize, 0);
+  j.source = recorded;
+  auto r = load(*l, std::move(j));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(changes, Loader::kMaxCopyAttempts);
+  EXPECT_NE(r.status().message().find("changed during the load, 3 times"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("ctime_ns"), std::string::npos) << r.status().message();
+}
+
+// Changed between resolve and load: the recorded identity is already stale.
+TEST_P(LoaderFaultTest, FileChangedBeforeTheCopyFails) {
+  const std::string path = make_file("stale", kSize, 16);
+  LoadJob j = job(path, kSize, 0);
+  j.source = identity_of(path);
+  j.source.mtime_ns -= 1'000'000'000;
+  auto l = loader(
+      [](std::uint64_t, char*, std::size_t, ssize_t res, const std::string&) { return res; });
+  auto r = load(*l, std::move(j));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("file changed since it was checked"), std::string::npos)
+      << r.status().message();
+}
+
 TEST_P(LoaderFaultTest, LoaderThreadRecoversAfterAFailure) {
   const std::string bad = make_file("bad", kSize);
   const std::string good = make_file("good", kSize, 4);
@@ -173,7 +279,7 @@ TEST_P(LoaderFaultTest, FaultsWhileReadingIntoHugetlbfs) {
     std::memset(buf + 10000, 0x5a, static_cast<std::size_t>(res) - 10000);  // never arrived
     return ssize_t{10000};
   });
-  auto r = load(*shorter, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  auto r = load(*shorter, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent, {}});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == read_file(path));
   EXPECT_EQ(testing::allocated_bytes(s.path()), front + extent);
@@ -182,7 +288,7 @@ TEST_P(LoaderFaultTest, FaultsWhileReadingIntoHugetlbfs) {
   auto failing = loader([](std::uint64_t off, char*, std::size_t, ssize_t res, const std::string&) {
     return off >= 36 * kChunk ? -EIO : res;  // in the second huge page
   });
-  r = load(*failing, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  r = load(*failing, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed) << r.status().to_string();
   s.release(s.data_offset(), extent);  // what the broker does with a failed load's extent

@@ -80,7 +80,8 @@ TEST_P(LoaderEngineTest, SecuresTheWholeFootprintWhileItLoads) {
               }
               return segment_->reserve(off, len);
             },
-            kExtent};
+            kExtent,
+            {}};
   auto r = load(loader, std::move(j));
   expect_loaded(path, r, 0);
   std::lock_guard lock(mu);
@@ -103,7 +104,8 @@ TEST_P(LoaderEngineTest, AFailedReservationFailsTheLoadWithItsError) {
             [](std::uint64_t, std::uint64_t) -> Status {
               return error(ErrorCode::kPoolFull, "filesystem full");
             },
-            kExtent};
+            kExtent,
+            {}};
   auto r = load(loader, std::move(j));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull) << r.status().to_string();
@@ -115,7 +117,7 @@ TEST_P(LoaderEngineTest, AFailedReservationFailsTheLoadWithItsError) {
 TEST_P(LoaderEngineTest, EmptyFileHasTheEmptyChecksum) {
   Loader loader(options());
   const std::string path = make_file("empty", 0);
-  auto r = load(loader, LoadJob{path, 0, segment_->fd(), extent(0), {}, 0});
+  auto r = load(loader, LoadJob{path, 0, segment_->fd(), extent(0), {}, 0, {}});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->bytes, 0U);
   EXPECT_EQ(r->checksum, XXH3_64bits(nullptr, 0));
@@ -140,19 +142,23 @@ INSTANTIATE_TEST_SUITE_P(Engines, LoaderEngineTest,
                          });
 
 // A source whose file was cut short after the caller's size check: the real
-// file is truncated as it is opened, and its first size() still answers the
-// size the caller saw, so the copy itself runs into the end of the file.
+// file is truncated as it is opened, and its first version() still answers
+// what statx said before, so the copy itself runs into the end of the file.
 class CutSource final : public SourceFile {
  public:
-  CutSource(std::unique_ptr<SourceFile> real, std::uint64_t claimed)
+  CutSource(std::unique_ptr<SourceFile> real, FileVersion claimed)
       : SourceFile(::dup(real->fd()), real->direct()), claimed_(claimed) {}
-  Result<std::uint64_t> size() override {
-    if (claimed_ != 0) return std::exchange(claimed_, 0);
-    return SourceFile::size();
+  Result<FileVersion> version() override {
+    if (!used_) {
+      used_ = true;
+      return claimed_;
+    }
+    return SourceFile::version();
   }
 
  private:
-  std::uint64_t claimed_;
+  FileVersion claimed_;
+  bool used_ = false;
 };
 
 class CuttingFileSystem final : public FileSystem {
@@ -162,7 +168,7 @@ class CuttingFileSystem final : public FileSystem {
   Result<std::unique_ptr<SourceFile>> open_source(const std::string& path, bool direct) override {
     auto real = default_file_system()->open_source(path, direct);
     if (!real.ok() || path != victim_) return real;
-    auto claimed = (*real)->size();
+    auto claimed = (*real)->version();
     if (!claimed.ok()) return claimed.status();
     if (::truncate(path.c_str(), static_cast<off_t>(cut_to_)) != 0) {
       return error(ErrorCode::kInternal, "truncate " + path);
@@ -286,7 +292,7 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
       o.direct_io = direct;
       o.chunk_bytes = kChunk;
       Loader loader(o);
-      auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+      auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent, {}});
       ASSERT_TRUE(r.ok()) << r.status().to_string();
       EXPECT_EQ(r->checksum, XXH3_64bits(want.data(), want.size()));
       EXPECT_TRUE(testing::pread_all(s.fd(), s.data_offset(), size) == want);
@@ -304,7 +310,7 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
   ASSERT_EQ(all == 0 ? 0 : ::fallocate(fd, 0, 0, all), 0) << std::strerror(errno);
   ::close(fd);
   Loader loader(Loader::Options{});
-  auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent});
+  auto r = load(loader, LoadJob{path, size, s.fd(), s.data_offset(), reserve, extent, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kPoolFull) << r.status().to_string();
   EXPECT_NE(r.status().message().find("no free huge pages"), std::string::npos)
@@ -315,7 +321,8 @@ TEST_F(LoaderTest, LoadsIntoHugetlbfsThroughAMapping) {
 
 TEST_F(LoaderTest, MissingFileIsNotFound) {
   Loader loader(Loader::Options{});
-  auto r = load(loader, LoadJob{src_dir_.path() + "/nope", 10, segment_->fd(), extent(0), {}, 0});
+  auto r =
+      load(loader, LoadJob{src_dir_.path() + "/nope", 10, segment_->fd(), extent(0), {}, 0, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
   EXPECT_NE(r.status().message().find("/nope"), std::string::npos);
@@ -336,7 +343,7 @@ TEST_F(LoaderTest, WriteErrorIsLoadFailedWithTheCause) {
   const std::string path = make_file("w", kMiB);
   const int ro = ::open(segment_->path().c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(ro, 0);
-  auto r = load(loader, LoadJob{path, kMiB, ro, extent(0), {}, 0});
+  auto r = load(loader, LoadJob{path, kMiB, ro, extent(0), {}, 0, {}});
   ::close(ro);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kLoadFailed);

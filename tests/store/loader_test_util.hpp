@@ -79,7 +79,7 @@ class LoaderFixture : public ::testing::Test {
 
   LoadJob job(const std::string& path, std::uint64_t size, unsigned index) {
     EXPECT_TRUE(segment_->reserve(extent(index), kExtent).ok());
-    return LoadJob{path, size, segment_->fd(), extent(index), {}, 0};
+    return LoadJob{path, size, segment_->fd(), extent(index), {}, 0, {}};
   }
 
   static Result<LoadResult> load(Loader& loader, LoadJob j) {
