@@ -124,7 +124,10 @@ int run(Config& config) {
   });
   if (!config.metrics_addr.empty()) {
     if (Status s = metrics.listen(config.metrics_addr); !s.ok()) return fail(s.message());
-    spdlog::info("metrics on http://{}/metrics (port {})", config.metrics_addr, metrics.port());
+    // Port 0 picks a free port: the log and `config` show the one bound.
+    config.metrics_addr.replace(config.metrics_addr.rfind(':') + 1, std::string::npos,
+                                std::to_string(metrics.port()));
+    spdlog::info("metrics on http://{}/metrics", config.metrics_addr);
   }
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);

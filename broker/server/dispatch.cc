@@ -140,7 +140,14 @@ void op_health(Ctx& c) {
                            {"uptime_s", c.service.uptime_s()}});
 }
 
-void op_config(Ctx& c) { c.s->reply_ok(c.req.id, {{"config", to_json(c.config)}}); }
+// Effective values: the budget (--memory) and the metrics address are the
+// ones in effect (main writes them back), and max-model-size 0 means "the
+// budget", so the budget is shown.
+void op_config(Ctx& c) {
+  nlohmann::json config = to_json(c.config);
+  if (c.config.max_model_size == 0) config["max-model-size"] = c.config.memory;
+  c.s->reply_ok(c.req.id, {{"config", std::move(config)}});
+}
 
 void op_selfcheck(Ctx& c) { c.s->reply_ok(c.req.id, c.service.selfcheck()); }
 

@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <optional>
 
 #include "clientlib/ctl/render.hpp"
 #include "clientlib/src/admin_client.hpp"
@@ -24,21 +26,53 @@ constexpr std::array<CommandSpec, 10> kCommands{{
     {"selfcheck", false, print_selfcheck},
 }};
 
-int report_connect_failure(const Options& options, const std::string& socket, const Status& s,
-                           int err_no, std::ostream& err) {
+using Clock = std::chrono::steady_clock;
+using Timeout = std::optional<std::chrono::milliseconds>;
+
+std::string millis_text(std::chrono::milliseconds t) {
+  return t.count() % 1000 == 0 ? std::to_string(t.count() / 1000) + " s"
+                               : std::to_string(t.count()) + " ms";
+}
+
+Failure timeout_failure(const std::string& socket, std::chrono::milliseconds limit) {
+  return {kExitNoBroker, "timeout",
+          "the broker at " + socket + " did not answer within " + millis_text(limit) +
+              " (it may be hung or overloaded; --timeout sets the limit, 0 for none)",
+          false};
+}
+
+Failure connect_failure(const Options& options, const std::string& socket, const Status& s,
+                        int err_no, Timeout timeout) {
+  // SO_SNDTIMEO bounds connect(): EAGAIN when the listener's backlog stays full.
+  if (timeout && (err_no == EAGAIN || err_no == EWOULDBLOCK)) {
+    return timeout_failure(socket, *timeout);
+  }
   if (!detail::no_broker_running(err_no)) {
-    err << "error: " << to_string(s.code()) << ": " << s.message() << "\n";
-    return kExitBrokerError;
+    return {kExitBrokerError, std::string(to_string(s.code())), s.message()};
   }
   const std::string why = err_no == ECONNREFUSED ? "nothing listens on " : "no socket at ";
   if (options.socket.empty()) {
-    err << "no modelpool broker is running for pool '" << pool_name(options) << "' (" << why
-        << socket << ")\n";
-  } else {
-    err << "no modelpool broker is running at " << socket
-        << (err_no == ECONNREFUSED ? " (nothing listens on it)\n" : " (no such socket)\n");
+    return {kExitNoBroker, "unavailable",
+            "no modelpool broker is running for pool '" + pool_name(options) + "' (" + why +
+                socket + ")",
+            false};
   }
-  return kExitNoBroker;
+  return {kExitNoBroker, "unavailable",
+          "no modelpool broker is running at " + socket +
+              (err_no == ECONNREFUSED ? " (nothing listens on it)" : " (no such socket)"),
+          false};
+}
+
+// A failed call: the broker's refusal (exit 1), or no answer within the
+// timeout (exit 3). The channel reports a receive or send timeout as
+// kUnavailable; having waited the whole limit is what tells it from a
+// closed connection.
+Failure call_failure(const std::string& socket, const Status& s, Timeout timeout,
+                     Clock::time_point started) {
+  if (s.code() == ErrorCode::kUnavailable && timeout && Clock::now() - started >= *timeout) {
+    return timeout_failure(socket, *timeout);
+  }
+  return {kExitBrokerError, std::string(to_string(s.code())), s.message()};
 }
 
 // `list` pages (offset/limit): fetch every page and merge the rows, so that
@@ -74,25 +108,60 @@ const CommandSpec* find_command(std::string_view name) {
   return nullptr;
 }
 
+void print_failure_json(const Failure& f, std::ostream& out) {
+  const nlohmann::json j = {{"ok", false}, {"error", {{"code", f.code}, {"message", f.message}}}};
+  out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+int report_failure(bool json, const Failure& f, std::ostream& out, std::ostream& err) {
+  if (json) print_failure_json(f, out);
+  if (f.code_in_text) err << "error: " << f.code << ": ";
+  err << f.message << "\n";
+  return f.exit_code;
+}
+
+namespace {
+
+// Sends the command and returns the broker's reply fields, or why not. A
+// load waits for the load itself without a limit unless --timeout was
+// given; a health probe within the timeout first tells a hung broker from
+// a long load.
+Result<nlohmann::json> request(const Options& options, const CommandSpec& spec,
+                               const std::string& socket, Failure* failure) {
+  const bool unbounded_load = spec.name == "load" && !options.timeout_given;
+  if (unbounded_load) {
+    Options probe = options;
+    probe.command = "health";
+    probe.timeout_given = true;
+    auto alive = request(probe, *find_command("health"), socket, failure);
+    if (!alive.ok()) return alive;
+  }
+  const Timeout timeout = unbounded_load ? std::nullopt : options.timeout;
+  const Clock::time_point started = Clock::now();
+  int err_no = 0;
+  auto admin = detail::AdminClient::connect(socket, timeout, &err_no);
+  if (!admin.ok()) {
+    *failure = connect_failure(options, socket, admin.status(), err_no, timeout);
+    return admin.status();
+  }
+  nlohmann::json fields = nlohmann::json::object();
+  if (spec.takes_model) fields = proto::to_json(proto::ModelRequest{options.model, options.pin});
+  auto reply = spec.name == "list" ? list_all(*admin) : admin->call(spec.name, std::move(fields));
+  if (!reply.ok()) *failure = call_failure(socket, reply.status(), timeout, started);
+  return reply;
+}
+
+}  // namespace
+
 int run(const Options& options, std::ostream& out, std::ostream& err) {
   const CommandSpec* spec = find_command(options.command);
   if (spec == nullptr) {
-    err << "modelpoolctl: unknown command '" << options.command << "'\n";
-    return kExitUsage;
+    return report_failure(
+        options.json, {kExitUsage, "usage", "unknown command '" + options.command + "'"}, out, err);
   }
-  const std::string socket = admin_socket(options);
-  int err_no = 0;
-  auto admin = detail::AdminClient::connect(socket, options.timeout, &err_no);
-  if (!admin.ok()) return report_connect_failure(options, socket, admin.status(), err_no, err);
-
-  nlohmann::json fields = nlohmann::json::object();
-  if (spec->takes_model) fields = proto::to_json(proto::ModelRequest{options.model, options.pin});
-  auto reply = spec->name == "list" ? list_all(*admin) : admin->call(spec->name, std::move(fields));
-  if (!reply.ok()) {
-    err << "error: " << to_string(reply.status().code()) << ": " << reply.status().message()
-        << "\n";
-    return kExitBrokerError;
-  }
+  Failure failure{kExitBrokerError, "internal", "no reply"};
+  auto reply = request(options, *spec, admin_socket(options), &failure);
+  if (!reply.ok()) return report_failure(options.json, failure, out, err);
   if (options.json) {
     out << reply->dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     // selfcheck's verdict is the exit status in both modes.

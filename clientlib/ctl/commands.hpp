@@ -2,12 +2,19 @@
 //
 // modelpoolctl's subcommands: a table from name to whether it takes a model
 // NAME and how its reply is printed for humans, and run(), which connects,
-// sends the op and turns the outcome into output and an exit code.
+// sends the op and turns the outcome into output and an exit code. A failure
+// is one line on stderr in both modes and, with --json, also one object on
+// stdout:
+//   {"ok": false, "error": {"code": CODE, "message": TEXT}}
+// CODE is the broker's error code (docs/protocol.md), "unavailable" when no
+// broker runs, "timeout" when it did not answer in time, "usage" for a
+// command-line mistake.
 #ifndef MODELPOOL_CLIENTLIB_CTL_COMMANDS_HPP_
 #define MODELPOOL_CLIENTLIB_CTL_COMMANDS_HPP_
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <string>
 #include <string_view>
 
 #include "clientlib/ctl/options.hpp"
@@ -25,6 +32,21 @@ struct CommandSpec {
   // Prints `reply` (the broker's fields) for humans; returns the exit code.
   int (*print)(const nlohmann::json& reply, std::ostream& out);
 };
+
+// A failure as modelpoolctl reports it.
+struct Failure {
+  int exit_code;
+  std::string code;  // see the file comment
+  std::string message;
+  // Text mode: "error: CODE: message" (true) or the message alone.
+  bool code_in_text = true;
+};
+
+// {"ok": false, "error": {"code": ..., "message": ...}} and a newline.
+void print_failure_json(const Failure& f, std::ostream& out);
+// Prints `f` (one line on `err`, and as JSON on `out` when `json`) and
+// returns its exit code.
+int report_failure(bool json, const Failure& f, std::ostream& out, std::ostream& err);
 
 // The spec of `name`, or nullptr.
 const CommandSpec* find_command(std::string_view name);

@@ -23,13 +23,28 @@ std::string_view split_option(std::string_view arg, std::string_view* value, boo
   return arg.substr(0, eq);
 }
 
-Status parse_timeout(std::string_view text, Options* o) {
-  long long ms = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-  if (ec != std::errc() || p != text.data() + text.size() || ms < 0) {
-    return usage_error("--timeout-ms needs a non-negative number of milliseconds");
+// "--timeout-ms N" (milliseconds) or "--timeout D" (D: N, Ns or Nms; a bare
+// number is seconds). 0 means no limit.
+Status parse_timeout(std::string_view name, std::string_view text, Options* o) {
+  const bool ms_option = name == "--timeout-ms";
+  long long scale = ms_option ? 1 : 1000;
+  if (!ms_option && text.ends_with("ms")) {
+    scale = 1;
+    text.remove_suffix(2);
+  } else if (!ms_option && text.ends_with("s")) {
+    text.remove_suffix(1);
   }
-  if (ms > 0) o->timeout = std::chrono::milliseconds(ms);
+  long long n = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  constexpr long long kMaxMs = 24LL * 3600 * 1000;  // a day; also keeps n * scale in range
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || n < 0 ||
+      n > kMaxMs / scale) {
+    return usage_error(ms_option ? "--timeout-ms needs a non-negative number of milliseconds"
+                                 : "--timeout needs a duration such as 5, 5s or 500ms (0: no "
+                                   "limit, at most a day)");
+  }
+  o->timeout_given = true;
+  o->timeout = n == 0 ? std::nullopt : std::optional(std::chrono::milliseconds(n * scale));
   return {};
 }
 
@@ -40,8 +55,9 @@ Status parse_option(std::string_view arg, const std::vector<std::string>& args, 
   std::string_view value;
   bool has_value = false;
   const std::string_view name = split_option(arg, &value, &has_value);
-  if (name == "--help" || name == "-h") {
-    o->help = true;
+  if (name == "--help" || name == "-h" || name == "--version") {
+    if (has_value) return usage_error(std::string(name) + " takes no value");
+    (name == "--version" ? o->version : o->help) = true;
     return {};
   }
   if (name == "--json" || name == "--pin") {
@@ -49,14 +65,15 @@ Status parse_option(std::string_view arg, const std::vector<std::string>& args, 
     (name == "--json" ? o->json : o->pin) = true;
     return {};
   }
-  if (name != "--run-dir" && name != "--pool" && name != "--socket" && name != "--timeout-ms") {
+  const bool timeout = name == "--timeout" || name == "--timeout-ms";
+  if (name != "--run-dir" && name != "--pool" && name != "--socket" && !timeout) {
     return usage_error("unknown option " + std::string(name));
   }
   if (!has_value) {
     if (*i + 1 >= args.size()) return usage_error(std::string(name) + " needs a value");
     value = args[++*i];
   }
-  if (name == "--timeout-ms") return parse_timeout(value, o);
+  if (timeout) return parse_timeout(name, value, o);
   if (value.empty()) return usage_error(std::string(name) + " needs a non-empty value");
   (name == "--run-dir" ? o->run_dir : name == "--pool" ? o->pool : o->socket) = value;
   return {};
@@ -94,7 +111,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       positional.push_back(arg);
     }
   }
-  if (o.help) return o;
+  if (o.help || o.version) return o;
   if (!positional.empty()) o.command = positional[0];
   if (positional.size() > 1) o.model = positional[1];
   if (Status s = check_command(o, positional); !s.ok()) return s;
@@ -134,12 +151,28 @@ options:
   --pool NAME       the pool (default: modelpool)
   --socket PATH     the admin socket (default: RUN_DIR/POOL.admin.sock)
   --json            print the broker's reply as JSON
-  --timeout-ms N    give up on a reply after N ms (default: no limit)
+                    (errors too, as {"ok": false, "error": {...}} on stdout)
+  --timeout D       give up when the broker does not answer within D
+                    (5, 5s or 500ms; 0: no limit; default: 5s). `load` waits
+                    for the load itself as long as it takes unless --timeout
+                    is given; the broker must still answer within 5s first
+  --timeout-ms N    the same in milliseconds
+  --version         print modelpoolctl's version
   -h, --help        this text
 
 exit status: 0 ok, 1 the broker refused or failed, 2 usage error,
-3 no broker is running
+3 no broker is running, or it did not answer within the timeout
 )";
+}
+
+std::string version_text() { return "modelpoolctl " MODELPOOL_VERSION "\n"; }
+
+bool wants_json(const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    if (a == "--") return false;
+    if (a == "--json") return true;
+  }
+  return false;
 }
 
 }  // namespace modelpool::ctl

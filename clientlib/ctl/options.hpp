@@ -15,13 +15,22 @@
 
 namespace modelpool::ctl {
 
+// How long modelpoolctl waits for the broker by default: a broker that
+// accepts and never answers is reported (exit 3) instead of hanging a script.
+inline constexpr std::chrono::milliseconds kDefaultTimeout{5000};
+
 struct Options {
   std::string run_dir;  // empty: layout::default_run_dir()
   std::string pool;     // empty: layout::kDefaultPool
   std::string socket;   // overrides run dir and pool
   bool json = false;
-  std::optional<std::chrono::milliseconds> timeout;  // per request; none: no limit
+  // Bounds connecting, each send and each wait for a reply; nullopt: no limit
+  // (--timeout 0). `timeout_given`: set on the command line, so it also bounds
+  // a load (which otherwise waits as long as the load takes).
+  std::optional<std::chrono::milliseconds> timeout = kDefaultTimeout;
+  bool timeout_given = false;
   bool help = false;
+  bool version = false;
   std::string command;  // "stats", "load", ...
   std::string model;    // for load, evict, pin, unpin
   bool pin = false;     // load --pin
@@ -36,6 +45,12 @@ std::string pool_name(const Options& options);
 std::string admin_socket(const Options& options);
 
 std::string usage();
+// "modelpoolctl VERSION\n".
+std::string version_text();
+
+// True when `args` ask for --json (scanned before parsing, so that a usage
+// mistake can be reported as JSON too).
+bool wants_json(const std::vector<std::string>& args);
 
 }  // namespace modelpool::ctl
 

@@ -33,16 +33,22 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-Client Client::connect() {
+Client Client::connect() { return connect(ClientOptions{}); }
+
+Client Client::connect(ClientOptions options) {
   // NOLINTNEXTLINE(concurrency-mt-unsafe): only racy against setenv, as everywhere
   if (const char* s = std::getenv("MODELPOOL_SOCKET"); s != nullptr && *s != '\0') {
-    return connect(std::string(s));
+    return connect(std::string(s), std::move(options));
   }
-  return connect(layout::worker_socket_path(layout::default_run_dir(), layout::kDefaultPool));
+  return connect(layout::worker_socket_path(layout::default_run_dir(), layout::kDefaultPool),
+                 std::move(options));
 }
 
 Client Client::connect(const std::string& socket_path) { return connect(socket_path, {}); }
 
+// The reconnect timeout is fixed here, once per Client: reading the
+// environment again at each reconnect would race with setenv in other
+// threads and make one Client's behaviour change mid-life.
 Client Client::connect(const std::string& socket_path, ClientOptions options) {
   std::chrono::milliseconds timeout(10'000);
   if (options.reconnect_timeout) {

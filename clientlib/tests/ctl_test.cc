@@ -54,6 +54,28 @@ TEST(CtlOptions, ParsesGlobalOptionsAnywhere) {
   EXPECT_EQ(admin_socket(*s), "/x/y.sock");
 }
 
+TEST(CtlOptions, TimeoutDefaultsToFiveSecondsAndTakesDurations) {
+  auto d = parse_options({"stats"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->timeout, std::chrono::milliseconds(5000));
+  EXPECT_FALSE(d->timeout_given);
+  const std::vector<std::pair<std::string, std::optional<std::chrono::milliseconds>>> cases = {
+      {"2", std::chrono::milliseconds(2000)},
+      {"3s", std::chrono::milliseconds(3000)},
+      {"250ms", std::chrono::milliseconds(250)},
+      {"0", std::nullopt}};
+  for (const auto& [text, want] : cases) {
+    auto o = parse_options({"--timeout", text, "stats"});
+    ASSERT_TRUE(o.ok()) << text << ": " << o.status().message();
+    EXPECT_EQ(o->timeout, want) << text;
+    EXPECT_TRUE(o->timeout_given);
+  }
+  auto v = parse_options({"--version"});
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->version);
+  EXPECT_EQ(version_text().rfind("modelpoolctl ", 0), 0U);
+}
+
 TEST(CtlOptions, UsageMistakes) {
   for (const auto& args : std::vector<std::vector<std::string>>{{},
                                                                 {"bogus"},

@@ -84,7 +84,8 @@ class CtlBrokerErrors : public ::testing::Test {
     EXPECT_EQ(h.code, kOk) << h.err;
   }
   // Expects exit 1, nothing on stdout, and exactly one line on stderr,
-  // "error: CODE: ...", in both output modes; returns that line.
+  // "error: CODE: ...", in both output modes, and with --json the error
+  // object on stdout; returns that line.
   std::string refused(std::vector<std::string> args, const std::string& code) {
     Outcome o = ctl(broker_, args);
     EXPECT_EQ(o.code, kBrokerError) << o.out << o.err;
@@ -93,8 +94,10 @@ class CtlBrokerErrors : public ::testing::Test {
     args.push_back("--json");
     const Outcome j = ctl(broker_, args);
     EXPECT_EQ(j.code, kBrokerError);
-    EXPECT_EQ(j.out, "");
     EXPECT_EQ(j.err, o.err);
+    const json e = j.parsed();
+    EXPECT_EQ(e.value("ok", true), false) << j.out;
+    EXPECT_EQ(e.value("error", json::object()).value("code", ""), code) << j.out;
     return o.err;
   }
 

@@ -84,8 +84,9 @@ struct AcquireOptions {
 struct ClientOptions {
   // How long acquire() keeps trying to reach a broker that went away
   // (reconnecting with backoff, 10 ms doubling up to 500 ms) before it
-  // throws kUnavailable. nullopt: $MODELPOOL_RECONNECT_TIMEOUT_MS if set,
-  // else 10 s. Zero: one attempt.
+  // throws kUnavailable. nullopt: $MODELPOOL_RECONNECT_TIMEOUT_MS (in ms)
+  // as it is when the Client is created (connect() reads it once; a later
+  // setenv does not change this Client), else 10 s. Zero: one attempt.
   std::optional<std::chrono::milliseconds> reconnect_timeout;
   // Hand releases to the broker through a page of shared memory (two
   // stores, no system call, the broker is not woken) when the broker offers
@@ -151,6 +152,8 @@ class Client {
   static Client connect(const std::string& socket_path);
   // The same with options; the first connection is not retried.
   static Client connect(const std::string& socket_path, ClientOptions options);
+  // The default pool (as connect()) with options.
+  static Client connect(ClientOptions options);
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;

@@ -17,13 +17,26 @@
 namespace modelpool::python {
 namespace {
 
+// Seconds from Python as milliseconds; ValueError names `what` when they are
+// negative or not finite.
+std::chrono::milliseconds to_millis(double seconds, const char* what) {
+  if (!std::isfinite(seconds) || seconds < 0) {
+    throw py::value_error(std::string(what) + " must be a non-negative number of seconds");
+  }
+  constexpr double kMaxSeconds = 1e12;  // ~31,700 years: keeps the ms count in range
+  return std::chrono::milliseconds(std::llround(std::min(seconds, kMaxSeconds) * 1e3));
+}
+
 class PyClient {
  public:
-  explicit PyClient(const std::optional<std::string>& socket) {
+  PyClient(const std::optional<std::string>& socket, std::optional<double> reconnect_timeout_s) {
+    ClientOptions options;
+    if (reconnect_timeout_s)
+      options.reconnect_timeout = to_millis(*reconnect_timeout_s, "reconnect_timeout");
     std::optional<Client> c;
     {
       const py::gil_scoped_release nogil;
-      c.emplace(socket ? Client::connect(*socket) : Client::connect());
+      c.emplace(socket ? Client::connect(*socket, options) : Client::connect(options));
     }
     client_ = std::make_shared<Client>(std::move(*c));
   }
@@ -32,11 +45,7 @@ class PyClient {
     std::shared_ptr<Client> c = open();
     AcquireOptions options;
     if (wait_s) {
-      if (!std::isfinite(*wait_s) || *wait_s < 0) {
-        throw py::value_error("wait must be a non-negative number of seconds");
-      }
-      constexpr double kMaxSeconds = 1e12;  // ~31,700 years: keeps the ms count in range
-      options.wait = std::chrono::milliseconds(std::llround(std::min(*wait_s, kMaxSeconds) * 1e3));
+      options.wait = to_millis(*wait_s, "wait");
     }
     options.populate = populate;
     std::optional<Model> m;
@@ -72,8 +81,12 @@ A connection to a modelpool broker's worker socket.
 Client() connects to $MODELPOOL_SOCKET if set, else RUN_DIR/modelpool.sock
 (RUN_DIR: $MODELPOOL_RUN_DIR, else $XDG_RUNTIME_DIR/modelpool, else
 /tmp/modelpool-$UID); Client(socket=PATH) connects to PATH. Raises
-modelpool.Unavailable when no broker answers. Usable from several threads.)doc")
-      .def(py::init<const std::optional<std::string>&>(), py::arg("socket") = py::none())
+modelpool.Unavailable when no broker answers. Usable from several threads.
+reconnect_timeout: seconds acquire() keeps trying to reach a broker that
+restarted (None: $MODELPOOL_RECONNECT_TIMEOUT_MS as it is now, else 10 s;
+0: one attempt).)doc")
+      .def(py::init<const std::optional<std::string>&, std::optional<double>>(),
+           py::arg("socket") = py::none(), py::kw_only(), py::arg("reconnect_timeout") = py::none())
       .def("acquire", &PyClient::acquire, py::arg("model"), py::kw_only(),
            py::arg("wait") = py::none(), py::arg("populate") = false, R"doc(
 Acquires `model` (a name below the broker's models directory), loading it
