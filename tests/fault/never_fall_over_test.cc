@@ -6,11 +6,22 @@
 // reference), and an op with a newline that would forge a log line. Each
 // runs against the real broker.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "broker_fixture.hpp"
 #include "fault_support.hpp"
@@ -129,6 +140,78 @@ TEST_F(NeverFallOver, ClientStringsCannotForgeLogLines) {
   }
   EXPECT_EQ(forged_lines, 2) << "each request makes exactly one line";
   EXPECT_EQ(long_lines, 1);
+}
+
+// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14, 15).
+std::uint64_t cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  std::uint64_t ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) ticks += std::stoull(field);
+  }
+  return ticks;
+}
+
+// Connections past the broker's descriptor limit (lowered on the running
+// broker with prlimit) make accept fail with EMFILE: the broker backs off
+// instead of spinning, logs it a few times at most, and serves a new
+// worker once descriptors are free again.
+TEST_F(NeverFallOver, DescriptorExhaustionBacksOffInsteadOfSpinning) {
+  const std::string log = logs_.path() + "/broker.log";
+  Broker b(models_.path(), {"--log-file", log});
+  b.start();
+  Conn ctl(b.admin_socket());
+  const rlimit low{64, 64};
+  ASSERT_EQ(::prlimit(b.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+  std::vector<std::unique_ptr<Conn>> idle;
+  for (int i = 0; i < 200; ++i) idle.push_back(std::make_unique<Conn>(b.worker_socket()));
+  ASSERT_TRUE(replied_ok(ctl.request({{"op", "health"}})));  // the loop is past the burst
+  const std::uint64_t before = cpu_ticks(b.pid());
+  // A measurement window, not a synchronisation: the broker's CPU time over 1 s.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const std::uint64_t used = cpu_ticks(b.pid()) - before;
+  std::printf("broker CPU over 1 s with accepts failing: %llu ticks of %ld\n",
+              static_cast<unsigned long long>(used), ::sysconf(_SC_CLK_TCK));
+  EXPECT_LT(used, static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK)) / 5) << "the broker spins";
+  idle.clear();  // descriptors come back as the broker accepts and closes them
+  bool served = false;
+  for (int i = 0; i < 200 && !served; ++i) {
+    served =
+        replied_ok(Conn(b.worker_socket()).request({{"op", "hello"}}, std::chrono::seconds(5)));
+  }
+  EXPECT_TRUE(served) << "a new worker is served once descriptors are free";
+  ASSERT_TRUE(replied_ok(ctl.request({{"op", "health"}})));
+  b.stop();
+  std::istringstream in(testing::read_file(log));
+  int lines = 0;
+  for (std::string line; std::getline(in, line);)
+    lines += line.find("accept failed") != std::string::npos;
+  EXPECT_GE(lines, 1);
+  EXPECT_LE(lines, 5) << "accept failures are reported once per interval";
+}
+
+// Under a descriptor limit of 300 the broker lowers --max-clients 4096 to
+// what fits, says so in its log, and shows the effective value in `config`.
+TEST_F(NeverFallOver, MaxClientsFitsTheDescriptorLimit) {
+  const std::string log = logs_.path() + "/broker.log";
+  Broker b(models_.path(), {"--log-file", log, "--max-clients", "4096"});
+  std::vector<std::string> argv = {"/bin/sh", "-c", "ulimit -n 300 && exec \"$@\"", "sh"};
+  for (const auto& a : b.argv()) argv.push_back(a);
+  testing::Child broker(argv);
+  auto ready = broker.read_line();
+  ASSERT_TRUE(ready && ready->find("ready") != std::string::npos);
+  Conn ctl(b.admin_socket());
+  auto c = ctl.request({{"op", "config"}});
+  ASSERT_TRUE(replied_ok(c));
+  const auto max = (*c)["config"]["max-clients"].get<std::uint64_t>();
+  EXPECT_GT(max, 0U);
+  EXPECT_LT(max, 300U);
+  EXPECT_NE(testing::read_file(log).find("--max-clients 4096 lowered to"), std::string::npos);
+  broker.kill(SIGTERM);
+  broker.wait();
 }
 
 }  // namespace
