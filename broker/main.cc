@@ -7,6 +7,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,7 +69,28 @@ class CreatedSegmentCleanup {
   bool armed_ = false;
 };
 
+// Raises RLIMIT_NOFILE's soft limit to its hard limit and keeps
+// --max-clients within it, leaving kFdReserve descriptors for the segment,
+// the lock, the loader, io_uring, the log and metrics connections.
+void fit_descriptors(Config& config) {
+  constexpr std::uint64_t kFdReserve = 128;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised{lim.rlim_max, lim.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  const std::uint64_t soft = lim.rlim_cur;
+  const std::uint64_t fit = soft > kFdReserve + 1 ? soft - kFdReserve : 1;
+  if (config.max_clients > fit) {
+    spdlog::warn("--max-clients {} lowered to {}: the descriptor limit is {} (ulimit -n)",
+                 config.max_clients, fit, soft);
+    config.max_clients = fit;
+  }
+}
+
 int run(Config& config) {
+  fit_descriptors(config);
   if (config.run_dir.empty()) config.run_dir = layout::default_run_dir();
   std::error_code ec;
   if (!std::filesystem::is_directory(config.models_dir, ec)) {

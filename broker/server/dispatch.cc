@@ -6,6 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "broker/server/log_text.hpp"
 #include "shm/protocol/hot_path.hpp"
 #include "shm/protocol/messages.hpp"
 
@@ -120,8 +121,10 @@ void op_list(Ctx& c) {
   if (!offset.ok()) return c.s->reply_error(c.req.id, offset.status());
   if (!limit.ok()) return c.s->reply_error(c.req.id, limit.status());
   const std::size_t total = rows.size();
-  const std::size_t begin = std::min<std::size_t>(offset->value_or(0), total);
-  std::size_t end = std::min<std::size_t>(total, begin + limit->value_or(total));
+  // Both numbers are the client's: clamp each before adding (a limit of
+  // 2^64-1 must not wrap begin + limit around to below begin).
+  const std::size_t begin = std::min<std::uint64_t>(offset->value_or(0), total);
+  std::size_t end = begin + std::min<std::uint64_t>(limit->value_or(total), total - begin);
   json page(rows.begin() + static_cast<std::ptrdiff_t>(begin),
             rows.begin() + static_cast<std::ptrdiff_t>(end));
   while (!page.empty() && json{{"models", page}}.dump().size() > proto::kMaxFrame - 1024) {
@@ -191,7 +194,7 @@ void Dispatcher::handle(const SessionPtr& s, std::string_view payload) {
   }
   auto req = proto::decode_request(payload);
   if (!req.ok()) {
-    spdlog::warn("{} sent a bad request: {}", s->describe(), req.status().message());
+    spdlog::warn("{} sent a bad request: {}", s->describe(), log_text(req.status().message()));
     // The id cannot be trusted when the frame did not parse; echo null.
     s->reply_error(nullptr, req.status());
     return;
@@ -199,17 +202,18 @@ void Dispatcher::handle(const SessionPtr& s, std::string_view payload) {
   const auto& table = op_table();
   auto it = table.find(req->op);
   if (it == table.end()) {
-    spdlog::warn("{} sent unknown op \"{}\"", s->describe(), req->op);
+    spdlog::warn("{} sent unknown op \"{}\"", s->describe(), log_text(req->op));
     s->reply_error(req->id, error(ErrorCode::kUnknownOp, "unknown op \"" + req->op + "\""));
     return;
   }
   if (it->second.admin && !s->admin()) {
-    spdlog::warn("{} sent admin op \"{}\" on the worker socket", s->describe(), req->op);
+    spdlog::warn("{} sent admin op \"{}\" on the worker socket", s->describe(), log_text(req->op));
     s->reply_error(req->id, error(ErrorCode::kForbidden,
                                   "op \"" + req->op + "\" is only allowed on the admin socket"));
     return;
   }
-  if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("{} -> {}", s->describe(), req->op);
+  if (spdlog::should_log(spdlog::level::debug))
+    spdlog::debug("{} -> {}", s->describe(), log_text(req->op));
   if (it->second.admin) service_.collect_all_releases();  // what it reads or does sees them
   Ctx ctx{service_, config_, client_count_(), s, *req};
   it->second.handler(ctx);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
@@ -97,7 +98,10 @@ void Server::accept(Acceptor& acceptor, bool admin) {
                                                  stream::socket sock) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
-      spdlog::warn("accept failed: {}", ec.message());
+      if (ec != asio::error::connection_aborted && ec != asio::error::interrupted) {
+        accept_failed(acceptor, admin, ec);  // out of descriptors: retry later, never spin
+        return;
+      }
     } else if (sessions_.size() >= config_.max_clients) {
       spdlog::warn("refusing a connection: {} clients connected (--max-clients)", sessions_.size());
       std::string frame = proto::encode_frame(
@@ -116,6 +120,24 @@ void Server::accept(Acceptor& acceptor, bool admin) {
       session->start();
     }
     if (!stopping_) accept(acceptor, admin);
+  });
+}
+
+void Server::accept_failed(Acceptor& acceptor, bool admin, const boost::system::error_code& ec) {
+  ++accept_failures_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_log_ >= kAcceptLogInterval) {
+    spdlog::warn(
+        "accept failed: {} ({} time(s) since the last report; retrying every {} ms, "
+        "reported at most every {} s)",
+        ec.message(), accept_failures_, kAcceptRetry.count(),
+        std::chrono::duration_cast<std::chrono::seconds>(kAcceptLogInterval).count());
+    last_accept_log_ = now;
+    accept_failures_ = 0;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(io_, kAcceptRetry);
+  timer->async_wait([this, &acceptor, admin, timer](boost::system::error_code e) {
+    if (!e && !stopping_) accept(acceptor, admin);
   });
 }
 

@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,6 +35,9 @@ class Server {
  private:
   using Acceptor = boost::asio::local::stream_protocol::acceptor;
   void accept(Acceptor& acceptor, bool admin);
+  // accept() failed for want of descriptors (EMFILE, ENFILE) or memory:
+  // retry after kAcceptRetry, logging at most once per kAcceptLogInterval.
+  void accept_failed(Acceptor& acceptor, bool admin, const boost::system::error_code& ec);
   void on_session_closed(Session& s);
   void maybe_done();
 
@@ -46,6 +50,10 @@ class Server {
   std::string worker_path_, admin_path_;
   std::unordered_map<std::uint64_t, SessionPtr> sessions_;
   std::uint64_t next_session_ = 1;
+  static constexpr std::chrono::milliseconds kAcceptRetry{100};
+  static constexpr std::chrono::seconds kAcceptLogInterval{10};
+  std::uint64_t accept_failures_ = 0;
+  std::chrono::steady_clock::time_point last_accept_log_{};
   bool stopping_ = false;
   std::function<void()> done_;
 };

@@ -14,6 +14,7 @@
 
 #include "broker/server/verify.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/protocol/frame.hpp"
 #include "shm/protocol/hot_path.hpp"
 
 namespace modelpool::broker {
@@ -229,11 +230,7 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                        {"pinned", w.pin || e.pinned}});
     return;
   }
-  pool_.add_ref(e.id, now_ns());
-  const std::uint64_t h = next_handle_++;
-  handles_[h] = Handle{e.id, s->id()};
-  s->handles().insert(h);
-  proto::AcquireReply r{h,
+  proto::AcquireReply r{next_handle_,
                         e.name,
                         e.offset,
                         e.size,
@@ -241,11 +238,25 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                         e.checksum,
                         std::string(layout::to_string(e.format)),
                         cached};
+  // Encode first: a reply that cannot be framed (a huge id) is refused, and
+  // no reference or handle is taken for a grant the client never sees.
+  std::string reply = proto::encode_acquire_reply(w.id, r);
+  if (reply.size() > proto::kMaxFrame) {
+    s->reply_error(nullptr, error(ErrorCode::kBadRequest,
+                                  "the acquire reply would exceed the frame limit (" +
+                                      std::to_string(reply.size()) +
+                                      " bytes): the request's id is too large to echo"));
+    return;
+  }
+  pool_.add_ref(e.id, now_ns());
+  const std::uint64_t h = next_handle_++;
+  handles_[h] = Handle{e.id, s->id()};
+  s->handles().insert(h);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation,
                   h);
   }
-  s->send(proto::encode_acquire_reply(w.id, r));
+  s->send(std::move(reply));
 }
 
 void Service::fail(Waiter& w, const Status& status) {

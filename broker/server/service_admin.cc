@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "broker/server/catalog_check.hpp"
+#include "broker/server/log_text.hpp"
 #include "broker/server/service.hpp"
 #include "broker/system_info.hpp"
 #include "shm/layout/paths.hpp"
@@ -46,7 +47,7 @@ Result<json> Service::set_pinned(std::string_view model, bool pinned) {
   if (Status s = pool_.set_pinned(model, pinned); !s.ok()) return s;
   const EntryInfo* e = pool_.find_current(model);
   segment_.publish_pinned(e->slot, pinned);
-  spdlog::info("{} {}", pinned ? "pinned" : "unpinned", model);
+  spdlog::info("{} {}", pinned ? "pinned" : "unpinned", log_text(model));
   if (!pinned) {
     free_entries(pool_.enforce_watermark());
     serve_room_waiters();  // the unpinned model is evictable: a waiter may fit now
@@ -128,6 +129,9 @@ void Service::set_shutting_down() {
 }
 
 void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
+  // The client's number: clamp it before it becomes a duration (2^64-1 ms
+  // would overflow the timer's clock arithmetic).
+  wait_ms = std::min(wait_ms, proto::kMaxWaitMs);
   const std::uint64_t seq = next_room_seq_++;
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(wait_ms));
   timer->async_wait([this, seq, wait_ms](boost::system::error_code ec) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "broker/server/log_text.hpp"
 #include "shm/protocol/messages.hpp"
 
 namespace modelpool::broker {
@@ -61,7 +62,8 @@ void Session::on_read(std::size_t n) {
   for (;;) {
     auto frame = decoder_.next_view();  // valid until the next feed
     if (!frame.ok()) {
-      spdlog::warn("{} sent a bad frame: {}; closing", describe(), frame.status().message());
+      spdlog::warn("{} sent a bad frame: {}; closing", describe(),
+                   log_text(frame.status().message()));
       send(proto::encode_error(nullptr, frame.status()));
       close_after_flush();
       return;

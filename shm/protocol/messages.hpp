@@ -63,6 +63,10 @@ struct HelloReply {
 json to_json(const HelloReply& m);
 Result<HelloReply> decode_hello_reply(const json& body);
 
+// The longest wait for room the broker honours (24 h); larger wait_ms
+// values are clamped to it.
+inline constexpr std::uint64_t kMaxWaitMs = 24ULL * 3600 * 1000;
+
 struct AcquireRequest {
   std::string model;
   std::optional<std::uint64_t> wait_ms;
