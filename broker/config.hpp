@@ -39,8 +39,12 @@ struct Config {
   std::uint64_t adopt_grace_s = 30;
   std::uint64_t max_clients = 4096;
   std::uint64_t max_outbound_bytes = 4ULL << 20;  // per connection
-  std::string group;                              // --group NAME for the worker socket
-  std::string metrics_addr;                       // --metrics-addr HOST:PORT
+  std::uint64_t max_handles_per_client = 65536;
+  std::uint64_t max_waiting_per_client = 16384;  // acquires queued for room
+  std::string group;                             // --group NAME for the worker socket
+  std::string metrics_addr;                      // --metrics-addr HOST:PORT
+  std::uint64_t metrics_max_clients = 64;
+  std::uint64_t metrics_idle_timeout_s = 10;
   std::string log_level = "info";
   std::string log_file;
 };

@@ -71,9 +71,11 @@ class CreatedSegmentCleanup {
 
 // Raises RLIMIT_NOFILE's soft limit to its hard limit and keeps
 // --max-clients within it, leaving kFdReserve descriptors for the segment,
-// the lock, the loader, io_uring, the log and metrics connections.
+// the lock, the loader, io_uring, the log and the metrics connections.
 void fit_descriptors(Config& config) {
-  constexpr std::uint64_t kFdReserve = 128;
+  // The metrics port takes up to --metrics-max-clients more.
+  const std::uint64_t kFdReserve =
+      128 + (config.metrics_addr.empty() ? 0 : config.metrics_max_clients);
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
   if (lim.rlim_cur < lim.rlim_max) {
@@ -140,10 +142,13 @@ int run(Config& config) {
   const std::string admin_path = layout::admin_socket_path(config.run_dir, config.pool);
   if (Status s = server.listen(worker_path, admin_path); !s.ok()) return fail(s.message());
 
-  MetricsServer metrics(io, [&] {
-    service.collect_all_releases();  // the references it shows
-    return service.stats(server.clients());
-  });
+  MetricsServer metrics(
+      io,
+      [&] {
+        service.collect_all_releases();  // the references it shows
+        return service.stats(server.clients());
+      },
+      {config.metrics_max_clients, std::chrono::seconds(config.metrics_idle_timeout_s)});
   if (!config.metrics_addr.empty()) {
     if (Status s = metrics.listen(config.metrics_addr); !s.ok()) return fail(s.message());
     // Port 0 picks a free port: the log and `config` show the one bound.

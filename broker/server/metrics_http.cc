@@ -36,13 +36,20 @@ void metric(std::ostringstream& out, const char* name, const char* type, const c
       << "\nmodelpool_" << name << ' ' << value.dump() << '\n';
 }
 
-// One HTTP exchange, then close.
+// One HTTP exchange, then close. Counted in `open` while it lives; the
+// whole exchange must end within `timeout` (the stream closes the socket).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket s, std::function<json()> stats)
-      : stream_(std::move(s)), stats_(std::move(stats)) {}
+  HttpSession(tcp::socket s, std::function<json()> stats, std::shared_ptr<std::size_t> open,
+              std::chrono::milliseconds timeout)
+      : stream_(std::move(s)), stats_(std::move(stats)), open_(std::move(open)), timeout_(timeout) {
+    ++*open_;
+  }
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+  ~HttpSession() { --*open_; }
   void start() {
-    stream_.expires_after(std::chrono::seconds(10));
+    stream_.expires_after(timeout_);
     http::async_read(stream_, buf_, req_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        if (!ec) self->respond();
@@ -74,6 +81,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   std::function<json()> stats_;
+  std::shared_ptr<std::size_t> open_;
+  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
@@ -123,8 +132,8 @@ std::string render_prometheus(const json& s) {
   return out.str();
 }
 
-MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats)
-    : io_(io), stats_(std::move(stats)), acceptor_(io) {}
+MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats, Limits limits)
+    : io_(io), stats_(std::move(stats)), limits_(limits), acceptor_(io), retry_(io) {}
 
 Status MetricsServer::listen(const std::string& addr) {
   const auto colon = addr.rfind(':');
@@ -163,13 +172,50 @@ unsigned short MetricsServer::port() const {
 void MetricsServer::stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  retry_.cancel();
 }
 
 void MetricsServer::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) std::make_shared<HttpSession>(std::move(s), stats_)->start();
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec && ec != asio::error::connection_aborted && ec != asio::error::interrupted) {
+      accept_failed(ec);  // out of descriptors: retry later, never spin
+      return;
+    }
+    if (!ec && *open_ >= limits_.max_clients) {
+      ++refused_;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refusal_log_ >= kAcceptLogInterval) {
+        spdlog::warn(
+            "metrics: closed {} connection(s) at once: {} open, the most allowed "
+            "(--metrics-max-clients)",
+            refused_, *open_);
+        last_refusal_log_ = now;
+        refused_ = 0;
+      }
+      boost::system::error_code ignored;
+      s.close(ignored);
+    } else if (!ec) {
+      std::make_shared<HttpSession>(std::move(s), stats_, open_, limits_.idle_timeout)->start();
+    }
     accept();
+  });
+}
+
+void MetricsServer::accept_failed(const boost::system::error_code& ec) {
+  ++accept_failures_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_log_ >= kAcceptLogInterval) {
+    spdlog::warn(
+        "metrics: accept failed: {} ({} time(s) since the last report; retrying every {} ms, "
+        "reported at most every {} s)",
+        ec.message(), accept_failures_, kAcceptRetry.count(), kAcceptLogInterval.count());
+    last_accept_log_ = now;
+    accept_failures_ = 0;
+  }
+  retry_.expires_after(kAcceptRetry);
+  retry_.async_wait([this](boost::system::error_code e) {
+    if (!e && acceptor_.is_open()) accept();
   });
 }
 

@@ -52,6 +52,10 @@ json Service::hello() const {
 void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {
   ++stats_.acquires;
   Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr};
+  if (s->handles().size() >= config_.max_handles_per_client) {
+    fail(w, handles_cap_error());  // at once: neither a load nor a wait for room
+    return;
+  }
   if (req.wait_ms.value_or(0) > 0 && must_queue_behind(req.model)) {  // arrival order
     queue_for_room(req.model, std::move(w), *req.wait_ms);
     serve_room_waiters();  // the queue may hold only waiters that have gone
@@ -238,6 +242,10 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                         e.checksum,
                         std::string(layout::to_string(e.format)),
                         cached};
+  if (s->handles().size() >= config_.max_handles_per_client) {
+    s->reply_error(w.id, handles_cap_error());  // and no reference is taken
+    return;
+  }
   // Encode first: a reply that cannot be framed (a huge id) is refused, and
   // no reference or handle is taken for a grant the client never sees.
   std::string reply = proto::encode_acquire_reply(w.id, r);
@@ -257,6 +265,13 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                   h);
   }
   s->send(std::move(reply));
+}
+
+Status Service::handles_cap_error() const {
+  return error(ErrorCode::kPoolFull,
+               "this connection holds " + std::to_string(config_.max_handles_per_client) +
+                   " handles, the most allowed (--max-handles-per-client " +
+                   std::to_string(config_.max_handles_per_client) + "): release one first");
 }
 
 void Service::fail(Waiter& w, const Status& status) {

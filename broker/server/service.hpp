@@ -92,12 +92,41 @@ class Service {
     bool pin = false;
     std::function<void(const Status&)> done;  // kPreload
   };
+  // Counts one acquire in its session's room_waits() for as long as it
+  // lives, however its RoomWaiter leaves the queue (served, timed out,
+  // shut down, connection gone).
+  class RoomWaitCount {
+   public:
+    explicit RoomWaitCount(const SessionPtr& s) : session_(s) { ++s->room_waits(); }
+    RoomWaitCount(RoomWaitCount&& o) noexcept : session_(std::move(o.session_)) {
+      o.session_.reset();
+    }
+    RoomWaitCount& operator=(RoomWaitCount&& o) noexcept {
+      if (this != &o) {
+        drop();
+        session_ = std::move(o.session_);
+        o.session_.reset();
+      }
+      return *this;
+    }
+    RoomWaitCount(const RoomWaitCount&) = delete;
+    RoomWaitCount& operator=(const RoomWaitCount&) = delete;
+    ~RoomWaitCount() { drop(); }
+
+   private:
+    void drop() {
+      if (SessionPtr s = session_.lock()) --s->room_waits();
+      session_.reset();
+    }
+    std::weak_ptr<Session> session_;
+  };
   // An acquire waiting for room (wait_ms), served in arrival order.
   struct RoomWaiter {
     std::string model;
     Waiter waiter;
     std::unique_ptr<boost::asio::steady_timer> timer;
     std::uint64_t seq;
+    RoomWaitCount counted;
   };
   struct Inflight {
     ResolvedFile file;
@@ -116,6 +145,8 @@ class Service {
   void finish_load(EntryId id, Result<LoadResult> result, layout::Format format);
   void grant(const EntryInfo& e, Waiter& w, bool cached);
   void fail(Waiter& w, const Status& status);
+  // pool_full naming --max-handles-per-client.
+  Status handles_cap_error() const;
   void free_entries(const std::vector<EntryInfo>& entries);
   // Entries retained because a worker still maps them (Pool::reap) are
   // looked at again every kReapInterval while there are any.

@@ -132,6 +132,15 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
   // The client's number: clamp it before it becomes a duration (2^64-1 ms
   // would overflow the timer's clock arithmetic).
   wait_ms = std::min(wait_ms, proto::kMaxWaitMs);
+  SessionPtr session = w.session.lock();
+  if (!session || session->closed()) return;
+  if (session->room_waits() >= config_.max_waiting_per_client) {
+    fail(w, error(ErrorCode::kPoolFull,
+                  "this connection already has " + std::to_string(session->room_waits()) +
+                      " acquires waiting for room, the most allowed (--max-waiting-per-client " +
+                      std::to_string(config_.max_waiting_per_client) + ")"));
+    return;
+  }
   const std::uint64_t seq = next_room_seq_++;
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(wait_ms));
   timer->async_wait([this, seq, wait_ms](boost::system::error_code ec) {
@@ -148,7 +157,8 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
       return;
     }
   });
-  room_waiters_.push_back(RoomWaiter{model, std::move(w), std::move(timer), seq});
+  room_waiters_.push_back(
+      RoomWaiter{model, std::move(w), std::move(timer), seq, RoomWaitCount(session)});
   update_release_wake();
 }
 

@@ -66,6 +66,9 @@ class Session : public std::enable_shared_from_this<Session> {
   uid_t uid() const { return uid_; }
   std::string describe() const;  // "client 7 (pid 1234, uid 1000)"
   std::unordered_set<std::uint64_t>& handles() { return handles_; }
+  // Acquires of this connection queued for room (wait_ms), for
+  // --max-waiting-per-client; kept by Service's RoomWaiter.
+  std::size_t& room_waits() { return room_waits_; }
 
   // The release ring (shm/protocol/release_ring.hpp). reply_ok_with_ring
   // sends `fields` plus "release_ring" with the ring's memfd attached, and
@@ -108,6 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::milliseconds flush_grace_{std::chrono::seconds(5)};
   boost::asio::steady_timer flush_deadline_;
   std::unordered_set<std::uint64_t> handles_;
+  std::size_t room_waits_ = 0;
   std::optional<proto::ReleaseRing> ring_;
 };
 

@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 namespace modelpool::fault {
@@ -261,6 +263,20 @@ std::uint64_t vm_rss_bytes(pid_t pid) {
     std::getline(in, key);
   }
   return 0;
+}
+
+std::uint64_t cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(paren + 2));  // from field 3, the state
+  std::string field;
+  std::uint64_t ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) ticks += std::stoull(field);
+  }
+  return ticks;
 }
 
 }  // namespace modelpool::fault

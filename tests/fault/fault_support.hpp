@@ -120,6 +120,8 @@ bool replied_ok(const std::optional<json>& reply);
 
 std::size_t open_fds(pid_t pid);        // entries of /proc/PID/fd
 std::uint64_t vm_rss_bytes(pid_t pid);  // VmRSS of /proc/PID/status
+// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14, 15).
+std::uint64_t cpu_ticks(pid_t pid);
 
 }  // namespace modelpool::fault
 

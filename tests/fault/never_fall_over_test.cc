@@ -142,19 +142,6 @@ TEST_F(NeverFallOver, ClientStringsCannotForgeLogLines) {
   EXPECT_EQ(long_lines, 1);
 }
 
-// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14, 15).
-std::uint64_t cpu_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  std::uint64_t ticks = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i >= 14) ticks += std::stoull(field);
-  }
-  return ticks;
-}
-
 // Connections past the broker's descriptor limit (lowered on the running
 // broker with prlimit) make accept fail with EMFILE: the broker backs off
 // instead of spinning, logs it a few times at most, and serves a new
