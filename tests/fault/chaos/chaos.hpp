@@ -13,6 +13,13 @@
 // ended less than --adopt-grace after the client last saw its broker alive
 // (a restarted broker cannot evict an adopted entry sooner). Reads that end
 // later are never attempted; a mismatch on a checked read is wrong bytes.
+//
+// Two holders (chaos_holder.cc) test the guarantee that does not depend on
+// timing at all: each maps one model, takes the OFD read lock a real worker
+// takes, and never speaks to a broker again. Holder 0 holds held.bin from the
+// start; holder 1 holds generation 1 of swap.bin, whose file is then replaced
+// and generation 2 loaded before the next kill. Every read they make must
+// hash to what they acquired, across every kill, restart, eviction and clear.
 #ifndef MODELPOOL_TESTS_FAULT_CHAOS_CHAOS_HPP_
 #define MODELPOOL_TESTS_FAULT_CHAOS_CHAOS_HPP_
 
@@ -50,6 +57,9 @@ struct Model {
   std::uint64_t size = 0;
   std::uint64_t checksum = 0;  // XXH3 of the file
   bool pinned = false;
+  // A second known version of the same size that replaces the file during
+  // the run (0: none); a generation's bytes must hash to one of the two.
+  std::uint64_t alt_checksum = 0;
 };
 
 // What one client slot saw (a respawned client keeps adding to its slot).
@@ -59,8 +69,18 @@ struct ClientCounters {
       timeouts, spawned;
 };
 
+// A holder (chaos_holder.cc): acquires one model once, maps and locks it,
+// and never calls the broker again, across every restart; it re-reads the
+// bytes until the end, and every read counts (its lock protects them).
+inline constexpr int kHolders = 2;
+struct HolderCounters {
+  std::atomic<std::uint64_t> reads, wrong_bytes, errors;
+  std::atomic<std::uint64_t> generation;  // what it acquired; 0 until it holds it
+};
+
 struct Shared {
   std::atomic<bool> stop;
+  HolderCounters holders[kHolders];
   ClientCounters clients[kMaxClients];
   // Per client, bit i: it may hold model i (set before the acquire is sent,
   // cleared once no handle of it is left). The driver evicts an adopted
@@ -75,6 +95,9 @@ Shared* map_shared();  // MAP_SHARED | MAP_ANONYMOUS, zeroed
 // Forks a client process for slot `index` (the caller is single-threaded).
 pid_t spawn_client(int index, std::uint64_t seed, const std::string& socket_path,
                    const std::vector<Model>& models, int grace_s, Shared* shared);
+
+// Forks holder `index` on `model` (the caller is single-threaded).
+pid_t spawn_holder(int index, const std::string& socket_path, const Model& model, Shared* shared);
 
 }  // namespace modelpool::chaos
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "chaos_lock.hpp"
+
 namespace modelpool::chaos {
 
 using fault::CatalogRow;
@@ -41,9 +43,12 @@ DeadSegment inspect_dead_segment(const std::string& path,
       report.fail(who + ": bad extent (offset " + std::to_string(r.offset) + ", size " +
                   std::to_string(r.size) + ", extent " + std::to_string(r.extent_size) + ")");
     } else if (const std::uint64_t h = v.hash(r.offset, r.size);
-               h != r.checksum || h != m->second.checksum) {
-      report.fail(who + ": bytes hash to " + fault::hex16(h) + ", catalog says " +
-                  fault::hex16(r.checksum) + ", file " + fault::hex16(m->second.checksum));
+               h != r.checksum || (h != m->second.checksum &&
+                                   (m->second.alt_checksum == 0 || h != m->second.alt_checksum))) {
+      report.fail(
+          who + ": bytes hash to " + fault::hex16(h) + ", catalog says " +
+          fault::hex16(r.checksum) + ", file " + fault::hex16(m->second.checksum) +
+          (m->second.alt_checksum != 0 ? " or " + fault::hex16(m->second.alt_checksum) : ""));
     } else {
       ++report.ready_verified;
     }
@@ -57,6 +62,17 @@ DeadSegment inspect_dead_segment(const std::string& path,
       report.fail("READY entries " + a.name + " and " + dead.ready[i].name + " overlap");
     }
   }
+  for (const CatalogRow& r : dead.ready) {
+    const bool superseded = std::any_of(
+        dead.ready.begin(), dead.ready.end(),
+        [&](const CatalogRow& o) { return o.name == r.name && o.generation > r.generation; });
+    if (!superseded) continue;
+    if (extent_locked(path, r.offset, r.size)) {
+      ++dead.superseded_mapped;
+    } else {
+      dead.droppable.insert(r.slot);
+    }
+  }
   const std::uint64_t held = v.held_bytes();
   dead.stranded = held > live_bytes ? held - live_bytes : 0;
   return dead;
@@ -66,6 +82,7 @@ void check_readopted(const std::string& path, const DeadSegment& before, Report&
   fault::SegmentView v(path);
   const auto rows = v.rows();
   for (const CatalogRow& b : before.ready) {
+    if (before.droppable.count(b.slot) != 0) continue;
     auto it = std::find_if(rows.begin(), rows.end(),
                            [&](const CatalogRow& r) { return r.slot == b.slot; });
     const bool same = it != rows.end() && it->state == EntryState::kReady && it->name == b.name &&

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "chaos.hpp"
+#include "chaos_lock.hpp"
 #include "fault_support.hpp"
 
 namespace modelpool::chaos {
@@ -35,8 +36,9 @@ struct Held {
   const Model* model;
   std::uint64_t handle = 0, offset = 0, generation = 0, checksum = 0;
   std::unique_ptr<fault::Mapping> map;
-  std::uint64_t epoch = 0;        // the connection its handle lives on
-  Clock::time_point ref_alive{};  // last time that connection's broker was seen alive
+  std::unique_ptr<ExtentLock> lock;  // taken after the map, dropped before the release
+  std::uint64_t epoch = 0;           // the connection its handle lives on
+  Clock::time_point ref_alive{};     // last time that connection's broker was seen alive
 };
 
 class ChaosClient {
@@ -153,13 +155,17 @@ class ChaosClient {
            r["generation"],
            std::stoull(r["checksum"].get<std::string>(), nullptr, 16),
            nullptr,
+           nullptr,
            epoch_,
            Clock::now()};
     h.map = std::make_unique<fault::Mapping>(segment_, h.offset, m.size);
+    // The broker's reference protects the extent until the lock is in place.
+    h.lock = std::make_unique<ExtentLock>(segment_, h.offset, m.size);
     return h;
   }
 
   void release(std::size_t i) {
+    held_[i].lock.reset();
     if (conn_ && !conn_->closed()) {
       auto r = call({{"op", "release"}, {"handle", held_[i].handle}});
       if (r && r->value("ok", false)) c_.releases.fetch_add(1);

@@ -52,21 +52,24 @@ void expect_consistent(const BrokerProcess& broker, Report& report, const std::s
 void Run::stop_clients() {
   shared->stop = true;
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  for (std::size_t i = 0; i < clients.size(); ++i) {
+  auto reap = [&](pid_t& pid, const std::string& who) {
+    if (pid <= 0) return;
     int st = 0;
     pid_t done = 0;
-    while ((done = ::waitpid(clients[i], &st, WNOHANG)) == 0 && Clock::now() < deadline) {
+    while ((done = ::waitpid(pid, &st, WNOHANG)) == 0 && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (done == 0) {
-      ::kill(clients[i], SIGKILL);
-      ::waitpid(clients[i], &st, 0);
-      report.fail("client " + std::to_string(i) + " did not stop within 20 s");
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      report.fail(who + " did not stop within 20 s");
     } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      report.fail("client " + std::to_string(i) + " ended with wait status " + std::to_string(st));
+      report.fail(who + " ended with wait status " + std::to_string(st));
     }
-    clients[i] = -1;
-  }
+    pid = -1;
+  };
+  for (std::size_t i = 0; i < clients.size(); ++i) reap(clients[i], "client " + std::to_string(i));
+  for (std::size_t i = 0; i < holders.size(); ++i) reap(holders[i], "holder " + std::to_string(i));
 }
 
 void Run::check_drained(BrokerProcess& broker) {
@@ -82,8 +85,6 @@ void Run::check_drained(BrokerProcess& broker) {
     report.fail("every client left, yet the broker has " + (*s)["clients"].dump() +
                 " clients and " + std::to_string(report.end_handles) + " handles");
   }
-  ctl.request({{"op", "clear"}});
-  s = ctl.request({{"op", "stats"}});
   fault::SegmentView v(segment);
   fault::Ranges pinned;
   for (const auto& r : v.rows()) {
@@ -91,6 +92,15 @@ void Run::check_drained(BrokerProcess& broker) {
     pinned.emplace_back(r.offset, r.offset + r.pages());
     report.pinned_baseline += r.pages();
   }
+  // A superseded generation a holder mapped is retained until the broker
+  // reaps it (every 500 ms once unlocked): clear until only the pin is left.
+  const auto reaped_by = Clock::now() + std::chrono::seconds(5);
+  do {
+    ctl.request({{"op", "clear"}});
+    s = ctl.request({{"op", "stats"}});
+    if (s && (*s)["bytes_used"] == report.pinned_baseline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (Clock::now() < reaped_by);
   report.end_bytes_used = s ? (*s)["bytes_used"].get<std::uint64_t>() : 0;
   report.end_resident = v.held_bytes();
   report.end_checked = true;
@@ -171,6 +181,23 @@ int Run::finish(BrokerProcess& broker, bool alive) {
     report.fail(std::to_string(t.other_errors.load()) + " unexpected error replies");
   }
   if (t.checked_reads == 0) report.fail("no client ever checked a read");
+  std::uint64_t holder_reads = 0, holder_wrong = 0;
+  for (int i = 0; i < kHolders; ++i) {
+    const HolderCounters& h = shared->holders[i];
+    holder_reads += h.reads.load();
+    holder_wrong += h.wrong_bytes.load();
+    if (holders.size() > static_cast<std::size_t>(i) && h.reads.load() == 0 &&
+        (i == 0 || report.replaced > 0)) {
+      report.fail("holder " + std::to_string(i) + " never read its bytes");
+    }
+  }
+  if (report.replaced > 0 && report.superseded_mapped == 0) {
+    report.fail("no kill left the replaced generation superseded while its holder mapped it");
+  }
+  if (holder_wrong > 0) {
+    report.fail(std::to_string(holder_wrong) + " holder reads saw wrong bytes (the first report: " +
+                std::string(shared->first_wrong) + ")");
+  }
   auto n = [](const std::atomic<std::uint64_t>& v) {
     return static_cast<unsigned long long>(v.load());
   };
@@ -193,6 +220,10 @@ int Run::finish(BrokerProcess& broker, bool alive) {
       n(t.spawned), n(t.acquires), n(t.pool_full), n(t.other_errors), n(t.releases));
   std::printf("  reads checked: %llu (%llu while the broker was down); wrong bytes: %llu\n",
               n(t.checked_reads), n(t.reads_while_down), n(t.wrong_bytes));
+  std::printf(
+      "  holders (never re-acquire): %llu reads, wrong bytes: %llu; file replaced under a "
+      "holder: %d; kills leaving a mapped superseded generation: %d\n",
+      u(holder_reads), u(holder_wrong), report.replaced, report.superseded_mapped);
   std::printf(
       "  reconnects: %llu; handles re-acquired: %llu in place, %llu moved, %llu dropped; timeouts: "
       "%llu\n",

@@ -48,7 +48,16 @@ std::map<std::string, Model> make_models(const std::string& dir, std::mt19937_64
     add(name, size, false);
   }
   add("pinned.bin", 3 << 19, true);
+  add("held.bin", 4 << 20, false);  // only holder 0 acquires it
+  add("swap.bin", 3 << 20, false);  // only holder 1, and replace_file
   return models;
+}
+
+// The second version of swap.bin: same size, other bytes.
+std::string second_version(const Model& m, std::mt19937_64& rng) {
+  std::string bytes(m.size, '\0');
+  for (auto& c : bytes) c = static_cast<char>(rng());
+  return bytes;
 }
 
 }  // namespace
@@ -56,6 +65,7 @@ std::map<std::string, Model> make_models(const std::string& dir, std::mt19937_64
 Run::Run(const Options& options, std::uint64_t s) : o(options), seed(s), rng(s) {}
 
 Run::~Run() {
+  clients.insert(clients.end(), holders.begin(), holders.end());
   for (pid_t& pid : clients) {
     if (pid <= 0) continue;
     ::kill(pid, SIGKILL);
@@ -93,6 +103,14 @@ void Run::uptime(BrokerProcess& broker) {
       if (r && r->value("ok", false)) ++report.admin_evictions;
     } else if (dice < 33 && past_grace) {
       broker.admin("clear");
+    } else if (dice < 36) {
+      // The holders' models: refused while a holder maps them, whatever
+      // the grace period (a replaced generation's current one may go).
+      const bool held = between(0, 1) == 0;
+      auto r = broker.admin("evict", {{"model", held ? "held.bin" : "swap.bin"}});
+      if (held && r && r->value("ok", false)) {
+        report.fail("admin evict of held.bin succeeded while holder 0 maps it");
+      }
     } else if (kill_client && dice < 50) {
       const auto i = static_cast<std::size_t>(between(0, o.clients - 1));
       ::kill(clients[i], SIGKILL);
@@ -104,19 +122,55 @@ void Run::uptime(BrokerProcess& broker) {
   }
 }
 
+void Run::start_holder(int index, const std::string& name) {
+  holders[static_cast<std::size_t>(index)] =
+      spawn_holder(index, layout::worker_socket_path(run_dir, pool), models.at(name), shared);
+  const auto deadline = Clock::now() + std::chrono::seconds(25);
+  while (shared->holders[index].generation.load() == 0 &&
+         shared->holders[index].errors.load() == 0 && Clock::now() < deadline) {
+    sleep_ms(5);
+  }
+  if (shared->holders[index].generation.load() == 0) {
+    report.fail("holder " + std::to_string(index) + " could not acquire " + name);
+  }
+}
+
+void Run::replace_file() {
+  const Model& m = models.at("swap.bin");
+  start_holder(1, m.name);
+  const std::uint64_t held = shared->holders[1].generation.load();
+  const std::string path = dir + "/models/" + m.name, tmp = dir + "/models/.swap.tmp";
+  std::ofstream(tmp, std::ios::binary)
+      .write(swap_v2.data(), static_cast<std::streamsize>(swap_v2.size()));
+  fs::rename(tmp, path);
+  swap_v2_handle = std::make_unique<fault::Conn>(layout::worker_socket_path(run_dir, pool));
+  auto r = swap_v2_handle->request({{"op", "acquire"}, {"model", m.name}, {"wait_ms", 5000}},
+                                   std::chrono::seconds(10));
+  if (!r || !r->value("ok", false) || (*r)["generation"] != held + 1 ||
+      (*r)["checksum"] != fault::hex16(m.alt_checksum)) {
+    report.fail("replacing " + m.name + ": acquire of the new version answered " +
+                (r ? r->dump() : std::string("nothing")));
+  } else {
+    ++report.replaced;  // its handle goes with the connection, at the next kill
+  }
+}
+
 bool Run::round(BrokerProcess& broker) {
+  if (report.kills == 1) replace_file();
   uptime(broker);
   std::string crash;
   if (!broker.kill9(&crash)) {
     report.fail("incarnation " + std::to_string(broker.incarnation()) + ": " + crash);
   }
   ++report.kills;
+  swap_v2_handle.reset();
   for (const auto& name : reloads_of_adopted(broker.log_path(), adopted)) {
     ++report.reloads;
     report.fail("incarnation " + std::to_string(broker.incarnation()) + " read adopted " + name +
                 " from disk again");
   }
   const DeadSegment dead = inspect_dead_segment(segment, models, report);
+  report.superseded_mapped += dead.superseded_mapped;
   report.kills_mid_load += dead.loading > 0;
   report.loading_dropped += dead.loading;
   report.kills_with_stranded_bytes += dead.stranded > 0;
@@ -130,10 +184,10 @@ bool Run::round(BrokerProcess& broker) {
   const auto ready_at = Clock::now();
   ++report.restarts;
   const AdoptionLine a = parse_adoption(broker.log_path());
-  if (!a.found || a.kept != static_cast<int>(dead.ready.size()) || a.loading != dead.loading ||
-      a.invalid != 0) {
+  const int kept = static_cast<int>(dead.ready.size() - dead.droppable.size());
+  if (!a.found || a.kept != kept || a.loading != dead.loading || a.invalid != 0) {
     report.fail("restart " + std::to_string(report.restarts) + ": expected " +
-                std::to_string(dead.ready.size()) + " adopted and " + std::to_string(dead.loading) +
+                std::to_string(kept) + " adopted and " + std::to_string(dead.loading) +
                 " half-loaded dropped; its log says " +
                 (a.found ? std::to_string(a.kept) + ", " + std::to_string(a.loading) + " and " +
                                std::to_string(a.invalid) + " invalid"
@@ -169,8 +223,11 @@ int run(const Options& o) {
   r.segment = "/dev/shm/" + r.pool;
   Scratch scratch(r.dir, r.segment, o.keep);
   r.models = make_models(r.dir + "/models", r.rng);
+  Model& swap = r.models.at("swap.bin");
+  r.swap_v2 = second_version(swap, r.rng);
+  swap.alt_checksum = fault::xxh3(r.swap_v2.data(), r.swap_v2.size());
   for (const auto& [name, m] : r.models) {
-    if (m.pinned) continue;
+    if (m.pinned || name == "held.bin" || name == "swap.bin") continue;
     r.client_models.push_back(m);
     r.client_models.back().index = static_cast<int>(r.client_models.size() - 1);
   }
@@ -194,6 +251,8 @@ int run(const Options& o) {
   if (!pinned || !pinned->value("ok", false)) r.report.fail("cannot preload and pin pinned.bin");
   r.shared = map_shared();
   r.clients.resize(static_cast<std::size_t>(o.clients));
+  r.holders.assign(kHolders, -1);
+  r.start_holder(0, "held.bin");
   for (int i = 0; i < o.clients; ++i) r.respawn(i);
   const auto deadline = Clock::now() + std::chrono::duration<double>(o.max_seconds);
   bool alive = true;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -46,6 +47,13 @@ struct Run {
   void respawn(int i);
   bool anyone_may_hold(const Model& m) const;
   void uptime(BrokerProcess& broker);
+  // The holder of held.bin (a worker that never re-acquires), from the start.
+  void start_holder(int index, const std::string& name);
+  // swap.bin: a holder maps generation 1, the file is replaced by its second
+  // version (rename over it) and generation 2 loaded; a handle on generation
+  // 2 stays open until the next kill, so that the killed segment holds both
+  // and the restart must keep the superseded one its holder still maps.
+  void replace_file();
   // Kills, checks, restarts; false when the broker could not restart.
   bool round(BrokerProcess& broker);
   // Stops the clients, checks the end state and prints the summary; the exit status.
@@ -59,7 +67,10 @@ struct Run {
   std::vector<Model> client_models;
   Shared* shared = nullptr;
   std::vector<pid_t> clients;
-  std::set<std::string> adopted;  // by the running incarnation
+  std::vector<pid_t> holders;                   // by holder index; -1 when not started or reaped
+  std::string swap_v2;                          // the second version of swap.bin
+  std::unique_ptr<fault::Conn> swap_v2_handle;  // holds generation 2 until the next kill
+  std::set<std::string> adopted;                // by the running incarnation
   Report report;
 
  private:
