@@ -58,6 +58,13 @@ const EntryInfo* Pool::find_current(std::string_view name) const {
   return it == current_.end() ? nullptr : get(it->second);
 }
 
+const EntryInfo* Pool::find_resident(const layout::SourceIdentity& source) const {
+  for (const auto& [id, e] : entries_) {
+    if (e.base == 0 && e.current && e.source == source) return &e;
+  }
+  return nullptr;
+}
+
 const EntryInfo* Pool::get(EntryId id) const {
   auto it = entries_.find(id);
   return it == entries_.end() ? nullptr : &it->second;
@@ -108,7 +115,7 @@ Status Pool::check_replaceable(const EntryInfo* old, const layout::SourceIdentit
 }
 
 bool Pool::idle(const EntryInfo& e) {
-  return e.state == EntryState::kReady && e.current && e.refs == 0 && !e.pinned;
+  return e.base == 0 && e.state == EntryState::kReady && e.current && e.refs == 0 && !e.holds_pin();
 }
 
 bool Pool::evictable_for_room(EntryId id, std::int64_t now_ns) const {
@@ -211,7 +218,9 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
   if (Status s = check_size(name, size, footprint); !s.ok()) return s;
   const EntryInfo* old = find_current(name);
   if (Status s = check_replaceable(old, source); !s.ok()) return s;
-  const EntryInfo* reclaimed = old != nullptr && old->refs == 0 && !mapped(*old) ? old : nullptr;
+  // An alias holds no bytes: superseding it frees no room.
+  const EntryInfo* reclaimed =
+      old != nullptr && old->base == 0 && old->refs == 0 && !mapped(*old) ? old : nullptr;
   Result<std::vector<EntryId>> victims = plan_room(name, footprint, extent, reclaimed, now_ns);
   if (!victims.ok()) return victims.status();
   // Placed while the victims still hold their extents, so it overlaps none,
@@ -224,17 +233,7 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
   std::optional<std::uint32_t> slot = slots_.allocate();  // prefer a slot nobody just left
   if (old != nullptr) {
     r.entry.pinned = old->pinned;
-    EntryInfo* o = mutable_entry(old->id);
-    if (reclaimed != nullptr) {
-      r.evicted.push_back(take(o->id, Removal::kDropped));
-    } else {
-      o->current = false;
-      current_.erase(current_.find(name));
-      if (o->refs == 0) {  // mapped by a worker the broker cannot see
-        o->retained = true;
-        ++retained_;
-      }
-    }
+    supersede(*mutable_entry(old->id), reclaimed != nullptr, r.evicted);
   }
   for (EntryId v : *victims) r.evicted.push_back(take(v, Removal::kForRoom));
   if (!offset) offset = allocator_.allocate(extent);
@@ -248,6 +247,95 @@ Result<Reservation> Pool::begin_load(std::string_view name, const layout::Source
   bytes_used_ += footprint;
   entries_.emplace(r.entry.id, r.entry);
   return r;
+}
+
+void Pool::supersede(EntryInfo& old, bool reclaim, std::vector<EntryInfo>& freed) {
+  if (old.base != 0) {
+    if (old.refs == 0) {
+      take_alias(old.id);
+    } else {
+      if (old.pinned) --mutable_entry(old.base)->alias_pins;
+      old.current = false;
+      current_.erase(old.name);
+    }
+    return;
+  }
+  if (reclaim) {
+    freed.push_back(take(old.id, Removal::kDropped));
+    return;
+  }
+  retire_aliases(old.id);  // the names that shared it find the new copy
+  old.current = false;
+  current_.erase(old.name);
+  if (old.refs == 0) {  // mapped by a worker the broker cannot see
+    old.retained = true;
+    ++retained_;
+  }
+}
+
+Result<Reservation> Pool::alias(std::string_view name, EntryId base, std::int64_t now_ns) {
+  note_time(now_ns);
+  if (name.empty() || name.size() > layout::kMaxNameBytes) {
+    return error(ErrorCode::kInvalidName,
+                 "model name must be 1 to " + std::to_string(layout::kMaxNameBytes) + " bytes");
+  }
+  const EntryInfo* b = get(base);
+  if (b == nullptr || b->base != 0 || !b->current || b->state != EntryState::kReady ||
+      b->name == name) {
+    return error(ErrorCode::kInternal, "no resident copy to share for '" + std::string(name) + "'");
+  }
+  const EntryInfo* old = find_current(name);
+  if (old != nullptr && (old->state == EntryState::kLoading || old->source == b->source)) {
+    return error(ErrorCode::kInternal, "'" + std::string(name) + "' is already " +
+                                           (old->source == b->source ? "resident" : "loading"));
+  }
+  Reservation r;
+  EntryInfo& a = r.entry;
+  a = make_entry(name, b->source, b->size, b->extent_size, now_ns);
+  a.id = next_id_++;
+  a.base = base;
+  a.footprint = 0;
+  a.state = EntryState::kReady;
+  a.offset = b->offset;
+  a.slot = b->slot;
+  a.checksum = b->checksum;
+  a.format = b->format;
+  a.load_seconds = 0;
+  if (old != nullptr) {
+    a.pinned = old->pinned;
+    const bool reclaim = old->base == 0 && old->refs == 0 && !mapped(*old);
+    supersede(*mutable_entry(old->id), reclaim, r.evicted);
+  }
+  if (a.pinned) ++mutable_entry(base)->alias_pins;
+  history_[a.name] = NameHistory{a.generation, a.source};
+  current_[a.name] = a.id;
+  entries_.emplace(a.id, a);
+  ++aliases_;
+  return r;
+}
+
+void Pool::retire_aliases(EntryId base) {
+  if (aliases_ == 0) return;
+  std::vector<EntryId> of_base;
+  for (const auto& [id, e] : entries_) {
+    if (e.base == base && e.current) of_base.push_back(id);
+  }
+  std::vector<EntryInfo> none;
+  for (EntryId id : of_base) supersede(*mutable_entry(id), false, none);
+}
+
+void Pool::take_alias(EntryId id) {
+  auto it = entries_.find(id);
+  assert(it != entries_.end() && it->second.base != 0);
+  const EntryInfo& a = it->second;
+  if (a.current) {
+    if (a.pinned) {
+      if (EntryInfo* b = mutable_entry(a.base)) --b->alias_pins;
+    }
+    current_.erase(a.name);
+  }
+  entries_.erase(it);
+  --aliases_;
 }
 
 void Pool::finish_load(EntryId id, std::uint64_t checksum, layout::Format format,
@@ -274,13 +362,27 @@ void Pool::add_ref(EntryId id, std::int64_t now_ns) {
   ++e->refs;
   ++e->accesses;
   e->last_access_ns = now_ns;
-  policy_->on_access(id);
+  if (e->base != 0) {  // the bytes are base's: its refs protect them
+    e = mutable_entry(e->base);
+    ++e->refs;
+    ++e->alias_refs;
+    e->last_access_ns = now_ns;
+  }
+  policy_->on_access(e->id);
 }
 
 std::vector<EntryInfo> Pool::release_ref(EntryId id) {
   EntryInfo* e = mutable_entry(id);
   if (e == nullptr || e->refs == 0) return {};
   --e->refs;
+  if (e->base != 0) {
+    const EntryId base = e->base;
+    if (e->refs == 0 && !e->current) take_alias(e->id);
+    e = mutable_entry(base);
+    if (e == nullptr || e->refs == 0 || e->alias_refs == 0) return {};
+    --e->refs;
+    --e->alias_refs;
+  }
   if (e->refs > 0 || e->current) return {};
   return drop_or_retain(*e);
 }
@@ -309,6 +411,8 @@ std::vector<EntryInfo> Pool::reap() {
 EntryInfo Pool::take(EntryId id, Removal how) {
   auto it = entries_.find(id);
   assert(it != entries_.end());
+  assert(it->second.base == 0);
+  if (aliases_ > 0) retire_aliases(id);  // all without refs, as it has none
   EntryInfo e = std::move(it->second);
   entries_.erase(it);
   if (e.state == EntryState::kReady) {

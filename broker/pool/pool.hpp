@@ -84,6 +84,15 @@ struct EntryInfo {
   std::int64_t last_access_ns = 0, loaded_ns = 0;
   double load_seconds = 0;
   std::int64_t evictable_after_ns = 0;  // grace period: not evicted for room before this
+  // An alias: a name (a symlink, a manifest alias, another path) whose file
+  // is the one entry `base` already holds. It shares base's bytes, extent
+  // and catalog slot, holds no footprint of its own, and each of its refs is
+  // one on base too. 0 for an entry that holds its own bytes.
+  EntryId base = 0;
+  std::uint32_t alias_pins = 0;  // of an entry with bytes: its current aliases that are pinned
+  std::uint32_t alias_refs = 0;  // of an entry with bytes: the refs in `refs` taken through aliases
+  // Pinned itself or through an alias: the pin its bytes (and catalog slot) carry.
+  bool holds_pin() const { return pinned || alias_pins > 0; }
 };
 
 struct Reservation {
@@ -115,6 +124,9 @@ class Pool {
 
   // The current generation of `name` (LOADING or READY), or nullptr.
   const EntryInfo* find_current(std::string_view name) const;
+  // The current entry holding its own bytes (LOADING or READY) whose source
+  // is `source`, or nullptr: the copy another name of that file can share.
+  const EntryInfo* find_resident(const layout::SourceIdentity& source) const;
   const EntryInfo* get(EntryId id) const;
 
   // Reserves room for a new LOADING entry of `name`. Errors, all leaving the
@@ -133,6 +145,15 @@ class Pool {
   // in `evicted` at once when it has no refs).
   Result<Reservation> begin_load(std::string_view name, const layout::SourceIdentity& source,
                                  std::uint64_t size, std::int64_t now_ns);
+  // Makes `name` an alias of `base` (READY, current, holding its own bytes):
+  // one resident copy per file, whatever names reach it. The alias gets the
+  // next generation of `name` when its source differs from the last one,
+  // `name`'s previous pin, and no refs; the previous current entry of `name`
+  // is superseded as by begin_load (`evicted` has it when it is freed now).
+  // Errors, pool unchanged: kInvalidName (bad name), kInternal (`base` is
+  // not such an entry, is `name` itself, or `name` is already current with
+  // that source).
+  Result<Reservation> alias(std::string_view name, EntryId base, std::int64_t now_ns);
   // LOADING -> READY. Ignored for unknown ids or entries not LOADING.
   void finish_load(EntryId id, std::uint64_t checksum, layout::Format format, double load_seconds);
   // Removes a LOADING entry (refs taken by waiters go with it) and returns it
@@ -220,8 +241,15 @@ class Pool {
   std::uint64_t max_model_size() const;
   Status check_size(std::string_view name, std::uint64_t size, std::uint64_t footprint) const;
   Status check_replaceable(const EntryInfo* old, const layout::SourceIdentity& source) const;
-  // Idle: READY, current, no refs, not pinned.
+  // Idle: holds its own bytes, READY, current, no refs, not pinned (nor
+  // through an alias).
   static bool idle(const EntryInfo& e);
+  // `old`, the current entry of its name, stops being current: freed now
+  // (into `freed`) when `reclaim`, else kept while refs or a mapping hold it.
+  void supersede(EntryInfo& old, bool reclaim, std::vector<EntryInfo>& freed);
+  // The aliases of `base` stop being current; those without refs go.
+  void retire_aliases(EntryId base);
+  void take_alias(EntryId id);
   bool mapped(const EntryInfo& e) const { return mapped_ && mapped_(e); }
   // A superseded entry with no refs: freed now, or retained while mapped.
   std::vector<EntryInfo> drop_or_retain(EntryInfo& e);
@@ -254,6 +282,7 @@ class Pool {
   std::int64_t clock_ns_ = 0;  // latest now_ns seen
   MappedProbe mapped_;
   std::size_t retained_ = 0;
+  std::size_t aliases_ = 0;  // entries with a base
 };
 
 }  // namespace modelpool::broker

@@ -4,6 +4,7 @@
 // re-adoption after a restart, listing, and the self-check that tests (and a
 // debug admin command) use to prove the indexes agree with each other.
 #include <algorithm>
+#include <map>
 #include <string>
 #include <tuple>
 #include <unordered_set>
@@ -34,6 +35,15 @@ Result<EntryInfo> Pool::evict(std::string_view name) {
                  quoted(name) + " is in use by " + std::to_string(e->refs) + " handles");
   }
   if (e->pinned) return error(ErrorCode::kForbidden, quoted(name) + " is pinned");
+  if (e->base != 0) {  // the name goes; the bytes stay with the entry that holds them
+    EntryInfo gone = *e;
+    take_alias(gone.id);
+    return gone;
+  }
+  if (e->alias_pins > 0) {
+    return error(ErrorCode::kForbidden,
+                 quoted(name) + " is pinned through another name that shares its bytes");
+  }
   if (mapped(*e)) {
     return error(ErrorCode::kForbidden,
                  quoted(name) +
@@ -44,10 +54,12 @@ Result<EntryInfo> Pool::evict(std::string_view name) {
 }
 
 std::vector<EntryInfo> Pool::clear() {
-  std::vector<EntryId> idle_ids;
+  std::vector<EntryId> idle_ids, idle_aliases;
   for (const auto& [id, e] : entries_) {
     if (idle(e) && !mapped(e)) idle_ids.push_back(id);
+    if (e.base != 0 && e.current && e.refs == 0 && !e.pinned) idle_aliases.push_back(id);
   }
+  for (EntryId id : idle_aliases) take_alias(id);  // names only: no bytes to return
   std::vector<EntryInfo> out;
   out.reserve(idle_ids.size());
   for (EntryId id : idle_ids) out.push_back(take(id, Removal::kByAdmin));
@@ -59,7 +71,12 @@ Status Pool::set_pinned(std::string_view name, bool pinned) {
   if (it == current_.end()) {
     return error(ErrorCode::kNotFound, quoted(name) + " is not in the pool");
   }
-  mutable_entry(it->second)->pinned = pinned;
+  EntryInfo* e = mutable_entry(it->second);
+  if (e->base != 0 && e->pinned != pinned) {
+    EntryInfo* b = mutable_entry(e->base);
+    b->alias_pins = pinned ? b->alias_pins + 1 : b->alias_pins - 1;
+  }
+  e->pinned = pinned;
   return Status::ok_status();
 }
 
@@ -158,7 +175,21 @@ Status Pool::check_entries() const {
   std::vector<const EntryInfo*> by_offset;
   std::unordered_set<std::uint32_t> slots;
   std::uint64_t held = 0, extents = 0;
+  std::map<EntryId, std::pair<std::uint32_t, std::uint32_t>> of_base;  // alias refs, pins
   for (const auto& [id, e] : entries_) {
+    if (e.base != 0) {
+      const EntryInfo* b = get(e.base);
+      if (b == nullptr || b->base != 0 || b->state != EntryState::kReady ||
+          (e.current && !b->current) || b->offset != e.offset || b->slot != e.slot) {
+        return broken(quoted(e.name) + " shares bytes it does not match");
+      }
+      if (e.footprint != 0 || (!e.current && e.refs == 0)) {
+        return broken(quoted(e.name) + " is an alias that should hold nothing");
+      }
+      of_base[e.base].first += e.refs;
+      of_base[e.base].second += e.current && e.pinned ? 1 : 0;
+      continue;
+    }
     by_offset.push_back(&e);
     if (!slots.insert(e.slot).second) return broken(quoted(e.name) + " shares its slot");
     if (e.footprint != footprint_for(e.size))
@@ -174,7 +205,15 @@ Status Pool::check_entries() const {
                   std::to_string(held) + "; extents " + std::to_string(extents) +
                   ", allocator has " + std::to_string(allocator_.used_bytes()) + " in use");
   }
-  if (slots_.used_count() != entries_.size()) return broken("slot count disagrees");
+  if (slots_.used_count() != entries_.size() - aliases_) return broken("slot count disagrees");
+  for (const auto& [id, e] : entries_) {
+    const auto counted =
+        of_base.count(id) != 0 ? of_base[id] : std::pair<std::uint32_t, std::uint32_t>{};
+    if (e.base == 0 && (e.refs < e.alias_refs || e.alias_refs != counted.first ||
+                        e.alias_pins != counted.second)) {
+      return broken(quoted(e.name) + " disagrees with its aliases' refs or pins");
+    }
+  }
   std::sort(by_offset.begin(), by_offset.end(),
             [](const EntryInfo* a, const EntryInfo* b) { return a->offset < b->offset; });
   for (std::size_t i = 0; i < by_offset.size(); ++i) {
@@ -200,7 +239,7 @@ Status Pool::self_check() const {
       if (it == current_.end() || it->second != id) {
         return broken(quoted(e.name) + " is current but not indexed");
       }
-    } else if ((e.refs == 0 && !e.retained) || e.state != EntryState::kReady) {
+    } else if (e.base == 0 && ((e.refs == 0 && !e.retained) || e.state != EntryState::kReady)) {
       return broken(quoted(e.name) + " is superseded and should have been freed");
     }
   }

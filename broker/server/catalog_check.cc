@@ -39,9 +39,9 @@ std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
   if (v.offset != e.offset) return differs("offset", v.offset, e.offset);
   if (v.size != e.size) return differs("size", v.size, e.size);
   if (v.extent_size != e.extent_size) return differs("extent size", v.extent_size, e.extent_size);
-  if (v.pinned != e.pinned) {
+  if (v.pinned != e.holds_pin()) {  // pinned itself or through a name that shares it
     return std::string("pinned ") + (v.pinned ? "yes" : "no") + ", pool says " +
-           (e.pinned ? "yes" : "no");
+           (e.holds_pin() ? "yes" : "no");
   }
   if (e.state != EntryState::kReady) return "";
   if (v.checksum != e.checksum) return differs("checksum", v.checksum, e.checksum);
@@ -84,6 +84,7 @@ std::vector<std::string> check_catalog(const Pool& pool, const Segment& segment)
   std::vector<std::string> problems;
   std::unordered_set<std::uint32_t> slots;
   for (const EntryInfo* e : pool.entries()) {
+    if (e->base != 0) continue;  // an alias: its slot is its base's
     slots.insert(e->slot);
     if (problems.size() >= kMaxProblems) continue;
     const std::string diff = first_difference(*e, segment.slot_view(e->slot));

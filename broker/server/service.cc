@@ -12,7 +12,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include "broker/server/log_text.hpp"
 #include "broker/server/verify.hpp"
+#include "shm/format/tensor_index.hpp"
 #include "shm/layout/paths.hpp"
 #include "shm/protocol/frame.hpp"
 #include "shm/protocol/hot_path.hpp"
@@ -117,6 +119,25 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
     }
     return {};
   }
+  // One resident copy per file: another name (a symlink, a manifest alias,
+  // the path itself) of a file already resident shares its bytes.
+  if (const EntryInfo* twin = pool_.find_resident(file->identity());
+      twin != nullptr && twin->name != model && may_share(*twin, *file, listed)) {
+    if (twin->state == layout::EntryState::kLoading) {
+      inflight_.at(twin->id).retry.emplace_back(model, std::move(w));  // shared once it is ready
+      return {};
+    }
+    const std::string shared = twin->name;
+    auto res = pool_.alias(model, twin->id, now_ns());
+    if (!res.ok()) return res.status();
+    free_entries(res->evicted);
+    if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
+    spdlog::info("{} shares the resident copy of {} (the same file)", log_text(model),
+                 log_text(shared));
+    const EntryInfo entry = res->entry;
+    grant(entry, w, true);
+    return {};
+  }
   free_entries(pool_.reap());  // what workers stopped mapping is room too
   auto res = pool_.begin_load(model, file->identity(), file->identity().size, now_ns());
   schedule_reap();  // the generation it replaces may stay while a worker maps it
@@ -148,6 +169,7 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
   auto& in = inflight_[e.id];
   in.file = std::move(file);
   in.waiters.push_back(std::move(w));
+  in.sha256 = sha256;
   const EntryId id = e.id;
   const int fd = segment_.fd();
   const std::uint64_t offset = e.offset, size = e.size;
@@ -176,15 +198,13 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
                            static_cast<std::uint64_t>(result->seconds * 1e9));
     pool_.finish_load(id, result->checksum, format, result->seconds);
     stats_.record_load(e->size, result->seconds);
+    if (!in.sha256.empty()) verified_sha256_[id] = in.sha256;
     spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}",
                  e->name, e->generation, layout::format_bytes(e->size), result->seconds,
                  result->seconds > 0 ? static_cast<double>(e->size) / result->seconds / 1e9 : 0.0,
                  layout::to_string(format));
     const ManifestEntry* listed = manifest_ ? manifest_->find(e->name) : nullptr;
-    if (listed != nullptr && listed->pin) {
-      (void)pool_.set_pinned(e->name, true);
-      segment_.publish_pinned(e->slot, true);
-    }
+    if (listed != nullptr && listed->pin) pin(*e, true);
     const EntryInfo ready = *pool_.get(id);
     for (auto& w : in.waiters) grant(ready, w, false);
     free_entries(pool_.enforce_watermark());
@@ -211,20 +231,14 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
 
 void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
   if (w.kind == Waiter::Kind::kPreload) {
-    if (w.pin) {
-      (void)pool_.set_pinned(e.name, true);
-      segment_.publish_pinned(e.slot, true);
-    }
+    if (w.pin) pin(e, true);
     if (w.done) w.done(Status());
     return;
   }
   SessionPtr s = w.session.lock();
   if (!s || s->closed()) return;
   if (w.kind == Waiter::Kind::kLoad) {
-    if (w.pin) {
-      (void)pool_.set_pinned(e.name, true);
-      segment_.publish_pinned(e.slot, true);
-    }
+    if (w.pin) pin(e, true);
     s->reply_ok(w.id, {{"model", e.name},
                        {"size", e.size},
                        {"generation", e.generation},
@@ -265,6 +279,22 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                   h);
   }
   s->send(std::move(reply));
+}
+
+bool Service::may_share(const EntryInfo& twin, const ResolvedFile& file,
+                        const ManifestEntry* listed) const {
+  const layout::Format promised = format::format_for_name(file.name());
+  if (promised != layout::Format::kRaw && promised != twin.format) return false;
+  if (listed == nullptr || listed->sha256.empty()) return true;
+  auto it = verified_sha256_.find(twin.id);
+  return it != verified_sha256_.end() && it->second == listed->sha256;
+}
+
+void Service::pin(const EntryInfo& e, bool pinned) {
+  if (!pool_.set_pinned(e.name, pinned).ok()) return;
+  const EntryInfo* now = pool_.find_current(e.name);
+  const EntryInfo* bytes = now->base != 0 ? pool_.get(now->base) : now;
+  segment_.publish_pinned(bytes->slot, bytes->holds_pin());
 }
 
 Status Service::handles_cap_error() const {
@@ -400,6 +430,8 @@ void Service::update_release_wake() {
 
 void Service::free_entries(const std::vector<EntryInfo>& entries) {
   for (const auto& e : entries) {
+    if (e.base != 0) continue;  // an alias: its bytes are another entry's
+    verified_sha256_.erase(e.id);
     segment_.publish_free(e.slot);
     segment_.release(e.offset, e.extent_size);
     spdlog::info("evicted {} generation {} ({}, {} accesses)", e.name, e.generation,

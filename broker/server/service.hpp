@@ -132,6 +132,7 @@ class Service {
     ResolvedFile file;
     std::vector<Waiter> waiters;
     std::vector<std::pair<std::string, Waiter>> retry;  // want a newer version of the file
+    std::string sha256;                                 // the manifest's, checked by the load
   };
   struct Handle {
     EntryId entry;
@@ -144,6 +145,14 @@ class Service {
   void start_load(const EntryInfo& entry, ResolvedFile file, Waiter w, std::string sha256);
   void finish_load(EntryId id, Result<LoadResult> result, layout::Format format);
   void grant(const EntryInfo& e, Waiter& w, bool cached);
+  // True when `model`, resolved to `file`, may share `twin`'s copy (the same
+  // file): the format its name promises and its manifest sha256, if any,
+  // are what `twin`'s bytes were checked against.
+  bool may_share(const EntryInfo& twin, const ResolvedFile& file,
+                 const ManifestEntry* listed) const;
+  // Pins or unpins the current entry `e` of its name, in the pool and in the
+  // catalog slot of its bytes (which carries their pin through any name).
+  void pin(const EntryInfo& e, bool pinned);
   void fail(Waiter& w, const Status& status);
   // pool_full naming --max-handles-per-client.
   Status handles_cap_error() const;
@@ -179,6 +188,8 @@ class Service {
   std::shared_ptr<const Manifest> manifest_;
   Stats stats_;
   std::unordered_map<EntryId, Inflight> inflight_;
+  // Entries whose bytes matched a manifest sha256 at load, with it.
+  std::unordered_map<EntryId, std::string> verified_sha256_;
   std::unordered_map<std::uint64_t, Handle> handles_;
   std::uint64_t next_handle_ = 1;
   std::deque<RoomWaiter> room_waiters_;

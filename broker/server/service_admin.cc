@@ -18,19 +18,22 @@ using nlohmann::json;
 
 namespace {
 
-json model_row(const EntryInfo& e) {
-  return {{"name", e.name},
-          {"size", e.size},
-          {"refs", e.refs},
-          {"generation", e.generation},
-          {"state", e.state == layout::EntryState::kReady ? "ready" : "loading"},
-          {"pinned", e.pinned},
-          {"current", e.current},
-          {"format", std::string(layout::to_string(e.format))},
-          {"accesses", e.accesses},
-          {"last_access_unix_ms", e.last_access_ns / 1000000},
-          {"load_seconds", e.load_seconds},
-          {"offset", e.offset}};
+json model_row(const Pool& pool, const EntryInfo& e) {
+  json row = {{"name", e.name},
+              {"size", e.size},
+              {"refs", e.refs - e.alias_refs},  // its own: an alias's are on its row
+              {"generation", e.generation},
+              {"state", e.state == layout::EntryState::kReady ? "ready" : "loading"},
+              {"pinned", e.pinned},
+              {"current", e.current},
+              {"format", std::string(layout::to_string(e.format))},
+              {"accesses", e.accesses},
+              {"last_access_unix_ms", e.last_access_ns / 1000000},
+              {"load_seconds", e.load_seconds},
+              {"offset", e.offset}};
+  // Another name of a resident file: its bytes are that entry's.
+  if (e.base != 0) row["shares"] = pool.get(e.base)->name;
+  return row;
 }
 
 }  // namespace
@@ -44,9 +47,9 @@ Result<json> Service::evict(std::string_view model) {
 }
 
 Result<json> Service::set_pinned(std::string_view model, bool pinned) {
-  if (Status s = pool_.set_pinned(model, pinned); !s.ok()) return s;
   const EntryInfo* e = pool_.find_current(model);
-  segment_.publish_pinned(e->slot, pinned);
+  if (e == nullptr) return pool_.set_pinned(model, pinned);  // not_found, saying so
+  pin(*e, pinned);
   spdlog::info("{} {}", pinned ? "pinned" : "unpinned", log_text(model));
   if (!pinned) {
     free_entries(pool_.enforce_watermark());
@@ -66,7 +69,7 @@ json Service::clear() {
 
 json Service::list() const {
   json rows = json::array();
-  for (const EntryInfo* e : pool_.entries()) rows.push_back(model_row(*e));
+  for (const EntryInfo* e : pool_.entries()) rows.push_back(model_row(pool_, *e));
   return {{"models", std::move(rows)}};
 }
 
