@@ -183,15 +183,11 @@ void MetricsServer::accept() {
       return;
     }
     if (!ec && *open_ >= limits_.max_clients) {
-      ++refused_;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_refusal_log_ >= kAcceptLogInterval) {
+      if (const std::uint64_t n = refusals_.count()) {
         spdlog::warn(
             "metrics: closed {} connection(s) at once: {} open, the most allowed "
             "(--metrics-max-clients)",
-            refused_, *open_);
-        last_refusal_log_ = now;
-        refused_ = 0;
+            n, *open_);
       }
       boost::system::error_code ignored;
       s.close(ignored);
@@ -203,15 +199,11 @@ void MetricsServer::accept() {
 }
 
 void MetricsServer::accept_failed(const boost::system::error_code& ec) {
-  ++accept_failures_;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_accept_log_ >= kAcceptLogInterval) {
+  if (const std::uint64_t n = accept_failures_.count()) {
     spdlog::warn(
         "metrics: accept failed: {} ({} time(s) since the last report; retrying every {} ms, "
         "reported at most every {} s)",
-        ec.message(), accept_failures_, kAcceptRetry.count(), kAcceptLogInterval.count());
-    last_accept_log_ = now;
-    accept_failures_ = 0;
+        ec.message(), n, kAcceptRetry.count(), kAcceptLogInterval.count());
   }
   retry_.expires_after(kAcceptRetry);
   retry_.async_wait([this](boost::system::error_code e) {

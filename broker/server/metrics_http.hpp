@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "broker/server/log_throttle.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::broker {
@@ -55,10 +56,8 @@ class MetricsServer {
   // Open connections; shared with them, as they may outlive this object
   // inside the io_context's queue at shutdown.
   std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);
-  std::uint64_t accept_failures_ = 0;
-  std::uint64_t refused_ = 0;
-  std::chrono::steady_clock::time_point last_accept_log_{};
-  std::chrono::steady_clock::time_point last_refusal_log_{};
+  LogThrottle accept_failures_{kAcceptLogInterval};
+  LogThrottle refusals_{kAcceptLogInterval};
 };
 
 }  // namespace modelpool::broker

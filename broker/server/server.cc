@@ -103,7 +103,10 @@ void Server::accept(Acceptor& acceptor, bool admin) {
         return;
       }
     } else if (sessions_.size() >= config_.max_clients) {
-      spdlog::warn("refusing a connection: {} clients connected (--max-clients)", sessions_.size());
+      if (const std::uint64_t n = refusals_.count()) {
+        spdlog::warn("refused {} connection(s): {} clients connected (--max-clients)", n,
+                     sessions_.size());
+      }
       std::string frame = proto::encode_frame(
           proto::encode_error(nullptr, error(ErrorCode::kPoolFull, "too many clients connected")));
       boost::system::error_code ignored;
@@ -124,16 +127,11 @@ void Server::accept(Acceptor& acceptor, bool admin) {
 }
 
 void Server::accept_failed(Acceptor& acceptor, bool admin, const boost::system::error_code& ec) {
-  ++accept_failures_;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_accept_log_ >= kAcceptLogInterval) {
+  if (const std::uint64_t n = accept_failures_.count()) {
     spdlog::warn(
         "accept failed: {} ({} time(s) since the last report; retrying every {} ms, "
         "reported at most every {} s)",
-        ec.message(), accept_failures_, kAcceptRetry.count(),
-        std::chrono::duration_cast<std::chrono::seconds>(kAcceptLogInterval).count());
-    last_accept_log_ = now;
-    accept_failures_ = 0;
+        ec.message(), n, kAcceptRetry.count(), kAcceptLogInterval.count());
   }
   auto timer = std::make_shared<asio::steady_timer>(io_, kAcceptRetry);
   timer->async_wait([this, &acceptor, admin, timer](boost::system::error_code e) {

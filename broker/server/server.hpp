@@ -17,6 +17,7 @@
 
 #include "broker/config.hpp"
 #include "broker/server/dispatch.hpp"
+#include "broker/server/log_throttle.hpp"
 #include "broker/server/service.hpp"
 
 namespace modelpool::broker {
@@ -52,8 +53,8 @@ class Server {
   std::uint64_t next_session_ = 1;
   static constexpr std::chrono::milliseconds kAcceptRetry{100};
   static constexpr std::chrono::seconds kAcceptLogInterval{10};
-  std::uint64_t accept_failures_ = 0;
-  std::chrono::steady_clock::time_point last_accept_log_{};
+  LogThrottle accept_failures_{kAcceptLogInterval};
+  LogThrottle refusals_{kAcceptLogInterval};  // past --max-clients
   bool stopping_ = false;
   std::function<void()> done_;
 };

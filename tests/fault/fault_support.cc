@@ -20,6 +20,7 @@
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace modelpool::fault {
 
@@ -277,6 +278,26 @@ std::uint64_t cpu_ticks(pid_t pid) {
     if (i >= 14) ticks += std::stoull(field);
   }
   return ticks;
+}
+
+std::uint64_t cpu_ticks_over_one_second(pid_t pid, const char* what) {
+  const std::uint64_t before = cpu_ticks(pid);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const std::uint64_t used = cpu_ticks(pid) - before;
+  std::printf("broker CPU over 1 s %s: %llu ticks of %ld\n", what,
+              static_cast<unsigned long long>(used), ::sysconf(_SC_CLK_TCK));
+  return used;
+}
+
+bool spins(std::uint64_t ticks_per_second) {
+  return ticks_per_second >= static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK)) / 5;
+}
+
+int count_lines_with(const std::string& path, std::string_view needle) {
+  std::ifstream in(path);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) lines += line.find(needle) != std::string::npos;
+  return lines;
 }
 
 }  // namespace modelpool::fault

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -122,6 +123,13 @@ std::size_t open_fds(pid_t pid);        // entries of /proc/PID/fd
 std::uint64_t vm_rss_bytes(pid_t pid);  // VmRSS of /proc/PID/status
 // utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14, 15).
 std::uint64_t cpu_ticks(pid_t pid);
+// The CPU `pid` uses over one second of wall time, in clock ticks, printed
+// with `what` for the test log. A measurement window, not a synchronisation.
+std::uint64_t cpu_ticks_over_one_second(pid_t pid, const char* what);
+// Whether `ticks` over one second are a busy loop: more than a fifth of a CPU.
+bool spins(std::uint64_t ticks_per_second);
+// Lines of the file at `path` that contain `needle`.
+int count_lines_with(const std::string& path, std::string_view needle);
 
 }  // namespace modelpool::fault
 
