@@ -119,11 +119,8 @@ int run(Config& config) {
   cleanup.arm(seg);
   if (Status s = share_segment(config, seg); !s.ok()) return fail(s.message());
 
-  Pool pool(pool_config(config, seg));
-  // Workers lock the extents they map (see Segment::mapped): nothing they
-  // still map is freed, across restarts of this broker too.
-  pool.set_mapped_probe([&seg](const EntryInfo& e) { return seg.mapped(e.offset, e.size); });
-  if (Status s = adopt_segment(seg, pool, config); !s.ok()) return fail(s.message());
+  CatalogStore store(std::move(*segment), pool_config(config, seg));
+  if (Status s = adopt_segment(store, config); !s.ok()) return fail(s.message());
 
   // One thread runs the loop, and every socket and timer lives on it; the
   // loader threads only post() to it, which keeps the scheduler's lock. So
@@ -133,7 +130,7 @@ int run(Config& config) {
   boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
   Loader loader(Loader::Options{static_cast<unsigned>(config.loader_threads), config.chunk_bytes,
                                 static_cast<unsigned>(config.queue_depth), config.direct_io});
-  Service service(io, config, seg, pool, loader, names.value());
+  Service service(io, config, store, loader, names.value());
   Server server(io, config, service);
   if (Status s = load_manifest(config, service); !s.ok()) return fail(s.message());
   if (Status s = preload_models(io, service, config); !s.ok()) return fail(s.message());

@@ -132,52 +132,22 @@ PoolConfig pool_config(const Config& config, const Segment& segment) {
   return pc;
 }
 
-Status adopt_segment(Segment& segment, Pool& pool, const Config& config) {
-  if (!segment.adopted()) return {};
-  auto adopted = segment.adopt_entries();
-  // The newest generation of a name becomes current; older ones are superseded.
-  std::sort(adopted.begin(), adopted.end(),
-            [](const auto& a, const auto& b) { return a.generation > b.generation; });
+Status adopt_segment(CatalogStore& store, const Config& config) {
+  if (!store.segment().adopted()) return {};
   const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
-  std::uint64_t bytes = 0;
-  std::size_t kept = 0;
-  for (const auto& a : adopted) {
-    EntryInfo e;
-    e.name = a.name;
-    e.generation = a.generation;
-    e.state = layout::EntryState::kReady;
-    e.offset = a.offset;
-    e.size = a.size;
-    e.extent_size = a.extent_size;
-    e.checksum = a.checksum;
-    e.format = a.format;
-    e.source = a.source;
-    e.slot = a.slot;
-    e.pinned = a.pinned;
-    e.loaded_ns = a.loaded_unix_ns;
-    e.load_seconds = static_cast<double>(a.load_ns) / 1e9;
-    if (Status s = pool.adopt(e); !s.ok()) {
-      spdlog::warn("not adopting {} generation {}: {}", a.name, a.generation, s.message());
-      if (s.code() != ErrorCode::kInternal) {  // superseded or invalid: its bytes are ours to free
-        segment.publish_free(a.slot);
-        segment.release(a.offset, a.extent_size);
-      }
-      continue;
-    }
-    if (const EntryInfo* cur = pool.find_current(a.name)) {
-      pool.set_evictable_after(cur->id,
-                               now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
-    }
-    ++kept;
-    bytes += pool.footprint_for(a.size);
+  const auto adoption =
+      store.adopt(now + static_cast<std::int64_t>(config.adopt_grace_s) * 1000000000);
+  for (const auto& r : adoption.refused) {
+    spdlog::warn("not adopting {} generation {}: {}", r.name, r.generation, r.why);
   }
-  const auto& report = segment.adoption_report();
+  const auto& report = store.segment().adoption_report();
   spdlog::info(
       "adopted segment of pool \"{}\": {} model(s), {} resident, no reload needed; dropped {} "
       "half-loaded and {} invalid entries",
-      config.pool, kept, layout::format_bytes(bytes), report.loading, report.invalid);
+      config.pool, adoption.kept, layout::format_bytes(adoption.bytes), report.loading,
+      report.invalid);
   return {};
 }
 

@@ -17,6 +17,7 @@
 #include "broker/pool/pool.hpp"
 #include "broker/run_dir.hpp"
 #include "broker/server/service.hpp"
+#include "broker/store/catalog_store.hpp"
 #include "broker/store/segment.hpp"
 
 namespace modelpool::broker {
@@ -33,8 +34,8 @@ Result<std::uint64_t> decide_budget(const Config& config);
 
 PoolConfig pool_config(const Config& config, const Segment& segment);
 
-// Re-adopts the READY entries of a surviving segment into `pool`.
-Status adopt_segment(Segment& segment, Pool& pool, const Config& config);
+// Re-adopts the READY entries of a surviving segment into the store's pool.
+Status adopt_segment(CatalogStore& store, const Config& config);
 
 // Reads --manifest (when given) into `service`; a broken one is an error
 // naming the line and the reason.

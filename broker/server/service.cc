@@ -24,12 +24,13 @@ namespace modelpool::broker {
 namespace asio = boost::asio;
 using nlohmann::json;
 
-Service::Service(asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
-                 Loader& loader, NameResolver& names)
+Service::Service(asio::io_context& io, const Config& config, CatalogStore& store, Loader& loader,
+                 NameResolver& names)
     : io_(io),
       config_(config),
-      segment_(segment),
-      pool_(pool),
+      store_(store),
+      pool_(store.pool()),
+      segment_(store.segment()),
       loader_(loader),
       names_(names),
       reap_timer_(io) {
@@ -128,9 +129,9 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
       return {};
     }
     const std::string shared = twin->name;
-    auto res = pool_.alias(model, twin->id, now_ns());
+    auto res = store_.alias(model, twin->id, now_ns());
     if (!res.ok()) return res.status();
-    free_entries(res->evicted);
+    forget(res->evicted);
     if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
     spdlog::info("{} shares the resident copy of {} (the same file)", log_text(model),
                  log_text(shared));
@@ -138,21 +139,18 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
     grant(entry, w, true);
     return {};
   }
-  free_entries(pool_.reap());  // what workers stopped mapping is room too
-  auto res = pool_.begin_load(model, file->identity(), file->identity().size, now_ns());
+  forget(store_.reap());  // what workers stopped mapping is room too
+  auto res = store_.begin_load(model, file->identity(), file->identity().size, now_ns());
   schedule_reap();  // the generation it replaces may stay while a worker maps it
   if (!res.ok()) return res.status();
   if (w.kind == Waiter::Kind::kAcquire) ++stats_.misses;
-  free_entries(res->evicted);
+  forget(res->evicted);
   const EntryInfo entry = res->entry;
   start_load(entry, std::move(file).value(), std::move(w), listed ? listed->sha256 : std::string());
   return {};
 }
 
 void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::string sha256) {
-  // A new generation inherits its predecessor's pin: the catalog must say so too.
-  segment_.publish_loading(
-      e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source, e.pinned});
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                layout::format_bytes(e.size), e.offset);
   // The loader reserves the entry's pages (its footprint) as it goes, so the
@@ -163,7 +161,7 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
       e.size,
       segment_.fd(),
       e.offset,
-      [seg = &segment_](std::uint64_t off, std::uint64_t len) { return seg->reserve(off, len); },
+      [store = &store_](std::uint64_t off, std::uint64_t len) { return store->reserve(off, len); },
       e.footprint,
       e.source};  // the loader fails rather than load bytes of another version
   auto& in = inflight_[e.id];
@@ -192,11 +190,8 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
 void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format format) {
   auto node = inflight_.extract(id);
   Inflight in = std::move(node.mapped());
-  const EntryInfo* e = pool_.get(id);
   if (result.ok()) {
-    segment_.publish_ready(e->slot, result->checksum, format,
-                           static_cast<std::uint64_t>(result->seconds * 1e9));
-    pool_.finish_load(id, result->checksum, format, result->seconds);
+    const EntryInfo* e = store_.finish_load(id, result->checksum, format, result->seconds);
     stats_.record_load(e->size, result->seconds);
     if (!in.sha256.empty()) verified_sha256_[id] = in.sha256;
     spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}",
@@ -207,13 +202,11 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
     if (listed != nullptr && listed->pin) pin(*e, true);
     const EntryInfo ready = *pool_.get(id);
     for (auto& w : in.waiters) grant(ready, w, false);
-    free_entries(pool_.enforce_watermark());
+    forget(store_.enforce_watermark());
   } else {
     // A full filesystem is a matter of room (pool_full), not a failed load.
     if (result.status().code() != ErrorCode::kPoolFull) ++stats_.load_failures;
-    EntryInfo gone = pool_.fail_load(id);
-    segment_.publish_free(gone.slot);
-    segment_.release(gone.offset, gone.extent_size);
+    const EntryInfo gone = store_.fail_load(id);
     spdlog::warn("load failed: {}: {}", gone.name, result.status().message());
     // A full filesystem is pool_full (the reservation failed); the rest is load_failed.
     const ErrorCode code = result.status().code();
@@ -270,7 +263,7 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                                       " bytes): the request's id is too large to echo"));
     return;
   }
-  pool_.add_ref(e.id, now_ns());
+  store_.add_ref(e.id, now_ns());
   const std::uint64_t h = next_handle_++;
   handles_[h] = Handle{e.id, s->id()};
   s->handles().insert(h);
@@ -291,10 +284,7 @@ bool Service::may_share(const EntryInfo& twin, const ResolvedFile& file,
 }
 
 void Service::pin(const EntryInfo& e, bool pinned) {
-  if (!pool_.set_pinned(e.name, pinned).ok()) return;
-  const EntryInfo* now = pool_.find_current(e.name);
-  const EntryInfo* bytes = now->base != 0 ? pool_.get(now->base) : now;
-  segment_.publish_pinned(bytes->slot, bytes->holds_pin());
+  (void)store_.set_pinned(e.name, pinned);  // `e` is current: found
 }
 
 Status Service::handles_cap_error() const {
@@ -339,7 +329,7 @@ bool Service::take_handle(Session& s, const json& id, std::uint64_t handle, bool
 }
 
 void Service::after_release() {
-  free_entries(pool_.enforce_watermark());  // as on disconnect: idle now, maybe above the mark
+  forget(store_.enforce_watermark());  // as on disconnect: idle now, maybe above the mark
   serve_room_waiters();
 }
 
@@ -348,7 +338,7 @@ void Service::drop_handle(std::uint64_t handle) {
   if (it == handles_.end()) return;
   const EntryId entry = it->second.entry;
   handles_.erase(it);
-  free_entries(pool_.release_ref(entry));
+  forget(store_.release_ref(entry));
   schedule_reap();
 }
 
@@ -362,9 +352,9 @@ void Service::schedule_reap() {
   reap_timer_.async_wait([this](const boost::system::error_code& ec) {
     reap_armed_ = false;
     if (ec) return;
-    const std::vector<EntryInfo> freed = pool_.reap();
+    const std::vector<EntryInfo> freed = store_.reap();
     if (!freed.empty()) {
-      free_entries(freed);
+      forget(freed);
       serve_room_waiters();
     }
     schedule_reap();
@@ -378,7 +368,7 @@ void Service::disconnect(Session& s) {
   s.handles().clear();
   spdlog::info("{} disconnected{}", s.describe(),
                n ? ", released " + std::to_string(n) + " handle(s)" : "");
-  if (n > 0) free_entries(pool_.enforce_watermark());
+  if (n > 0) forget(store_.enforce_watermark());
   serve_room_waiters();  // also when it held nothing: it may have been waiting at the head
 }
 
@@ -428,12 +418,10 @@ void Service::update_release_wake() {
   if (want) collect_all_releases();
 }
 
-void Service::free_entries(const std::vector<EntryInfo>& entries) {
-  for (const auto& e : entries) {
+void Service::forget(const std::vector<EntryInfo>& freed) {
+  for (const auto& e : freed) {
     if (e.base != 0) continue;  // an alias: its bytes are another entry's
     verified_sha256_.erase(e.id);
-    segment_.publish_free(e.slot);
-    segment_.release(e.offset, e.extent_size);
     spdlog::info("evicted {} generation {} ({}, {} accesses)", e.name, e.generation,
                  layout::format_bytes(e.footprint), e.accesses);
   }

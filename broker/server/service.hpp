@@ -1,8 +1,8 @@
 // File: broker/server/service.hpp
 //
-// The broker's behaviour behind the control channel: it ties the pool's
-// bookkeeping (Pool), the segment (Segment), the loader (Loader) and name
-// resolution together. Acquires of a cold model share one load; every waiter
+// The broker's behaviour behind the control channel: it ties the pool and
+// its segment (CatalogStore), the loader (Loader) and name resolution
+// together. Acquires of a cold model share one load; every waiter
 // gets its result. Handles are owned by sessions and dropped on release or
 // disconnect. Runs on the event-loop thread only; loads run on loader
 // threads and report back through the io_context.
@@ -27,6 +27,7 @@
 #include "broker/server/name_resolver.hpp"
 #include "broker/server/session.hpp"
 #include "broker/server/stats.hpp"
+#include "broker/store/catalog_store.hpp"
 #include "broker/store/loader.hpp"
 #include "broker/store/segment.hpp"
 #include "shm/protocol/messages.hpp"
@@ -35,8 +36,8 @@ namespace modelpool::broker {
 
 class Service {
  public:
-  Service(boost::asio::io_context& io, const Config& config, Segment& segment, Pool& pool,
-          Loader& loader, NameResolver& names);
+  Service(boost::asio::io_context& io, const Config& config, CatalogStore& store, Loader& loader,
+          NameResolver& names);
 
   // Worker ops.
   nlohmann::json hello() const;
@@ -156,7 +157,9 @@ class Service {
   void fail(Waiter& w, const Status& status);
   // pool_full naming --max-handles-per-client.
   Status handles_cap_error() const;
-  void free_entries(const std::vector<EntryInfo>& entries);
+  // Entries the store freed (their bytes are gone): logged, and what the
+  // service keeps about them dropped.
+  void forget(const std::vector<EntryInfo>& freed);
   // Entries retained because a worker still maps them (Pool::reap) are
   // looked at again every kReapInterval while there are any.
   void schedule_reap();
@@ -181,8 +184,9 @@ class Service {
 
   boost::asio::io_context& io_;
   const Config& config_;
-  Segment& segment_;
-  Pool& pool_;
+  CatalogStore& store_;  // every change to the pool and the segment
+  const Pool& pool_;      // reads
+  const Segment& segment_;
   Loader& loader_;
   NameResolver& names_;
   std::shared_ptr<const Manifest> manifest_;

@@ -39,30 +39,30 @@ json model_row(const Pool& pool, const EntryInfo& e) {
 }  // namespace
 
 Result<json> Service::evict(std::string_view model) {
-  auto gone = pool_.evict(model);
+  auto gone = store_.evict(model);
   if (!gone.ok()) return gone.status();
-  free_entries({*gone});
+  forget({*gone});
   serve_room_waiters();
   return json{{"model", gone->name}, {"bytes", gone->footprint}};
 }
 
 Result<json> Service::set_pinned(std::string_view model, bool pinned) {
   const EntryInfo* e = pool_.find_current(model);
-  if (e == nullptr) return pool_.set_pinned(model, pinned);  // not_found, saying so
+  if (e == nullptr) return store_.set_pinned(model, pinned);  // not_found, saying so
   pin(*e, pinned);
   spdlog::info("{} {}", pinned ? "pinned" : "unpinned", log_text(model));
   if (!pinned) {
-    free_entries(pool_.enforce_watermark());
+    forget(store_.enforce_watermark());
     serve_room_waiters();  // the unpinned model is evictable: a waiter may fit now
   }
   return json{{"model", std::string(model)}, {"pinned", pinned}};
 }
 
 json Service::clear() {
-  auto gone = pool_.clear();
+  auto gone = store_.clear();
   std::uint64_t bytes = 0;
   for (const auto& e : gone) bytes += e.footprint;
-  free_entries(gone);
+  forget(gone);
   serve_room_waiters();
   return {{"evicted", gone.size()}, {"bytes", bytes}};
 }

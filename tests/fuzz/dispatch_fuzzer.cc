@@ -79,14 +79,12 @@ struct Harness {
     auto seg_r = Segment::open(so, ::getpid());
     if (!names_r.ok() || !seg_r.ok()) broken("cannot set up the broker");
     names = std::make_unique<NameResolver>(std::move(names_r).value());
-    segment = std::move(seg_r).value();
-    pool = std::make_unique<Pool>(pool_config(config, *segment));
-    pool->set_mapped_probe(
-        [this](const EntryInfo& e) { return segment->mapped(e.offset, e.size); });
+    const PoolConfig pc = pool_config(config, **seg_r);
+    store = std::make_unique<CatalogStore>(std::move(seg_r).value(), pc);
     Loader::Options lo;
     lo.use_io_uring = false;
     loader = std::make_unique<Loader>(lo);
-    service = std::make_unique<Service>(io, config, *segment, *pool, *loader, *names);
+    service = std::make_unique<Service>(io, config, *store, *loader, *names);
     dispatcher = std::make_unique<Dispatcher>(*service, config, [this] { return sessions; });
   }
   ~Harness() {
@@ -199,8 +197,7 @@ struct Harness {
   SegmentOptions so;
   asio::io_context io;
   std::unique_ptr<NameResolver> names;
-  std::unique_ptr<Segment> segment;
-  std::unique_ptr<Pool> pool;
+  std::unique_ptr<CatalogStore> store;
   std::unique_ptr<Loader> loader;
   std::unique_ptr<Service> service;
   std::unique_ptr<Dispatcher> dispatcher;
