@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "broker/pool/catalog_slots.hpp"
+#include "broker/pool/entry_record.hpp"
 #include "broker/pool/eviction_policy.hpp"
 #include "broker/pool/extent_allocator.hpp"
 #include "shm/layout/segment_layout.hpp"
@@ -61,28 +62,21 @@ struct PoolConfig {
   std::uint32_t catalog_capacity = 16384;  // slots
 };
 
-struct EntryInfo {
+// An entry of the pool: its catalog record and what only the running
+// broker knows of it.
+struct EntryInfo : EntryRecord {
   EntryId id = 0;  // unique per load, never reused; 0 = no entry
-  std::string name;
-  std::uint64_t generation = 0;  // per name: 1, 2, ... increments when the source changes
-  layout::EntryState state = layout::EntryState::kLoading;
-  std::uint64_t offset = 0, size = 0, extent_size = 0, checksum = 0;
   // Memory the entry holds and the budget counts: size rounded up to the
   // page size. extent_size (size rounded up to the alignment) is offset
   // space only: the pages past the footprint are never allocated.
   std::uint64_t footprint = 0;
-  layout::Format format = layout::Format::kRaw;
-  layout::SourceIdentity source;
-  std::uint32_t slot = 0;  // catalog slot
   std::uint32_t refs = 0;
-  bool pinned = false;
   bool current = true;  // false once a newer generation exists (freed at last release)
   // Not current, no refs, but mapped by a process the broker cannot see
   // (the mapped probe): kept until reap() finds it unmapped.
   bool retained = false;
   std::uint64_t accesses = 0;
-  std::int64_t last_access_ns = 0, loaded_ns = 0;
-  double load_seconds = 0;
+  std::int64_t last_access_ns = 0;
   std::int64_t evictable_after_ns = 0;  // grace period: not evicted for room before this
   // An alias: a name (a symlink, a manifest alias, another path) whose file
   // is the one entry `base` already holds. It shares base's bytes, extent

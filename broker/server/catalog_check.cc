@@ -26,7 +26,7 @@ std::string state_name(EntryState s) {
 }
 
 // The first field in which slot `v` differs from pool entry `e`, or "".
-std::string first_difference(const EntryInfo& e, const Segment::SlotView& v) {
+std::string first_difference(const EntryInfo& e, const EntryRecord& v) {
   if (v.state != e.state) {
     return "state " + state_name(v.state) + ", pool says " + state_name(e.state);
   }
@@ -97,7 +97,7 @@ std::vector<std::string> check_catalog(const Pool& pool, const Segment& segment)
   for (std::uint32_t slot = 0; slot < segment.catalog_capacity() && problems.size() < kMaxProblems;
        ++slot) {
     if (slots.count(slot) != 0) continue;
-    const Segment::SlotView v = segment.slot_view(slot);
+    const EntryRecord v = segment.slot_view(slot);
     if (v.state != EntryState::kFree) {
       problems.push_back("catalog slot " + std::to_string(slot) + " holds " + state_name(v.state) +
                          " \"" + v.name + "\" generation " + std::to_string(v.generation) +

@@ -37,13 +37,11 @@ Result<Reservation> CatalogStore::begin_load(std::string_view name,
   res->evicted = free(std::move(res->evicted));
   const EntryInfo& e = res->entry;
   // A new generation inherits its predecessor's pin: the catalog says so too.
-  segment_->publish_loading(
-      e.slot, {e.name, e.generation, e.offset, e.size, e.extent_size, e.source, e.pinned});
+  segment_->publish_loading(e);
   return res;
 }
 
-Result<Reservation> CatalogStore::alias(std::string_view name, EntryId base,
-                                        std::int64_t now_ns) {
+Result<Reservation> CatalogStore::alias(std::string_view name, EntryId base, std::int64_t now_ns) {
   auto res = pool_.alias(name, base, now_ns);
   if (!res.ok()) return res;
   res->evicted = free(std::move(res->evicted));
@@ -84,9 +82,7 @@ Result<EntryInfo> CatalogStore::evict(std::string_view name) {
 
 std::vector<EntryInfo> CatalogStore::clear() { return free(pool_.clear()); }
 
-std::vector<EntryInfo> CatalogStore::enforce_watermark() {
-  return free(pool_.enforce_watermark());
-}
+std::vector<EntryInfo> CatalogStore::enforce_watermark() { return free(pool_.enforce_watermark()); }
 
 std::vector<EntryInfo> CatalogStore::reap() { return free(pool_.reap()); }
 
@@ -97,21 +93,9 @@ CatalogStore::Adoption CatalogStore::adopt(std::int64_t evictable_after_ns) {
   // The newest generation of a name becomes current; older ones are superseded.
   std::sort(adopted.begin(), adopted.end(),
             [](const auto& a, const auto& b) { return a.generation > b.generation; });
-  for (const auto& a : adopted) {
+  for (const EntryRecord& a : adopted) {
     EntryInfo e;
-    e.name = a.name;
-    e.generation = a.generation;
-    e.state = layout::EntryState::kReady;
-    e.offset = a.offset;
-    e.size = a.size;
-    e.extent_size = a.extent_size;
-    e.checksum = a.checksum;
-    e.format = a.format;
-    e.source = a.source;
-    e.slot = a.slot;
-    e.pinned = a.pinned;
-    e.loaded_ns = a.loaded_unix_ns;
-    e.load_seconds = static_cast<double>(a.load_ns) / 1e9;
+    static_cast<EntryRecord&>(e) = a;
     if (Status s = pool_.adopt(e); !s.ok()) {
       out.refused.push_back({a.name, a.generation, s.message()});
       if (s.code() != ErrorCode::kInternal) {  // superseded or invalid: its bytes are ours to free

@@ -40,9 +40,7 @@ class CatalogStore {
   const Pool& pool() const { return pool_; }
   const Segment& segment() const { return *segment_; }
   // Any thread: the loader takes an extent's pages as it fills it.
-  Status reserve(std::uint64_t offset, std::uint64_t len) {
-    return segment_->reserve(offset, len);
-  }
+  Status reserve(std::uint64_t offset, std::uint64_t len) { return segment_->reserve(offset, len); }
 
   // A new LOADING entry (Pool::begin_load), in the catalog with its pin;
   // `evicted` are the entries freed to make room, already freed.

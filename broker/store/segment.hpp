@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/pool/entry_record.hpp"
 #include "shm/layout/segment_layout.hpp"
 #include "shm/status.hpp"
 
@@ -37,25 +38,6 @@ struct SegmentOptions {
 
 class Segment {
  public:
-  struct EntryMeta {
-    std::string name;
-    std::uint64_t generation = 0;
-    std::uint64_t offset = 0;
-    std::uint64_t size = 0;
-    std::uint64_t extent_size = 0;
-    layout::SourceIdentity source;
-    bool pinned = false;
-  };
-  struct Adopted {
-    std::uint32_t slot;
-    std::string name;
-    std::uint64_t generation, offset, size, extent_size, checksum;
-    layout::Format format;
-    layout::SourceIdentity source;
-    bool pinned;
-    std::int64_t loaded_unix_ns;
-    std::uint64_t load_ns;
-  };
   // What the last adopt_entries() did, for the broker's log line.
   struct AdoptionReport {
     std::size_t ready = 0;            // entries kept
@@ -111,8 +93,9 @@ class Segment {
   // Catalog. `slot` < catalog_capacity(). Fields are written while the entry
   // is not READY and the state is stored last with release ordering, so a
   // broker killed at any instant leaves either the old or the new state.
-  // publish_loading: any state -> LOADING (a READY slot goes through FREE).
-  void publish_loading(std::uint32_t slot, const EntryMeta& meta);
+  // publish_loading: any state -> LOADING (a READY slot goes through FREE),
+  // at r.slot, with r's name, generation, extent, source and pin.
+  void publish_loading(const EntryRecord& r);
   // LOADING -> READY; loaded_unix_ns is taken from the clock.
   void publish_ready(std::uint32_t slot, std::uint64_t checksum, layout::Format format,
                      std::uint64_t load_ns);
@@ -121,14 +104,7 @@ class Segment {
 
   // What slot `slot` of the catalog holds now, for the self-check (which
   // compares it with the pool). `state` is kFree for an out-of-range slot.
-  struct SlotView {
-    layout::EntryState state = layout::EntryState::kFree;
-    std::string name;
-    std::uint64_t generation = 0, offset = 0, size = 0, extent_size = 0, checksum = 0;
-    layout::Format format = layout::Format::kRaw;
-    bool pinned = false;
-  };
-  SlotView slot_view(std::uint32_t slot) const;
+  EntryRecord slot_view(std::uint32_t slot) const;
   // Bytes of memory the data region holds on tmpfs — pages reserved or
   // written — from cachestat(2). kNotFound when that cannot be told (not
   // tmpfs, or a kernel before 6.5), kInternal when the call fails.
@@ -137,7 +113,7 @@ class Segment {
   // Adoption: returns every valid READY entry, marks every other entry FREE
   // and punches every byte of the data region not covered by a kept extent,
   // so nothing a crashed broker left behind stays resident.
-  std::vector<Adopted> adopt_entries();
+  std::vector<EntryRecord> adopt_entries();
   const AdoptionReport& adoption_report() const { return report_; }
 
  private:
@@ -151,7 +127,9 @@ class Segment {
   Status map_front(std::uint64_t bytes);
   Status probe_filesystem();
   layout::CatalogEntry& entry(std::uint32_t slot);
-  void punch_gaps(std::vector<Adopted>& kept);
+  static EntryRecord record_of(std::uint32_t slot, const layout::CatalogEntry& e,
+                               layout::EntryState state);
+  void punch_gaps(std::vector<EntryRecord>& kept);
 
   std::unique_ptr<Backing> backing_;
   layout::SegmentHeader* header_ = nullptr;

@@ -54,9 +54,27 @@ CatalogEntry& Segment::entry(std::uint32_t slot) {
   return layout::catalog(header_, *header_)[slot];
 }
 
-void Segment::publish_loading(std::uint32_t slot, const EntryMeta& meta) {
-  if (slot >= header_->catalog_capacity) return;
-  CatalogEntry& e = entry(slot);
+EntryRecord Segment::record_of(std::uint32_t slot, const CatalogEntry& e, EntryState state) {
+  EntryRecord r;
+  r.slot = slot;
+  r.state = state;
+  r.name = std::string(layout::entry_name(e));
+  r.generation = e.generation;
+  r.offset = e.offset;
+  r.size = e.size;
+  r.extent_size = e.extent_size;
+  r.checksum = e.checksum;
+  r.format = static_cast<layout::Format>(e.format);
+  r.source = e.source;
+  r.pinned = std::atomic_ref<const std::uint32_t>(e.pinned).load(std::memory_order_acquire) != 0;
+  r.loaded_ns = e.loaded_unix_ns;
+  r.load_seconds = static_cast<double>(e.load_ns) / 1e9;
+  return r;
+}
+
+void Segment::publish_loading(const EntryRecord& meta) {
+  if (meta.slot >= header_->catalog_capacity) return;
+  CatalogEntry& e = entry(meta.slot);
   if (e.state.load(std::memory_order_relaxed) != raw(EntryState::kFree)) {
     e.state.store(raw(EntryState::kFree), std::memory_order_relaxed);
     // The FREE must precede every field change. Only the compiler can
@@ -105,20 +123,14 @@ void Segment::publish_free(std::uint32_t slot) {
   entry(slot).state.store(raw(EntryState::kFree), std::memory_order_release);
 }
 
-Segment::SlotView Segment::slot_view(std::uint32_t slot) const {
-  SlotView v;
-  if (slot >= header_->catalog_capacity) return v;
+EntryRecord Segment::slot_view(std::uint32_t slot) const {
+  if (slot >= header_->catalog_capacity) {
+    EntryRecord none;
+    none.state = EntryState::kFree;
+    return none;
+  }
   const CatalogEntry& e = layout::catalog(header_, *header_)[slot];
-  v.state = static_cast<EntryState>(e.state.load(std::memory_order_acquire));
-  v.name = std::string(layout::entry_name(e));
-  v.generation = e.generation;
-  v.offset = e.offset;
-  v.size = e.size;
-  v.extent_size = e.extent_size;
-  v.checksum = e.checksum;
-  v.format = static_cast<layout::Format>(e.format);
-  v.pinned = std::atomic_ref<const std::uint32_t>(e.pinned).load(std::memory_order_acquire) != 0;
-  return v;
+  return record_of(slot, e, static_cast<EntryState>(e.state.load(std::memory_order_acquire)));
 }
 
 Result<std::uint64_t> Segment::data_bytes_held() const {
@@ -144,9 +156,9 @@ Result<std::uint64_t> Segment::data_bytes_held() const {
   return (stat.nr_cache + stat.nr_evicted) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
-std::vector<Segment::Adopted> Segment::adopt_entries() {
+std::vector<EntryRecord> Segment::adopt_entries() {
   report_ = {};
-  std::vector<Adopted> kept;
+  std::vector<EntryRecord> kept;
   const std::uint64_t lo = data_offset(), hi = size();
   for (std::uint32_t slot = 0; slot < catalog_capacity(); ++slot) {
     CatalogEntry& e = entry(slot);
@@ -166,12 +178,10 @@ std::vector<Segment::Adopted> Segment::adopt_entries() {
       publish_free(slot);
       continue;
     }
-    kept.push_back(Adopted{slot, std::string(layout::entry_name(e)), e.generation, e.offset, e.size,
-                           e.extent_size, e.checksum, static_cast<layout::Format>(e.format),
-                           e.source, e.pinned != 0, e.loaded_unix_ns, e.load_ns});
+    kept.push_back(record_of(slot, e, EntryState::kReady));
   }
   std::sort(kept.begin(), kept.end(),
-            [](const Adopted& a, const Adopted& b) { return a.offset < b.offset; });
+            [](const EntryRecord& a, const EntryRecord& b) { return a.offset < b.offset; });
   punch_gaps(kept);
   report_.ready = kept.size();
   return kept;
@@ -182,12 +192,12 @@ std::vector<Segment::Adopted> Segment::adopt_entries() {
 // (an entry holds its size rounded up to the page size; the rest of its
 // extent is offset space only, and a broker that reserved whole extents left
 // memory there).
-void Segment::punch_gaps(std::vector<Adopted>& kept) {
+void Segment::punch_gaps(std::vector<EntryRecord>& kept) {
   std::uint64_t extent_end = data_offset();  // end of the kept extents so far
   std::uint64_t cursor = data_offset();      // end of the kept pages so far
-  std::vector<Adopted> disjoint;
+  std::vector<EntryRecord> disjoint;
   disjoint.reserve(kept.size());
-  for (Adopted& a : kept) {
+  for (EntryRecord& a : kept) {
     if (a.extent_size != 0 && a.offset < extent_end) {
       ++report_.invalid;
       publish_free(a.slot);

@@ -66,9 +66,9 @@ class CatalogStoreTest : public ::testing::Test {
   static void fill(CatalogStore& store, const EntryInfo& e) {
     ASSERT_TRUE(store.reserve(e.offset, e.footprint).ok());
     const std::vector<char> bytes(e.size, 'x');
-    ASSERT_EQ(::pwrite(store.segment().fd(), bytes.data(), bytes.size(),
-                       static_cast<off_t>(e.offset)),
-              static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(
+        ::pwrite(store.segment().fd(), bytes.data(), bytes.size(), static_cast<off_t>(e.offset)),
+        static_cast<ssize_t>(bytes.size()));
   }
 
   ScopedSegmentName name_;
@@ -81,7 +81,7 @@ TEST_F(CatalogStoreTest, ALoadIsLoadingThenReadyInTheCatalogToo) {
   auto r = store->begin_load("a.bin", source(7, kMiB), kMiB, 1);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   const EntryInfo e = r->entry;
-  Segment::SlotView v = store->segment().slot_view(e.slot);
+  EntryRecord v = store->segment().slot_view(e.slot);
   EXPECT_EQ(v.state, layout::EntryState::kLoading);
   EXPECT_EQ(v.name, "a.bin");
   EXPECT_EQ(v.generation, 1u);

@@ -16,8 +16,10 @@ using testing::ScopedSegmentName;
 
 constexpr std::uint64_t kMiB = 1ULL << 20;
 
-Segment::EntryMeta meta(const std::string& name, std::uint64_t offset, std::uint64_t size) {
-  Segment::EntryMeta m;
+EntryRecord meta(std::uint32_t slot, const std::string& name, std::uint64_t offset,
+                 std::uint64_t size) {
+  EntryRecord m;
+  m.slot = slot;
   m.name = name;
   m.generation = 7;
   m.offset = offset;
@@ -61,10 +63,10 @@ TEST_F(SegmentCatalogTest, AdoptionKeepsReadyDropsLoadingAndPunchesTheRest) {
     b = a + 8 * kMiB;
     stray = a + 16 * kMiB;
     fill(*s, a, 4 * kMiB, 'a');
-    s->publish_loading(3, meta("org/model-a.safetensors", a, 3 * kMiB + 5));
+    s->publish_loading(meta(3, "org/model-a.safetensors", a, 3 * kMiB + 5));
     s->publish_ready(3, 0xfeedULL, layout::Format::kSafetensors, 12345);
     fill(*s, b, 4 * kMiB, 'b');
-    s->publish_loading(5, meta("model-b.gguf", b, 4 * kMiB));  // "crash" mid-load
+    s->publish_loading(meta(5, "model-b.gguf", b, 4 * kMiB));  // "crash" mid-load
     fill(*s, stray, 2 * kMiB, 's');                            // reserved, never published
   }
   auto s = open(2);
@@ -72,7 +74,7 @@ TEST_F(SegmentCatalogTest, AdoptionKeepsReadyDropsLoadingAndPunchesTheRest) {
   ASSERT_TRUE(s->adopted());
   const auto kept = s->adopt_entries();
   ASSERT_EQ(kept.size(), 1U);
-  const Segment::Adopted& e = kept[0];
+  const EntryRecord& e = kept[0];
   EXPECT_EQ(e.slot, 3U);
   EXPECT_EQ(e.name, "org/model-a.safetensors");
   EXPECT_EQ(e.generation, 7U);
@@ -83,8 +85,8 @@ TEST_F(SegmentCatalogTest, AdoptionKeepsReadyDropsLoadingAndPunchesTheRest) {
   EXPECT_EQ(e.format, layout::Format::kSafetensors);
   EXPECT_EQ(e.source, (layout::SourceIdentity{11, 22, 3 * kMiB + 5, 33}));
   EXPECT_FALSE(e.pinned);
-  EXPECT_GT(e.loaded_unix_ns, 0);
-  EXPECT_EQ(e.load_ns, 12345U);
+  EXPECT_GT(e.loaded_ns, 0);
+  EXPECT_DOUBLE_EQ(e.load_seconds, 12345e-9);
   EXPECT_EQ(s->adoption_report().ready, 1U);
   EXPECT_EQ(s->adoption_report().loading, 1U);
   EXPECT_EQ(s->adoption_report().invalid, 0U);
@@ -111,10 +113,10 @@ TEST_F(SegmentCatalogTest, PinnedFlagAndFreeSurviveRestart) {
     auto s = open(1);
     ASSERT_NE(s, nullptr);
     const std::uint64_t base = s->data_offset();
-    s->publish_loading(0, meta("pinned", base, kMiB));
+    s->publish_loading(meta(0, "pinned", base, kMiB));
     s->publish_ready(0, 1, layout::Format::kRaw, 1);
     s->publish_pinned(0, true);
-    s->publish_loading(1, meta("evicted", base + 2 * kMiB, kMiB));
+    s->publish_loading(meta(1, "evicted", base + 2 * kMiB, kMiB));
     s->publish_ready(1, 2, layout::Format::kGguf, 1);
     s->publish_free(1);
   }
@@ -131,9 +133,9 @@ TEST_F(SegmentCatalogTest, ReusingAReadySlotNeverLeavesTheOldEntryReady) {
     auto s = open(1);
     ASSERT_NE(s, nullptr);
     const std::uint64_t base = s->data_offset();
-    s->publish_loading(2, meta("old", base, kMiB));
+    s->publish_loading(meta(2, "old", base, kMiB));
     s->publish_ready(2, 1, layout::Format::kRaw, 1);
-    s->publish_loading(2, meta("new", base + 2 * kMiB, kMiB));  // "crash" before READY
+    s->publish_loading(meta(2, "new", base + 2 * kMiB, kMiB));  // "crash" before READY
   }
   auto s = open(2);
   ASSERT_NE(s, nullptr);
@@ -146,15 +148,15 @@ TEST_F(SegmentCatalogTest, CorruptReadyEntriesAreDropped) {
     auto s = open(1);
     ASSERT_NE(s, nullptr);
     const std::uint64_t base = s->data_offset();
-    s->publish_loading(0, meta("good", base, 4 * kMiB));
+    s->publish_loading(meta(0, "good", base, 4 * kMiB));
     s->publish_ready(0, 1, layout::Format::kRaw, 1);
-    s->publish_loading(1, meta("overlaps-good", base + 2 * kMiB, 4 * kMiB));
+    s->publish_loading(meta(1, "overlaps-good", base + 2 * kMiB, 4 * kMiB));
     s->publish_ready(1, 1, layout::Format::kRaw, 1);
-    s->publish_loading(2, meta("past-the-end", s->size() - 2 * kMiB, 4 * kMiB));
+    s->publish_loading(meta(2, "past-the-end", s->size() - 2 * kMiB, 4 * kMiB));
     s->publish_ready(2, 1, layout::Format::kRaw, 1);
-    s->publish_loading(3, meta("in-the-catalog", 4096, kMiB));
+    s->publish_loading(meta(3, "in-the-catalog", 4096, kMiB));
     s->publish_ready(3, 1, layout::Format::kRaw, 1);
-    s->publish_loading(4, meta("", base + 16 * kMiB, kMiB));
+    s->publish_loading(meta(4, "", base + 16 * kMiB, kMiB));
     s->publish_ready(4, 1, layout::Format::kRaw, 1);
   }
   auto s = open(2);
@@ -169,7 +171,7 @@ TEST_F(SegmentCatalogTest, OutOfRangeSlotsAreIgnored) {
   auto s = open(1);
   ASSERT_NE(s, nullptr);
   const std::uint32_t past = s->catalog_capacity();
-  s->publish_loading(past, meta("x", s->data_offset(), kMiB));
+  s->publish_loading(meta(past, "x", s->data_offset(), kMiB));
   s->publish_ready(past, 1, layout::Format::kRaw, 1);
   s->publish_free(past);
   EXPECT_TRUE(s->adopt_entries().empty());
