@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 namespace {
@@ -25,43 +26,51 @@ struct Option {
   Getter get;
 };
 
+// A field of Config::policy, for the option helpers below.
+template <typename T>
+auto policy_field(T PoolConfig::*member) {
+  return [member](auto& c) -> auto& { return c.policy.*member; };
+}
+
 Status bad(const char* name, const std::string& why) {
   return error(ErrorCode::kBadRequest, std::string("--") + name + ": " + why);
 }
 
-template <typename T>
-Option str(const char* name, const char* arg, const char* help, T Config::*field) {
+// A field of Config: a member pointer, or a callable giving the field of a
+// Config (const or not), for fields of its nested structs (field_of).
+template <typename Field>
+Option str(const char* name, const char* arg, const char* help, Field field) {
   return {name, arg, help,
           [field](Config* c, const std::string& v) {
-            c->*field = v;
+            std::invoke(field, *c) = v;
             return Status();
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
 Option flag(const char* name, const char* help, bool Config::*field) {
   return {name, nullptr, help,
           [field](Config* c, const std::string&) {
-            c->*field = true;
+            std::invoke(field, *c) = true;
             return Status();
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
-Option size(const char* name, const char* help, std::uint64_t Config::*field, std::uint64_t lo,
-            std::uint64_t hi) {
+template <typename Field>
+Option size(const char* name, const char* help, Field field, std::uint64_t lo, std::uint64_t hi) {
   return {name, "SIZE", help,
           [=](Config* c, const std::string& v) -> Status {
-            auto n = layout::parse_size(v);
+            auto n = units::parse_size(v);
             if (!n.ok()) return bad(name, n.status().message());
             if (*n < lo || *n > hi) {
-              return bad(name, "must be between " + layout::format_bytes(lo) + " and " +
-                                   layout::format_bytes(hi));
+              return bad(name, "must be between " + units::format_bytes(lo) + " and " +
+                                   units::format_bytes(hi));
             }
-            c->*field = *n;
+            std::invoke(field, *c) = *n;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
 Option count(const char* name, const char* arg, const char* help, std::uint64_t Config::*field,
@@ -76,13 +85,14 @@ Option count(const char* name, const char* arg, const char* help, std::uint64_t 
               return bad(name,
                          "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
             }
-            c->*field = n;
+            std::invoke(field, *c) = n;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
-Option fraction(const char* name, const char* help, double Config::*field) {
+template <typename Field>
+Option fraction(const char* name, const char* help, Field field) {
   return {name, "FRACTION", help,
           [=](Config* c, const std::string& v) -> Status {
             double d = 0;
@@ -95,10 +105,10 @@ Option fraction(const char* name, const char* help, double Config::*field) {
             }
             if (d > 1.0 && d <= 100.0) d /= 100.0;  // accept percentages
             if (!(d > 0.0 && d <= 1.0)) return bad(name, "must be in (0, 1] or a percentage");
-            c->*field = d;
+            std::invoke(field, *c) = d;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
 Option list(const char* name, const char* help, std::vector<std::string> Config::*field) {
@@ -106,20 +116,21 @@ Option list(const char* name, const char* help, std::vector<std::string> Config:
           [=](Config* c, const std::string& v) -> Status {
             std::stringstream ss(v);
             for (std::string item; std::getline(ss, item, ',');) {
-              if (!item.empty()) (c->*field).push_back(item);
+              if (!item.empty()) std::invoke(field, *c).push_back(item);
             }
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
-Option choice(const char* name, const char* arg, const char* help, std::string Config::*field,
+template <typename Field>
+Option choice(const char* name, const char* arg, const char* help, Field field,
               std::vector<std::string> allowed) {
   return {name, arg, help,
           [=](Config* c, const std::string& v) -> Status {
             for (const auto& a : allowed) {
               if (a == v) {
-                c->*field = v;
+                std::invoke(field, *c) = v;
                 return {};
               }
             }
@@ -127,7 +138,7 @@ Option choice(const char* name, const char* arg, const char* help, std::string C
             for (const auto& a : allowed) all += (all.empty() ? "" : ", ") + a;
             return bad(name, "\"" + v + "\" is not one of " + all);
           },
-          [field](const Config& c) { return nlohmann::json(c.*field); }};
+          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
 }
 
 const std::vector<Option>& options() {
@@ -148,15 +159,16 @@ const std::vector<Option>& options() {
       size("memory",
            "memory budget (default 70% of MemAvailable, capped by the segment "
            "filesystem's free space)",
-           &Config::memory, 16ULL << 20, 1ULL << 50),
+           policy_field(&PoolConfig::budget), 16ULL << 20, 1ULL << 50),
       fraction("high-watermark", "evict idle models above this fraction of the budget (0.85)",
-               &Config::high_watermark),
-      fraction("low-watermark", "...down to this fraction (0.70)", &Config::low_watermark),
+               policy_field(&PoolConfig::high_watermark)),
+      fraction("low-watermark", "...down to this fraction (0.70)",
+               policy_field(&PoolConfig::low_watermark)),
       size("max-model-size", "largest model accepted (default: the budget)",
-           &Config::max_model_size, 0, 1ULL << 50),
+           policy_field(&PoolConfig::max_model_size), 0, 1ULL << 50),
       choice("eviction", "POLICY",
              "eviction policy: lru (default) or gdsf (frequency and reload cost)",
-             &Config::eviction, {"lru", "gdsf"}),
+             policy_field(&PoolConfig::eviction), {"lru", "gdsf"}),
       list("preload", "models to load at start, before the broker reports healthy",
            &Config::preload),
       str("manifest", "FILE", "JSON manifest: name -> {path, revision, sha256, pin, preload}",
@@ -215,7 +227,7 @@ const Option* find_option(const std::string& name) {
 Status validate(const Config& c) {
   if (c.models_dir.empty()) return error(ErrorCode::kBadRequest, "--models DIR is required");
   if (auto s = layout::validate_pool_name(c.pool); !s.ok()) return bad("name", s.message());
-  if (c.low_watermark > c.high_watermark) {
+  if (c.policy.low_watermark > c.policy.high_watermark) {
     return error(ErrorCode::kBadRequest, "--low-watermark must not exceed --high-watermark");
   }
   return {};

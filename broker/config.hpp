@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/pool/pool_config.hpp"
 #include "shm/status.hpp"
 
 namespace modelpool::broker {
@@ -21,11 +22,10 @@ struct Config {
   std::string pool = "modelpool";  // --name
   std::string run_dir;             // --run-dir ("" = default)
   std::string segment_dir;         // --segment-dir ("" = /dev/shm)
-  std::uint64_t memory = 0;        // --memory (0 = 70% of MemAvailable)
-  double high_watermark = 0.85;
-  double low_watermark = 0.70;
-  std::uint64_t max_model_size = 0;  // 0 = budget
-  std::string eviction = "lru";
+  // --memory (policy.budget; 0 = 70% of MemAvailable), --high-watermark,
+  // --low-watermark, --max-model-size, --eviction. The segment's geometry in
+  // it is filled in at start (pool_config() in broker/startup.hpp).
+  PoolConfig policy;
   std::vector<std::string> preload;  // --preload a,b
   std::string manifest;              // --manifest FILE
   std::uint64_t offset_space_factor = 16;

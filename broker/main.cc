@@ -22,13 +22,14 @@
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/metrics_http.hpp"
-#include "broker/server/name_resolver.hpp"
 #include "broker/server/server.hpp"
 #include "broker/server/service.hpp"
 #include "broker/startup.hpp"
 #include "broker/store/loader.hpp"
+#include "broker/store/name_resolver.hpp"
 #include "broker/store/segment.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 namespace {
@@ -104,12 +105,12 @@ int run(Config& config) {
   if (!names.ok()) return fail(names.status().message());
   auto budget = decide_budget(config);
   if (!budget.ok()) return fail(budget.status().message());
-  config.memory = *budget;
+  config.policy.budget = *budget;
 
   SegmentOptions so;
   so.pool = config.pool;
   so.segment_dir = config.segment_dir;
-  so.data_bytes = config.memory * config.offset_space_factor;
+  so.data_bytes = config.policy.budget * config.offset_space_factor;
   so.catalog_capacity = config.catalog_capacity;
   so.recreate = config.recreate;
   auto segment = Segment::open(so, ::getpid());
@@ -174,8 +175,8 @@ int run(Config& config) {
   spdlog::info(
       "modelpoold {} serving pool \"{}\": models {}, budget {}, segment {} ({} offset space, "
       "{} pages), sockets {} and {}",
-      MODELPOOL_VERSION, config.pool, config.models_dir, layout::format_bytes(config.memory),
-      seg.path(), layout::format_bytes(seg.size()), layout::format_bytes(seg.page_size()),
+      MODELPOOL_VERSION, config.pool, config.models_dir, units::format_bytes(config.policy.budget),
+      seg.path(), units::format_bytes(seg.size()), units::format_bytes(seg.page_size()),
       worker_path, admin_path);
   std::string metrics_note;
   if (!config.metrics_addr.empty())

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "broker/server/name_resolver.hpp"
+#include "broker/store/name_resolver.hpp"
 
 namespace modelpool::broker {
 

@@ -17,6 +17,7 @@
 #include "broker/store/fs_probe.hpp"
 #include "broker/system_info.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 
@@ -45,14 +46,14 @@ Result<std::uint64_t> hugetlbfs_budget(const Config& config, const std::string& 
   const std::string where =
       limit_binds ? " pages to the mount's size= (mount -o remount,size=... " + dir + ")"
                   : " huge pages (/proc/sys/vm/nr_hugepages, or scripts/hugepages.sh)";
-  if (config.memory != 0) {
-    const std::uint64_t budget_pages = (config.memory + page - 1) / page;
+  if (config.policy.budget != 0) {
+    const std::uint64_t budget_pages = (config.policy.budget + page - 1) / page;
     const std::uint64_t need = budget_pages + front / page;
-    if (need <= have) return config.memory;
+    if (need <= have) return config.policy.budget;
     return error(ErrorCode::kBadRequest,
-                 "the budget --memory " + layout::format_bytes(config.memory) +
+                 "the budget --memory " + units::format_bytes(config.policy.budget) +
                      " does not fit in the free huge pages of " + dir + ": the pool needs " +
-                     std::to_string(need) + " pages of " + layout::format_bytes(page) + " (" +
+                     std::to_string(need) + " pages of " + units::format_bytes(page) + " (" +
                      std::to_string(budget_pages) + " for the budget, " +
                      std::to_string(front / page) + " for the segment's header and catalog), " +
                      can_get + "; add at least " + std::to_string(need - have) + " more" + where +
@@ -64,7 +65,7 @@ Result<std::uint64_t> hugetlbfs_budget(const Config& config, const std::string& 
   if (budget < (16ULL << 20)) {
     return error(ErrorCode::kBadRequest,
                  "too few free huge pages for a pool in " + dir + ": pages of " +
-                     layout::format_bytes(page) + ", " + can_get + ", the segment's header and " +
+                     units::format_bytes(page) + ", " + can_get + ", the segment's header and " +
                      "catalog take " + std::to_string(front / page) + "; add more" + where);
   }
   return budget;
@@ -86,21 +87,21 @@ Result<std::uint64_t> decide_budget(const Config& config) {
   if (!huge.ok()) return huge.status();
   if (*huge) return hugetlbfs_budget(config, dir, **huge, held);
   const std::uint64_t cap = *free + held;
-  if (config.memory != 0) {
-    if (config.memory > cap) {
+  if (config.policy.budget != 0) {
+    if (config.policy.budget > cap) {
       return error(ErrorCode::kBadRequest,
-                   "the budget --memory " + layout::format_bytes(config.memory) +
+                   "the budget --memory " + units::format_bytes(config.policy.budget) +
                        " is larger than the free space of " + dir + " (" +
-                       layout::format_bytes(cap) + "); lower --memory or enlarge " + dir +
+                       units::format_bytes(cap) + "); lower --memory or enlarge " + dir +
                        " (e.g. mount -o remount,size=... " + dir + ")");
     }
-    return config.memory;
+    return config.policy.budget;
   }
   const std::uint64_t want = read_meminfo().available / 10 * 7;
   const std::uint64_t budget = std::min(want, cap) / (2ULL << 20) * (2ULL << 20);
   if (budget < (16ULL << 20)) {
     return error(ErrorCode::kBadRequest,
-                 dir + " has only " + layout::format_bytes(cap) +
+                 dir + " has only " + units::format_bytes(cap) +
                      " free, too little for a pool; enlarge it or use --segment-dir");
   }
   return budget;
@@ -118,12 +119,7 @@ Status share_segment(const Config& config, const Segment& segment) {
 }
 
 PoolConfig pool_config(const Config& config, const Segment& segment) {
-  PoolConfig pc;
-  pc.budget = config.memory;
-  pc.high_watermark = config.high_watermark;
-  pc.low_watermark = config.low_watermark;
-  pc.max_model_size = config.max_model_size;
-  pc.eviction = config.eviction;
+  PoolConfig pc = config.policy;
   pc.data_begin = segment.data_offset();
   pc.data_end = segment.size();
   pc.alignment = segment.header().alignment;
@@ -146,7 +142,7 @@ Status adopt_segment(CatalogStore& store, const Config& config) {
   spdlog::info(
       "adopted segment of pool \"{}\": {} model(s), {} resident, no reload needed; dropped {} "
       "half-loaded and {} invalid entries",
-      config.pool, adoption.kept, layout::format_bytes(adoption.bytes), report.loading,
+      config.pool, adoption.kept, units::format_bytes(adoption.bytes), report.loading,
       report.invalid);
   return {};
 }

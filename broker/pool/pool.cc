@@ -14,11 +14,12 @@
 #include <utility>
 
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 
 using layout::EntryState;
-using layout::format_bytes;
+using units::format_bytes;
 
 Pool::Pool(PoolConfig config)
     : config_(std::move(config)),

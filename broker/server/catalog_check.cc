@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 
@@ -68,12 +69,12 @@ void check_memory_held(const Pool& pool, const Segment& segment,
     if (e->state == EntryState::kReady) ready += e->footprint;
   }
   if (*held > used) {
-    problems.push_back("the segment holds " + layout::format_bytes(*held - used) +
-                       " of memory outside every extent (leaked: " + layout::format_bytes(*held) +
-                       " held, extents " + layout::format_bytes(used) + ")");
+    problems.push_back("the segment holds " + units::format_bytes(*held - used) +
+                       " of memory outside every extent (leaked: " + units::format_bytes(*held) +
+                       " held, extents " + units::format_bytes(used) + ")");
   } else if (*held < ready) {
-    problems.push_back("the segment holds " + layout::format_bytes(*held) +
-                       " but the ready extents need " + layout::format_bytes(ready) +
+    problems.push_back("the segment holds " + units::format_bytes(*held) +
+                       " but the ready extents need " + units::format_bytes(ready) +
                        ": part of a ready extent was punched");
   }
 }

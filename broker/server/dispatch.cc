@@ -148,7 +148,7 @@ void op_health(Ctx& c) {
 // budget", so the budget is shown.
 void op_config(Ctx& c) {
   nlohmann::json config = to_json(c.config);
-  if (c.config.max_model_size == 0) config["max-model-size"] = c.config.memory;
+  if (c.config.policy.max_model_size == 0) config["max-model-size"] = c.config.policy.budget;
   c.s->reply_ok(c.req.id, {{"config", std::move(config)}});
 }
 

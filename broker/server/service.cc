@@ -13,11 +13,12 @@
 #include <boost/asio/post.hpp>
 
 #include "broker/server/log_text.hpp"
-#include "broker/server/verify.hpp"
+#include "broker/store/verify.hpp"
 #include "shm/format/tensor_index.hpp"
 #include "shm/layout/paths.hpp"
 #include "shm/protocol/frame.hpp"
 #include "shm/protocol/hot_path.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 
@@ -32,7 +33,7 @@ Service::Service(asio::io_context& io, const Config& config, CatalogStore& store
       pool_(store.pool()),
       segment_(store.segment()),
       loader_(loader),
-      names_(names),
+      resolver_(names, store.pool()),
       reap_timer_(io) {
   schedule_reap();  // superseded generations adopted while workers map them
 }
@@ -59,12 +60,13 @@ void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireR
     fail(w, handles_cap_error());  // at once: neither a load nor a wait for room
     return;
   }
-  if (req.wait_ms.value_or(0) > 0 && must_queue_behind(req.model)) {  // arrival order
+  Resolution r = resolve(req.model);
+  if (req.wait_ms.value_or(0) > 0 && must_queue_behind(r)) {  // arrival order
     queue_for_room(req.model, std::move(w), *req.wait_ms);
     serve_room_waiters();  // the queue may hold only waiters that have gone
     return;
   }
-  Status st = start_or_join(req.model, w);
+  Status st = start_or_join(std::move(r), w);
   if (st.ok()) return;
   if (st.code() == ErrorCode::kPoolFull && req.wait_ms.value_or(0) > 0) {
     queue_for_room(req.model, std::move(w), *req.wait_ms);
@@ -85,45 +87,50 @@ void Service::preload(const std::string& model, bool pin, std::function<void(con
   if (!st.ok()) fail(w, st);
 }
 
-Status Service::start_or_join(const std::string& model, Waiter w) {
-  if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
-  const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
-  const std::string& path = listed ? listed->path : model;
-  if (const EntryInfo* hot = pool_.find_current(model); hot != nullptr &&
-                                                        hot->state == layout::EntryState::kReady &&
-                                                        validate_model_name(path).ok()) {
-    // Warm path: one fstatat instead of openat2 + fstat + close.
-    if (auto id = names_.quick_identity(path); id && *id == hot->source) {
-      if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
-      grant(*hot, w, true);
-      return {};
-    }
-  }
+Resolution Service::resolve(const std::string& model) {
+  Resolution r = resolver_.resolve(model);
+  if (r.hit()) return r;
   // Past the warm path references matter (a load may evict): take the
   // releases still waiting in rings first.
   collect_all_releases();
-  auto file = names_.resolve(path);
-  if (!file.ok()) return file.status();
-  const EntryInfo* cur = pool_.find_current(model);
-  if (cur != nullptr && cur->state == layout::EntryState::kLoading &&
-      cur->source != file->identity()) {
-    // The file changed while its previous version loads: retry once that load ends.
-    inflight_.at(cur->id).retry.emplace_back(model, std::move(w));
-    return {};
-  }
-  if (cur != nullptr && cur->source == file->identity()) {
-    if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
-    if (cur->state == layout::EntryState::kReady) {
+  resolver_.open(r);
+  return r;
+}
+
+Status Service::start_or_join(const std::string& model, Waiter w) {
+  if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
+  return start_or_join(resolve(model), std::move(w));
+}
+
+Status Service::start_or_join(Resolution r, Waiter w) {
+  if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
+  if (!r.status.ok()) return r.status;
+  const EntryInfo* cur = r.current;
+  switch (r.state) {
+    case Resolution::State::kHit:
+      if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
       grant(*cur, w, true);
-    } else {
+      return {};
+    case Resolution::State::kLoading:
+      if (w.kind == Waiter::Kind::kAcquire) ++stats_.hits;
       inflight_.at(cur->id).waiters.push_back(std::move(w));
-    }
-    return {};
+      return {};
+    case Resolution::State::kStale:
+      if (cur->state == layout::EntryState::kLoading) {
+        // The file changed while its previous version loads: retry once that load ends.
+        inflight_.at(cur->id).retry.emplace_back(r.model, std::move(w));
+        return {};
+      }
+      break;
+    case Resolution::State::kMiss:
+      break;
   }
+  const std::string& model = r.model;
+  const layout::SourceIdentity source = r.file->identity();
   // One resident copy per file: another name (a symlink, a manifest alias,
   // the path itself) of a file already resident shares its bytes.
-  if (const EntryInfo* twin = pool_.find_resident(file->identity());
-      twin != nullptr && twin->name != model && may_share(*twin, *file, listed)) {
+  if (const EntryInfo* twin = pool_.find_resident(source);
+      twin != nullptr && twin->name != model && may_share(*twin, r)) {
     if (twin->state == layout::EntryState::kLoading) {
       inflight_.at(twin->id).retry.emplace_back(model, std::move(w));  // shared once it is ready
       return {};
@@ -140,19 +147,20 @@ Status Service::start_or_join(const std::string& model, Waiter w) {
     return {};
   }
   forget(store_.reap());  // what workers stopped mapping is room too
-  auto res = store_.begin_load(model, file->identity(), file->identity().size, now_ns());
+  auto res = store_.begin_load(model, source, source.size, now_ns());
   schedule_reap();  // the generation it replaces may stay while a worker maps it
   if (!res.ok()) return res.status();
   if (w.kind == Waiter::Kind::kAcquire) ++stats_.misses;
   forget(res->evicted);
   const EntryInfo entry = res->entry;
-  start_load(entry, std::move(file).value(), std::move(w), listed ? listed->sha256 : std::string());
+  start_load(entry, std::move(r), std::move(w));
   return {};
 }
 
-void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::string sha256) {
+void Service::start_load(const EntryInfo& e, Resolution resolved, Waiter w) {
+  ResolvedFile& file = *resolved.file;
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
-               layout::format_bytes(e.size), e.offset);
+               units::format_bytes(e.size), e.offset);
   // The loader reserves the entry's pages (its footprint) as it goes, so the
   // event loop never waits for the pages of a large model to be allocated.
   // The rest of the extent is offset space and stays a hole.
@@ -167,11 +175,12 @@ void Service::start_load(const EntryInfo& e, ResolvedFile file, Waiter w, std::s
   auto& in = inflight_[e.id];
   in.file = std::move(file);
   in.waiters.push_back(std::move(w));
-  in.sha256 = sha256;
+  in.sha256 = resolved.sha256;
+  in.pin = resolved.pin;
   const EntryId id = e.id;
   const int fd = segment_.fd();
   const std::uint64_t offset = e.offset, size = e.size;
-  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = std::move(sha256),
+  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = resolved.sha256,
                                   name = in.file.name()](Result<LoadResult> r) {
     layout::Format fmt = layout::Format::kRaw;
     if (r.ok()) {
@@ -195,11 +204,10 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
     stats_.record_load(e->size, result->seconds);
     if (!in.sha256.empty()) verified_sha256_[id] = in.sha256;
     spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}",
-                 e->name, e->generation, layout::format_bytes(e->size), result->seconds,
+                 e->name, e->generation, units::format_bytes(e->size), result->seconds,
                  result->seconds > 0 ? static_cast<double>(e->size) / result->seconds / 1e9 : 0.0,
                  layout::to_string(format));
-    const ManifestEntry* listed = manifest_ ? manifest_->find(e->name) : nullptr;
-    if (listed != nullptr && listed->pin) pin(*e, true);
+    if (in.pin) pin(*e, true);  // the manifest pins it
     const EntryInfo ready = *pool_.get(id);
     for (auto& w : in.waiters) grant(ready, w, false);
     forget(store_.enforce_watermark());
@@ -274,13 +282,12 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
   s->send(std::move(reply));
 }
 
-bool Service::may_share(const EntryInfo& twin, const ResolvedFile& file,
-                        const ManifestEntry* listed) const {
-  const layout::Format promised = format::format_for_name(file.name());
+bool Service::may_share(const EntryInfo& twin, const Resolution& r) const {
+  const layout::Format promised = format::format_for_name(r.file->name());
   if (promised != layout::Format::kRaw && promised != twin.format) return false;
-  if (listed == nullptr || listed->sha256.empty()) return true;
+  if (r.sha256.empty()) return true;
   auto it = verified_sha256_.find(twin.id);
-  return it != verified_sha256_.end() && it->second == listed->sha256;
+  return it != verified_sha256_.end() && it->second == r.sha256;
 }
 
 void Service::pin(const EntryInfo& e, bool pinned) {
@@ -423,7 +430,7 @@ void Service::forget(const std::vector<EntryInfo>& freed) {
     if (e.base != 0) continue;  // an alias: its bytes are another entry's
     verified_sha256_.erase(e.id);
     spdlog::info("evicted {} generation {} ({}, {} accesses)", e.name, e.generation,
-                 layout::format_bytes(e.footprint), e.accesses);
+                 units::format_bytes(e.footprint), e.accesses);
   }
 }
 

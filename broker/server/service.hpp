@@ -24,7 +24,7 @@
 #include "broker/config.hpp"
 #include "broker/manifest.hpp"
 #include "broker/pool/pool.hpp"
-#include "broker/server/name_resolver.hpp"
+#include "broker/server/resolution.hpp"
 #include "broker/server/session.hpp"
 #include "broker/server/stats.hpp"
 #include "broker/store/catalog_store.hpp"
@@ -73,8 +73,8 @@ class Service {
   void preload(const std::string& model, bool pin, std::function<void(const Status&)> done);
 
   // The manifest in force (nullptr: names are paths). Swapped on SIGHUP.
-  void set_manifest(std::shared_ptr<const Manifest> m) { manifest_ = std::move(m); }
-  const Manifest* manifest() const { return manifest_.get(); }
+  void set_manifest(std::shared_ptr<const Manifest> m) { resolver_.set_manifest(std::move(m)); }
+  const Manifest* manifest() const { return resolver_.manifest(); }
 
   std::size_t loads_in_flight() const { return inflight_.size(); }
   // Called when the last in-flight load finishes (for shutdown).
@@ -134,23 +134,27 @@ class Service {
     std::vector<Waiter> waiters;
     std::vector<std::pair<std::string, Waiter>> retry;  // want a newer version of the file
     std::string sha256;                                 // the manifest's, checked by the load
+    bool pin = false;                                   // the manifest pins it once ready
   };
   struct Handle {
     EntryId entry;
     std::uint64_t session;
   };
 
-  // Grants or queues `w` for `model`; returns false with `room_status` set when
-  // the pool has no room (caller may queue a RoomWaiter).
+  // The request's one resolution of `model` (resolution.hpp): the warm
+  // path, or the releases waiting in rings taken and the source opened.
+  Resolution resolve(const std::string& model);
+  // Grants `w` its model, joins it to the load in flight, or starts one.
+  // kPoolFull when the pool has no room (the caller may queue a RoomWaiter).
   Status start_or_join(const std::string& model, Waiter w);
-  void start_load(const EntryInfo& entry, ResolvedFile file, Waiter w, std::string sha256);
+  Status start_or_join(Resolution r, Waiter w);
+  void start_load(const EntryInfo& entry, Resolution resolved, Waiter w);
   void finish_load(EntryId id, Result<LoadResult> result, layout::Format format);
   void grant(const EntryInfo& e, Waiter& w, bool cached);
-  // True when `model`, resolved to `file`, may share `twin`'s copy (the same
-  // file): the format its name promises and its manifest sha256, if any,
-  // are what `twin`'s bytes were checked against.
-  bool may_share(const EntryInfo& twin, const ResolvedFile& file,
-                 const ManifestEntry* listed) const;
+  // True when `r`'s name may share `twin`'s copy (the same file): the format
+  // its name promises and its manifest sha256, if any, are what `twin`'s
+  // bytes were checked against.
+  bool may_share(const EntryInfo& twin, const Resolution& r) const;
   // Pins or unpins the current entry `e` of its name, in the pool and in the
   // catalog slot of its bytes (which carries their pin through any name).
   void pin(const EntryInfo& e, bool pinned);
@@ -177,19 +181,18 @@ class Service {
   void update_release_wake();
   void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
   void serve_room_waiters();
-  // True when acquires already wait for room and `model` would be a new load
+  // True when acquires already wait for room and `r` would be a new load
   // that can fit at all: it queues behind them rather than overtaking them.
-  bool must_queue_behind(const std::string& model) const;
+  bool must_queue_behind(const Resolution& r) const;
   std::int64_t now_ns() const;
 
   boost::asio::io_context& io_;
   const Config& config_;
   CatalogStore& store_;  // every change to the pool and the segment
-  const Pool& pool_;      // reads
+  const Pool& pool_;     // reads
   const Segment& segment_;
   Loader& loader_;
-  NameResolver& names_;
-  std::shared_ptr<const Manifest> manifest_;
+  Resolver resolver_;
   Stats stats_;
   std::unordered_map<EntryId, Inflight> inflight_;
   // Entries whose bytes matched a manifest sha256 at load, with it.

@@ -105,7 +105,7 @@ json Service::stats(std::size_t clients) const {
       {"mem_available", mem.available},
       {"page_size", segment_.page_size()},
       {"segment_path", segment_.path()},
-      {"eviction_policy", config_.eviction},
+      {"eviction_policy", config_.policy.eviction},
   };
   j["load_histogram"] = {{"le", Stats::kLoadBuckets}, {"counts", stats_.load_bucket_counts}};
   j["models"] = list()["models"];
@@ -165,13 +165,11 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
   update_release_wake();
 }
 
-bool Service::must_queue_behind(const std::string& model) const {
-  if (room_waiters_.empty() || pool_.find_current(model) != nullptr) return false;
-  const ManifestEntry* listed = manifest_ ? manifest_->find(model) : nullptr;
-  auto file = names_.resolve(listed ? listed->path : model);
-  if (!file.ok()) return false;  // start_or_join replies why, at once
+bool Service::must_queue_behind(const Resolution& r) const {
+  if (room_waiters_.empty() || r.current != nullptr) return false;
+  if (!r.status.ok() || !r.file) return false;  // start_or_join replies why, at once
   const PoolConfig& pc = pool_.config();
-  const std::uint64_t size = file->identity().size;
+  const std::uint64_t size = r.file->identity().size;
   const std::uint64_t max = pc.max_model_size != 0 ? pc.max_model_size : pc.budget;
   return size <= max && pool_.footprint_for(size) <= pc.budget;  // else too_large, at once
 }

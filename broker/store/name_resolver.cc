@@ -1,5 +1,5 @@
-// File: broker/server/name_resolver.cc
-#include "broker/server/name_resolver.hpp"
+// File: broker/store/name_resolver.cc
+#include "broker/store/name_resolver.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>

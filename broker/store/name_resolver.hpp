@@ -1,12 +1,12 @@
-// File: broker/server/name_resolver.hpp
+// File: broker/store/name_resolver.hpp
 //
 // Turns a model name from a client into an open file below the models root.
 // Names are relative paths; "..", absolute paths, empty or "." components and
 // control characters are invalid_name. Resolution uses openat2 with
 // RESOLVE_BENEATH, so a symlink that leads outside the root is forbidden even
 // if it is swapped in between checks. Thread-compatible (const after open).
-#ifndef MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
-#define MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
+#ifndef MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_
+#define MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_
 
 #include <optional>
 #include <string>
@@ -74,4 +74,4 @@ Status validate_model_name(std::string_view name);
 
 }  // namespace modelpool::broker
 
-#endif  // MODELPOOL_BROKER_SERVER_NAME_RESOLVER_HPP_
+#endif  // MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_

@@ -22,6 +22,7 @@
 #include "broker/store/fs_probe.hpp"
 #include "shm/layout/ownership.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 
@@ -110,7 +111,7 @@ Status reserve_front(int fd, const std::string& path, std::uint64_t catalog_offs
     rc = ::fallocate(fd, 0, 0, static_cast<off_t>(len));
   } while (rc != 0 && errno == EINTR);
   if (rc == 0) return {};
-  return sys_error("reserving " + layout::format_bytes(len) + " for the catalog of " + path, errno);
+  return sys_error("reserving " + units::format_bytes(len) + " for the catalog of " + path, errno);
 }
 
 }  // namespace
@@ -312,10 +313,10 @@ Status Segment::reserve(std::uint64_t offset, std::uint64_t len) {
   if (rc == 0) return {};
   const int err = errno;
   if (err == ENOSPC || err == ENOMEM) {
-    std::string msg = "filesystem full: cannot reserve " + layout::format_bytes(len) + " in " +
+    std::string msg = "filesystem full: cannot reserve " + units::format_bytes(len) + " in " +
                       path_ + " (" + errno_text(err);
     if (auto free = filesystem_free_bytes(path_); free.ok()) {
-      msg += ", " + layout::format_bytes(*free) + " free";
+      msg += ", " + units::format_bytes(*free) + " free";
     }
     return error(ErrorCode::kPoolFull, msg + ")");
   }

@@ -1,8 +1,8 @@
-// File: broker/server/verify.cc
+// File: broker/store/verify.cc
 //
 // The checks of verify.hpp: sha256 of the extent, then the format its name
 // promises (or detects), read from a read-only mapping of the extent.
-#include "broker/server/verify.hpp"
+#include "broker/store/verify.hpp"
 
 #include <openssl/evp.h>
 #include <sys/mman.h>

@@ -1,11 +1,11 @@
-// File: broker/server/verify.hpp
+// File: broker/store/verify.hpp
 //
 // Checks run on a loader thread after the bytes are in the segment and
 // before the entry may become READY: the model-format validation (untrusted
 // safetensors/GGUF headers, judged by what the file's name promises) and, when the manifest gives
 // one, the sha256.
-#ifndef MODELPOOL_BROKER_SERVER_VERIFY_HPP_
-#define MODELPOOL_BROKER_SERVER_VERIFY_HPP_
+#ifndef MODELPOOL_BROKER_STORE_VERIFY_HPP_
+#define MODELPOOL_BROKER_STORE_VERIFY_HPP_
 
 #include <cstdint>
 #include <string>
@@ -30,4 +30,4 @@ Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size);
 
 }  // namespace modelpool::broker
 
-#endif  // MODELPOOL_BROKER_SERVER_VERIFY_HPP_
+#endif  // MODELPOOL_BROKER_STORE_VERIFY_HPP_

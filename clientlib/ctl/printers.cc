@@ -7,6 +7,7 @@
 #include "clientlib/ctl/commands.hpp"
 #include "clientlib/ctl/render.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::ctl {
 namespace {
@@ -31,7 +32,7 @@ std::string loads_text(const nlohmann::json& r) {
   const double seconds = json_num(r, "load_seconds");
   std::string text = std::to_string(loads);
   if (loads == 0) return text;
-  text += " (" + layout::format_bytes(bytes) + " in " + format_duration(seconds);
+  text += " (" + units::format_bytes(bytes) + " in " + format_duration(seconds);
   if (seconds > 0) text += ", " + fixed(static_cast<double>(bytes) / seconds / 1e9, 1) + " GB/s";
   return text + ")";
 }
@@ -39,7 +40,7 @@ std::string loads_text(const nlohmann::json& r) {
 std::string evictions_text(const nlohmann::json& r) {
   const std::uint64_t n = json_u64(r, "evictions");
   std::string text = std::to_string(n);
-  if (n > 0) text += " (" + layout::format_bytes(json_u64(r, "bytes_evicted")) + ")";
+  if (n > 0) text += " (" + units::format_bytes(json_u64(r, "bytes_evicted")) + ")";
   return text;
 }
 
@@ -50,15 +51,15 @@ int print_stats(const nlohmann::json& r, std::ostream& out) {
   out << "MODEL CACHE STATISTICS\n" << std::string(70, '=') << "\n";
   out << "Hit Rate: " << hit_rate_text(r) << kSep << "Loads: " << loads_text(r) << kSep
       << "Evictions: " << evictions_text(r) << "\n";
-  out << "Memory: " << layout::format_bytes(json_u64(r, "bytes_used")) << " used of "
-      << layout::format_bytes(json_u64(r, "bytes_budget")) << " budget" << kSep
+  out << "Memory: " << units::format_bytes(json_u64(r, "bytes_used")) << " used of "
+      << units::format_bytes(json_u64(r, "bytes_budget")) << " budget" << kSep
       << "Clients: " << json_u64(r, "clients") << kSep
       << "Uptime: " << format_age(json_u64(r, "uptime_s")) << "\n";
-  out << "Segment: " << layout::format_bytes(json_u64(r, "offset_space_used")) << " of "
-      << layout::format_bytes(json_u64(r, "offset_space")) << " offset space used, largest free "
-      << layout::format_bytes(json_u64(r, "largest_free_extent")) << kSep
-      << "Host: " << layout::format_bytes(json_u64(r, "mem_available")) << " available of "
-      << layout::format_bytes(json_u64(r, "mem_total")) << "\n";
+  out << "Segment: " << units::format_bytes(json_u64(r, "offset_space_used")) << " of "
+      << units::format_bytes(json_u64(r, "offset_space")) << " offset space used, largest free "
+      << units::format_bytes(json_u64(r, "largest_free_extent")) << kSep
+      << "Host: " << units::format_bytes(json_u64(r, "mem_available")) << " available of "
+      << units::format_bytes(json_u64(r, "mem_total")) << "\n";
   out << "Requests: " << json_u64(r, "acquires") << " acquires, " << json_u64(r, "releases")
       << " releases" << kSep << "Handles: " << json_u64(r, "handles") << kSep
       << "Loading: " << json_u64(r, "loads_in_flight") << kSep
@@ -66,7 +67,7 @@ int print_stats(const nlohmann::json& r, std::ostream& out) {
       << "Load failures: " << json_u64(r, "load_failures") << "\n";
   out << "Pool: " << json_str(r, "pool") << " (pid " << json_u64(r, "pid") << ", policy "
       << json_str(r, "eviction_policy") << ", page size "
-      << layout::format_bytes(json_u64(r, "page_size")) << ")\n\n";
+      << units::format_bytes(json_u64(r, "page_size")) << ")\n\n";
   print_models(r.contains("models") ? r["models"] : nlohmann::json(), out);
   if (json_bool(r, "models_truncated")) {
     out << "(" << (r.contains("models") ? r["models"].size() : 0) << " of "
@@ -82,14 +83,14 @@ int print_list(const nlohmann::json& r, std::ostream& out) {
 
 int print_load(const nlohmann::json& r, std::ostream& out) {
   out << (json_bool(r, "cached") ? "already resident: " : "loaded: ") << json_str(r, "model")
-      << " (" << layout::format_bytes(json_u64(r, "size")) << ", generation "
+      << " (" << units::format_bytes(json_u64(r, "size")) << ", generation "
       << json_u64(r, "generation") << ", " << json_str(r, "format") << ", checksum "
       << json_str(r, "checksum") << (json_bool(r, "pinned") ? ", pinned" : "") << ")\n";
   return kExitOk;
 }
 
 int print_evict(const nlohmann::json& r, std::ostream& out) {
-  out << "evicted: " << json_str(r, "model") << " (" << layout::format_bytes(json_u64(r, "bytes"))
+  out << "evicted: " << json_str(r, "model") << " (" << units::format_bytes(json_u64(r, "bytes"))
       << ")\n";
   return kExitOk;
 }
@@ -102,7 +103,7 @@ int print_pin(const nlohmann::json& r, std::ostream& out) {
 int print_clear(const nlohmann::json& r, std::ostream& out) {
   const std::uint64_t n = json_u64(r, "evicted");
   out << "evicted " << n << (n == 1 ? " model (" : " models (")
-      << layout::format_bytes(json_u64(r, "bytes")) << ")\n";
+      << units::format_bytes(json_u64(r, "bytes")) << ")\n";
   return kExitOk;
 }
 

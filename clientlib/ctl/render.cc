@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::ctl {
 namespace {
@@ -126,7 +127,7 @@ void print_models(const nlohmann::json& models, std::ostream& out) {
                "LAST ACCESS", "LOAD TIME"},
               {false, true, true, true, false, false, false, true, true, true});
   for (const nlohmann::json& row : models) {
-    table.add({json_str(row, "name", "?"), layout::format_bytes(json_u64(row, "size")),
+    table.add({json_str(row, "name", "?"), units::format_bytes(json_u64(row, "size")),
                std::to_string(json_u64(row, "refs")), std::to_string(json_u64(row, "generation")),
                state_text(row), json_bool(row, "pinned") ? "yes" : "no", json_str(row, "format"),
                std::to_string(json_u64(row, "accesses")), model_row_age(row),

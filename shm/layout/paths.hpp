@@ -27,11 +27,6 @@ std::string segment_path(std::string_view segment_dir, std::string_view pool);
 // Pool names are [A-Za-z0-9._-]{1,48}, not starting with '.'.
 Status validate_pool_name(std::string_view pool);
 
-// "512MiB", "4G", "1.5GiB", "1073741824" -> bytes (K/M/G/T are binary units).
-Result<std::uint64_t> parse_size(std::string_view text);
-// 1536 MiB -> "1.5 GiB".
-std::string format_bytes(std::uint64_t bytes);
-
 }  // namespace modelpool::layout
 
 #endif  // MODELPOOL_SHM_LAYOUT_PATHS_HPP_

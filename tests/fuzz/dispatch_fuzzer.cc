@@ -35,10 +35,10 @@
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/dispatch.hpp"
-#include "broker/server/name_resolver.hpp"
 #include "broker/server/service.hpp"
 #include "broker/startup.hpp"
 #include "broker/store/loader.hpp"
+#include "broker/store/name_resolver.hpp"
 #include "broker/store/segment.hpp"
 #include "shm/protocol/frame.hpp"
 
@@ -67,12 +67,12 @@ struct Harness {
     write("big.bin", 3 << 20);  // more than the free budget once a.bin and b.bin are pinned
     config.models_dir = dir;
     config.pool = "mpfuzz-" + std::to_string(::getpid());
-    config.memory = 4 << 20;
+    config.policy.budget = 4 << 20;
     config.catalog_capacity = 8;
     config.adopt_grace_s = 0;
     config.max_outbound_bytes = 1 << 20;
     so.pool = config.pool;
-    so.data_bytes = config.memory * config.offset_space_factor;
+    so.data_bytes = config.policy.budget * config.offset_space_factor;
     so.catalog_capacity = config.catalog_capacity;
     so.recreate = true;
     auto names_r = NameResolver::open(dir);

@@ -1,10 +1,10 @@
-// File: tests/server/verify_test.cc
+// File: tests/store/verify_test.cc
 //
 // verify_loaded on bytes in a memfd (standing in for a loaded extent): a file
 // whose name promises safetensors or GGUF must parse as that format, or the
 // load fails with the parser's reason; other names are detected by their
 // bytes and stay raw when those do not parse.
-#include "broker/server/verify.hpp"
+#include "broker/store/verify.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

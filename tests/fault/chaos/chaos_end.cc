@@ -19,11 +19,12 @@
 
 #include "chaos_run.hpp"
 #include "shm/layout/paths.hpp"
+#include "shm/units/sizes.hpp"
 
 namespace modelpool::chaos {
 
 using Clock = std::chrono::steady_clock;
-using layout::format_bytes;
+using units::format_bytes;
 
 Scratch::Scratch(std::string dir, std::string segment, bool keep)
     : dir_(std::move(dir)), segment_(std::move(segment)), keep_(keep) {}
