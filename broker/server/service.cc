@@ -34,6 +34,7 @@ Service::Service(asio::io_context& io, const Config& config, CatalogStore& store
       segment_(store.segment()),
       loader_(loader),
       resolver_(names, store.pool()),
+      room_timer_(io),
       reap_timer_(io) {
   schedule_reap();  // superseded generations adopted while workers map them
 }
@@ -415,7 +416,7 @@ void Service::collect_all_releases() {
 }
 
 void Service::update_release_wake() {
-  const bool want = !room_waiters_.empty();
+  const bool want = !room_.empty();
   if (want == release_wake_) return;
   release_wake_ = want;
   for (auto& [id, weak] : ring_sessions_) {

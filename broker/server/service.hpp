@@ -25,6 +25,7 @@
 #include "broker/manifest.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/resolution.hpp"
+#include "broker/server/room_queue.hpp"
 #include "broker/server/session.hpp"
 #include "broker/server/stats.hpp"
 #include "broker/store/catalog_store.hpp"
@@ -121,12 +122,10 @@ class Service {
     }
     std::weak_ptr<Session> session_;
   };
-  // An acquire waiting for room (wait_ms), served in arrival order.
+  // An acquire waiting for room (wait_ms), in room_ (arrival order).
   struct RoomWaiter {
     std::string model;
     Waiter waiter;
-    std::unique_ptr<boost::asio::steady_timer> timer;
-    std::uint64_t seq;
     RoomWaitCount counted;
   };
   struct Inflight {
@@ -181,6 +180,10 @@ class Service {
   void update_release_wake();
   void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
   void serve_room_waiters();
+  // What serving, failing and timing out a RoomWaiter mean.
+  RoomQueue<RoomWaiter>::Hooks room_hooks();
+  // One timer for the earliest deadline in room_.
+  void arm_room_timer();
   // True when acquires already wait for room and `r` would be a new load
   // that can fit at all: it queues behind them rather than overtaking them.
   bool must_queue_behind(const Resolution& r) const;
@@ -199,9 +202,10 @@ class Service {
   std::unordered_map<EntryId, std::string> verified_sha256_;
   std::unordered_map<std::uint64_t, Handle> handles_;
   std::uint64_t next_handle_ = 1;
-  std::deque<RoomWaiter> room_waiters_;
-  std::uint64_t next_room_seq_ = 1;
-  bool serving_room_ = false;
+  RoomQueue<RoomWaiter> room_{room_hooks()};
+  boost::asio::steady_timer room_timer_;
+  bool room_timer_armed_ = false;
+  std::chrono::steady_clock::time_point room_timer_at_{};
   boost::asio::steady_timer reap_timer_;
   bool reap_armed_ = false;
   std::unordered_map<std::uint64_t, std::weak_ptr<Session>> ring_sessions_;  // by session id

@@ -100,7 +100,7 @@ json Service::stats(std::size_t clients) const {
       {"clients", clients},
       {"handles", handles_.size()},
       {"loads_in_flight", inflight_.size()},
-      {"waiting_for_room", room_waiters_.size()},
+      {"waiting_for_room", room_.size()},
       {"mem_total", mem.total},
       {"mem_available", mem.available},
       {"page_size", segment_.page_size()},
@@ -122,13 +122,28 @@ json Service::selfcheck() const {
 
 void Service::set_shutting_down() {
   shutting_down_ = true;
-  while (!room_waiters_.empty()) {
-    RoomWaiter w = std::move(room_waiters_.front());
-    room_waiters_.pop_front();
-    w.timer->cancel();
+  room_timer_.cancel();
+  for (RoomWaiter& w : room_.drain()) {
     fail(w.waiter, error(ErrorCode::kShuttingDown, "the broker is shutting down"));
   }
   update_release_wake();
+}
+
+RoomQueue<Service::RoomWaiter>::Hooks Service::room_hooks() {
+  RoomQueue<RoomWaiter>::Hooks h;
+  h.serve = [this](RoomWaiter& w) { return start_or_join(w.model, w.waiter); };
+  h.fail = [this](RoomWaiter& w, const Status& why) { fail(w.waiter, why); };
+  h.expired = [this](RoomWaiter& w, std::chrono::milliseconds waited) {
+    fail(w.waiter,
+         error(ErrorCode::kPoolFull, "no room for \"" + w.model + "\" within " +
+                                         std::to_string(waited.count()) +
+                                         " ms: every evictable model is in use or pinned"));
+  };
+  h.gone = [](const RoomWaiter& w) {
+    SessionPtr s = w.waiter.session.lock();
+    return !s || s->closed();
+  };
+  return h;
 }
 
 void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
@@ -144,29 +159,29 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
                       std::to_string(config_.max_waiting_per_client) + ")"));
     return;
   }
-  const std::uint64_t seq = next_room_seq_++;
-  auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(wait_ms));
-  timer->async_wait([this, seq, wait_ms](boost::system::error_code ec) {
-    if (ec) return;  // cancelled: served
-    for (auto it = room_waiters_.begin(); it != room_waiters_.end(); ++it) {
-      if (it->seq != seq) continue;
-      Waiter w = std::move(it->waiter);
-      std::string model = it->model;
-      room_waiters_.erase(it);
-      fail(w, error(ErrorCode::kPoolFull, "no room for \"" + model + "\" within " +
-                                              std::to_string(wait_ms) +
-                                              " ms: every evictable model is in use or pinned"));
-      update_release_wake();
-      return;
-    }
-  });
-  room_waiters_.push_back(
-      RoomWaiter{model, std::move(w), std::move(timer), seq, RoomWaitCount(session)});
+  room_.push(RoomWaiter{model, std::move(w), RoomWaitCount(session)},
+             std::chrono::milliseconds(wait_ms));
+  arm_room_timer();
   update_release_wake();
 }
 
+void Service::arm_room_timer() {
+  const auto next = room_.next_deadline();
+  if (!next || (room_timer_armed_ && room_timer_at_ <= *next)) return;
+  room_timer_armed_ = true;
+  room_timer_at_ = *next;
+  room_timer_.expires_at(*next);  // a wait already armed ends with operation_aborted
+  room_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // re-armed for an earlier deadline, or stopping
+    room_timer_armed_ = false;
+    room_.expire();
+    update_release_wake();
+    arm_room_timer();
+  });
+}
+
 bool Service::must_queue_behind(const Resolution& r) const {
-  if (room_waiters_.empty() || r.current != nullptr) return false;
+  if (room_.empty() || r.current != nullptr) return false;
   if (!r.status.ok() || !r.file) return false;  // start_or_join replies why, at once
   const PoolConfig& pc = pool_.config();
   const std::uint64_t size = r.file->identity().size;
@@ -175,22 +190,7 @@ bool Service::must_queue_behind(const Resolution& r) const {
 }
 
 void Service::serve_room_waiters() {
-  if (serving_room_) return;
-  serving_room_ = true;
-  while (!room_waiters_.empty()) {
-    RoomWaiter& front = room_waiters_.front();
-    if (SessionPtr s = front.waiter.session.lock(); !s || s->closed()) {
-      room_waiters_.pop_front();
-      continue;
-    }
-    Status st = start_or_join(front.model, front.waiter);
-    if (st.code() == ErrorCode::kPoolFull) break;  // still no room: keep arrival order
-    RoomWaiter done = std::move(front);
-    room_waiters_.pop_front();
-    done.timer->cancel();
-    if (!st.ok()) fail(done.waiter, st);
-  }
-  serving_room_ = false;
+  room_.serve();
   update_release_wake();
 }
 
