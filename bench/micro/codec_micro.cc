@@ -111,16 +111,6 @@ BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply>)->Name("BM_HotDecod
 BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply_reference>)
     ->Name("BM_HotDecodeAcquireReply/nlohmann_sax");
 
-// What the client runs for the broker's usual reply.
-void BM_FastDecodeAcquireReply(benchmark::State& state) {
-  const std::string payload = proto::encode_acquire_reply(7U, sample_reply());
-  for (auto _ : state) {
-    auto acq = proto::parse_acquire_reply(payload, 7);
-    benchmark::DoNotOptimize(acq);
-  }
-}
-BENCHMARK(BM_FastDecodeAcquireReply);
-
 // A stream of many small frames fed in 4 KiB chunks, as a busy connection sees it.
 void BM_FrameDecoderStream(benchmark::State& state) {
   std::string stream;

@@ -103,7 +103,6 @@ Result<proto::AcquireReply> Channel::call_acquire(const Encoder& encode) {
   if (Status s = send_request(encode, &id); !s.ok()) return s;
   auto frame = read_frame_locked();
   if (!frame.ok()) return frame.status();
-  if (auto quick = proto::parse_acquire_reply(*frame, id)) return std::move(*quick);
   auto matched = match_reply_locked(*frame, id);
   if (!matched.ok()) return matched.status();
   if (Status st = reply_status_locked(matched->flat); !st.ok()) return st;

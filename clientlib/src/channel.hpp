@@ -54,9 +54,8 @@ class Channel {
   Result<nlohmann::json> call(std::string_view op, nlohmann::json fields);
   // An acquire without a JSON DOM: `encode(id)` writes the request; the
   // reply comes back as its fields, checked as proto::acquire_reply_from
-  // checks them (the broker's error as a Status). The broker's usual reply
-  // is read straight into them (proto::parse_acquire_reply); any other goes
-  // through the flat reader (proto::parse_flat_reply).
+  // checks them (the broker's error as a Status), read through the flat
+  // reader (proto::parse_flat_reply).
   using Encoder = std::function<std::string(std::uint64_t id)>;
   Result<proto::AcquireReply> call_acquire(const Encoder& encode);
   // Sends the request `encode(id)` writes, which must ask for no reply.

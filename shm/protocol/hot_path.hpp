@@ -72,15 +72,6 @@ Status flat_reply_status(const FlatReply& r);
 // The fields of an ok:true acquire reply, checked as decode_acquire_reply does.
 Result<AcquireReply> acquire_reply_from(const FlatReply& r);
 
-// The client's fast path for the common case: `payload` is an ok:true
-// acquire reply to request `want_id`, in the plain subset FlatScanner reads,
-// with each field once and of its type. Anything else is nullopt, and the
-// caller takes the general path (parse_flat_reply, the id check,
-// flat_reply_status, acquire_reply_from), which gives the same reply for
-// every payload this accepts (the protocol tests and the fuzzer hold it to
-// that) and the right error for the rest.
-std::optional<AcquireReply> parse_acquire_reply(std::string_view payload, std::uint64_t want_id);
-
 // The broker's side: an acquire or release request read without a DOM.
 struct HotRequest {
   enum class Op { kAcquire, kRelease };

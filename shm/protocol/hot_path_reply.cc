@@ -1,7 +1,7 @@
 // File: shm/protocol/hot_path_reply.cc
 //
-// The hot path's reply readers (hot_path.hpp): the flat reader every reply
-// can go through, and the client's fast path for the usual acquire reply.
+// The hot path's reply reader (hot_path.hpp): the flat reader every reply
+// goes through, and the acquire reply's fields from it.
 #include <string>
 
 #include "shm/protocol/flat_scanner.hpp"
@@ -146,118 +146,6 @@ class FlatSax {
   std::string problem_;
 };
 
-// Reads an ok:true acquire reply with the expected id straight into an
-// AcquireReply, for FlatScanner. Refuses (and so sends the caller to the
-// general path) anything that path might read differently or report as an
-// error: a known key twice, "error", a field of another type, a bad
-// checksum, a missing field.
-class AcquireSax {
- public:
-  AcquireSax(AcquireReply& out, std::uint64_t want_id) : out_(out), want_id_(want_id) {}
-
-  bool start_object(std::size_t) { return true; }
-  bool end_object() { return true; }
-  bool key_view(std::string_view k) {
-    field_ = field_of(k);
-    if (field_ == kError) return false;
-    if (field_ == kOther) return true;
-    const unsigned bit = 1U << field_;
-    if ((seen_ & bit) != 0) return false;
-    seen_ |= bit;
-    return true;
-  }
-  bool number_unsigned(std::uint64_t v) {
-    switch (field_) {
-      case kId:
-        return v == want_id_;
-      case kHandle:
-        out_.handle = v;
-        return true;
-      case kOffset:
-        out_.offset = v;
-        return true;
-      case kSize:
-        out_.size = v;
-        return true;
-      case kGeneration:
-        out_.generation = v;
-        return true;
-      case kOther:
-        return true;
-      default:
-        return false;
-    }
-  }
-  bool string_view(std::string_view v) {
-    switch (field_) {
-      case kModel:
-        out_.model.assign(v);
-        return true;
-      case kFormat:
-        out_.format.assign(v);
-        return true;
-      case kChecksum: {
-        auto sum = checksum_from_hex(v);
-        if (!sum) return false;
-        out_.checksum = *sum;
-        return true;
-      }
-      case kOther:
-        return true;
-      default:
-        return false;
-    }
-  }
-  bool boolean(bool v) {
-    if (field_ == kOk) return v;
-    if (field_ == kCached) out_.cached = v;
-    return field_ == kCached || field_ == kOther;
-  }
-  bool null() { return field_ == kOther; }
-
-  bool complete() const { return (seen_ & kRequired) == kRequired; }
-
- private:
-  enum Field : unsigned {
-    kId,
-    kOk,
-    kHandle,
-    kModel,
-    kOffset,
-    kSize,
-    kGeneration,
-    kChecksum,
-    kFormat,
-    kCached,
-    kError,
-    kOther
-  };
-  static constexpr unsigned kRequired = (1U << kCached) - 1;  // all before kCached
-
-  static Field field_of(std::string_view k) {
-    static constexpr std::pair<std::string_view, Field> kNames[] = {{"id", kId},
-                                                                    {"ok", kOk},
-                                                                    {"handle", kHandle},
-                                                                    {"model", kModel},
-                                                                    {"offset", kOffset},
-                                                                    {"size", kSize},
-                                                                    {"generation", kGeneration},
-                                                                    {"checksum", kChecksum},
-                                                                    {"format", kFormat},
-                                                                    {"cached", kCached},
-                                                                    {"error", kError}};
-    for (const auto& [name, f] : kNames) {
-      if (same_key(name, k)) return f;
-    }
-    return kOther;
-  }
-
-  AcquireReply& out_;
-  std::uint64_t want_id_;
-  Field field_ = kOther;
-  unsigned seen_ = 0;
-};
-
 Status missing(std::string_view key) {
   return error(ErrorCode::kProtocol, "acquire reply: missing field \"" + std::string(key) + "\"");
 }
@@ -295,13 +183,6 @@ Result<FlatReply> parse_flat_reply_reference(std::string_view payload) {
     return error(ErrorCode::kProtocol,
                  sax.problem().empty() ? std::string("reply is not valid JSON") : sax.problem());
   }
-  return out;
-}
-
-std::optional<AcquireReply> parse_acquire_reply(std::string_view payload, std::uint64_t want_id) {
-  AcquireReply out;
-  AcquireSax sax(out, want_id);
-  if (!FlatScanner(payload).feed(sax) || !sax.complete()) return std::nullopt;
   return out;
 }
 

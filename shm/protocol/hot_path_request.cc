@@ -3,19 +3,17 @@
 // The broker's hot-path request reader (parse_hot_request, hot_path.hpp).
 #include <array>
 
-#include "shm/protocol/flat_scanner.hpp"
 #include "shm/protocol/hot_path.hpp"
 
 namespace modelpool::proto {
 namespace {
 
 using namespace std::string_view_literals;
-using flat::FlatScanner;
-using flat::same_key;
 using Value = FlatReply::Value;
 
 // The fields an acquire or release may hold, and what each request says in
-// them: both readers below fill these slots, and one function decides.
+// them: parse_hot_request fills these slots from the flat reader, and
+// decide() judges them.
 enum Field : unsigned { kOp, kId, kModel, kWaitMs, kHandle, kReply, kFields, kOther = kFields };
 constexpr std::pair<std::string_view, Field> kNames[] = {{"op", kOp},         {"id", kId},
                                                          {"model", kModel},   {"wait_ms", kWaitMs},
@@ -65,46 +63,11 @@ std::optional<HotRequest> decide(const Slots& f) {
   return std::nullopt;
 }
 
-// Collects the slots for FlatScanner: views of the payload, no allocation.
-// Refuses a known key twice (the general path lets the last one win) so that
-// what it accepts reads exactly as the general path reads it.
-class HotRequestSax {
- public:
-  bool start_object(std::size_t) { return true; }
-  bool end_object() { return true; }
-  bool key_view(std::string_view k) {
-    field_ = kOther;
-    for (const auto& [name, f] : kNames) {
-      if (same_key(name, k)) field_ = f;
-    }
-    if (field_ == kOther) return true;
-    if (slots_[field_].present) return false;
-    slots_[field_].present = true;
-    return true;
-  }
-  bool number_unsigned(std::uint64_t v) { return put(Value::Kind::kUnsigned).u = v, true; }
-  bool string_view(std::string_view v) { return put(Value::Kind::kString).s = v, true; }
-  bool boolean(bool v) { return put(Value::Kind::kBool).b = v, true; }
-  bool null() { return put(Value::Kind::kNull), true; }
+}  // namespace
 
-  const Slots& slots() const { return slots_; }
-
- private:
-  Slot& put(Value::Kind kind) {
-    Slot& slot = field_ == kOther ? scratch_ : slots_[field_];
-    slot.kind = kind;
-    return slot;
-  }
-
-  Field field_ = kOther;
-  Slots slots_;
-  Slot scratch_;
-};
-
-// parse_hot_request for what FlatScanner does not read, or a known key twice.
-std::optional<HotRequest> parse_hot_request_general(std::string_view payload) {
-  // The reply reader keeps every top-level scalar, which is all an acquire
-  // or release holds; a nested value is kept as kNested, which decide refuses.
+std::optional<HotRequest> parse_hot_request(std::string_view payload) {
+  // The flat reader keeps every top-level scalar, which is all an acquire or
+  // release holds; a nested value is kept as kNested, which decide refuses.
   auto flat = parse_flat_reply(payload);
   if (!flat.ok()) return std::nullopt;
   Slots slots;
@@ -112,14 +75,6 @@ std::optional<HotRequest> parse_hot_request_general(std::string_view payload) {
     if (const Value* v = flat->find(name)) slots[field] = {true, v->kind, v->u, v->b, v->s};
   }
   return decide(slots);  // `flat` still holds the strings the slots view
-}
-
-}  // namespace
-
-std::optional<HotRequest> parse_hot_request(std::string_view payload) {
-  HotRequestSax sax;
-  if (!FlatScanner(payload).feed(sax)) return parse_hot_request_general(payload);
-  return decide(sax.slots());
 }
 
 }  // namespace modelpool::proto

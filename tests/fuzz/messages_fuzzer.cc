@@ -65,19 +65,6 @@ void flat_reply(std::string_view payload) {
   auto sax = proto::parse_flat_reply_reference(payload);
   require(flat.ok() == sax.ok() && (!flat.ok() || *flat == *sax),
           "the flat scanner reads what nlohmann's parser reads");
-  // The client's acquire fast path accepts only what the general path reads
-  // the same way.
-  const std::uint64_t want = flat.ok() && flat->id ? *flat->id : 1;
-  if (auto quick = proto::parse_acquire_reply(payload, want)) {
-    require(flat.ok() && flat->id == want && proto::flat_reply_status(*flat).ok(),
-            "the acquire fast path accepts only an ok reply to the request");
-    auto general = proto::acquire_reply_from(*flat);
-    require(general.ok() && general->handle == quick->handle && general->model == quick->model &&
-                general->offset == quick->offset && general->size == quick->size &&
-                general->generation == quick->generation && general->checksum == quick->checksum &&
-                general->format == quick->format && general->cached == quick->cached,
-            "the acquire fast path reads what the general path reads");
-  }
   const modelpool::Status st = flat.ok() ? proto::flat_reply_status(*flat) : flat.status();
   require(dom.ok() == st.ok() && dom.status().code() == st.code(), "flat and DOM replies agree");
   if (!dom.ok()) return;
