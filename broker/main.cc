@@ -22,6 +22,7 @@
 #include "broker/config.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/metrics_http.hpp"
+#include "broker/server/report_json.hpp"
 #include "broker/server/server.hpp"
 #include "broker/server/service.hpp"
 #include "broker/startup.hpp"
@@ -144,7 +145,7 @@ int run(Config& config) {
       io,
       [&] {
         service.collect_all_releases();  // the references it shows
-        return service.stats(server.clients());
+        return to_json(service.stats(server.clients()));
       },
       {config.metrics_max_clients, std::chrono::seconds(config.metrics_idle_timeout_s)});
   if (!config.metrics_addr.empty()) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "broker/server/log_text.hpp"
+#include "broker/server/report_json.hpp"
 #include "shm/protocol/hot_path.hpp"
 #include "shm/protocol/messages.hpp"
 
@@ -30,10 +31,11 @@ struct Op {
   bool admin;
 };
 
-// Replies with `r`'s value or its error.
-void answer(Ctx& c, const Result<json>& r) {
+// Replies with `r`'s value, encoded, or its error.
+template <typename T>
+void answer(Ctx& c, const Result<T>& r) {
   if (r.ok()) {
-    c.s->reply_ok(c.req.id, r.value());
+    c.s->reply_ok(c.req.id, to_json(r.value()));
   } else {
     c.s->reply_error(c.req.id, r.status());
   }
@@ -46,7 +48,7 @@ Result<proto::ModelRequest> model_request(Ctx& c) {
 void op_hello(Ctx& c) {
   auto ring = proto::get_opt_bool(c.req.body, "release_ring");
   if (!ring.ok()) return c.s->reply_error(c.req.id, ring.status());
-  json fields = c.service.hello();
+  json fields = proto::to_json(c.service.hello());
   // A ring is for a worker's releases; without one (admin socket, or it
   // cannot be sent now) the reply says nothing and releases come as frames.
   if (ring->value_or(false) && !c.s->admin() &&
@@ -97,10 +99,10 @@ void op_unpin(Ctx& c) {
   answer(c, c.service.set_pinned(r->model, false));
 }
 
-void op_clear(Ctx& c) { c.s->reply_ok(c.req.id, c.service.clear()); }
+void op_clear(Ctx& c) { c.s->reply_ok(c.req.id, to_json(c.service.clear())); }
 
 void op_stats(Ctx& c) {
-  json j = c.service.stats(c.clients);
+  json j = to_json(c.service.stats(c.clients));
   // Keep the reply inside one frame: drop per-model rows past what fits.
   if (j.dump().size() > proto::kMaxFrame - 1024) {
     json& rows = j["models"];
@@ -115,7 +117,7 @@ void op_stats(Ctx& c) {
 }
 
 void op_list(Ctx& c) {
-  json rows = c.service.list()["models"];
+  json rows = to_json(c.service.list());
   auto offset = proto::get_opt_uint(c.req.body, "offset");
   auto limit = proto::get_opt_uint(c.req.body, "limit");
   if (!offset.ok()) return c.s->reply_error(c.req.id, offset.status());
@@ -152,7 +154,7 @@ void op_config(Ctx& c) {
   c.s->reply_ok(c.req.id, {{"config", std::move(config)}});
 }
 
-void op_selfcheck(Ctx& c) { c.s->reply_ok(c.req.id, c.service.selfcheck()); }
+void op_selfcheck(Ctx& c) { c.s->reply_ok(c.req.id, to_json(c.service.selfcheck())); }
 
 const std::unordered_map<std::string_view, Op>& op_table() {
   static const std::unordered_map<std::string_view, Op> kOps = {

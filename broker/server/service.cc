@@ -45,13 +45,13 @@ std::int64_t Service::now_ns() const {
       .count();
 }
 
-json Service::hello() const {
+proto::HelloReply Service::hello() const {
   proto::HelloReply h;
   h.pool = config_.pool;
   h.segment_path = segment_.path();
   h.segment_size = segment_.size();
   h.page_size = segment_.page_size();
-  return to_json(h);
+  return h;
 }
 
 void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {

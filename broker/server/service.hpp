@@ -13,7 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,6 +23,7 @@
 #include "broker/config.hpp"
 #include "broker/manifest.hpp"
 #include "broker/pool/pool.hpp"
+#include "broker/server/reports.hpp"
 #include "broker/server/resolution.hpp"
 #include "broker/server/room_queue.hpp"
 #include "broker/server/session.hpp"
@@ -41,7 +41,7 @@ class Service {
           NameResolver& names);
 
   // Worker ops.
-  nlohmann::json hello() const;
+  proto::HelloReply hello() const;
   void acquire(const SessionPtr& s, const nlohmann::json& id, const proto::AcquireRequest& req);
   // With `reply` false nothing is sent back, not even an error (it is logged).
   void release(Session& s, const nlohmann::json& id, std::uint64_t handle, bool reply);
@@ -60,12 +60,13 @@ class Service {
 
   // Admin ops. `load` replies when the model is resident (or failed).
   void load(const SessionPtr& s, const nlohmann::json& id, const proto::ModelRequest& req);
-  Result<nlohmann::json> evict(std::string_view model);
-  Result<nlohmann::json> set_pinned(std::string_view model, bool pinned);
-  nlohmann::json clear();
-  nlohmann::json stats(std::size_t clients) const;
-  nlohmann::json list() const;
-  nlohmann::json selfcheck() const;
+  // They return plain values (reports.hpp); the dispatcher encodes them.
+  Result<Evicted> evict(std::string_view model);
+  Result<PinState> set_pinned(std::string_view model, bool pinned);
+  Cleared clear();
+  StatsReport stats(std::size_t clients) const;
+  std::vector<ModelRow> list() const;
+  SelfCheck selfcheck() const;
   double uptime_s() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }

@@ -14,110 +14,77 @@
 
 namespace modelpool::broker {
 
-using nlohmann::json;
-
-namespace {
-
-json model_row(const Pool& pool, const EntryInfo& e) {
-  json row = {{"name", e.name},
-              {"size", e.size},
-              {"refs", e.refs - e.alias_refs},  // its own: an alias's are on its row
-              {"generation", e.generation},
-              {"state", e.state == layout::EntryState::kReady ? "ready" : "loading"},
-              {"pinned", e.pinned},
-              {"current", e.current},
-              {"format", std::string(layout::to_string(e.format))},
-              {"accesses", e.accesses},
-              {"last_access_unix_ms", e.last_access_ns / 1000000},
-              {"load_seconds", e.load_seconds},
-              {"offset", e.offset}};
-  // Another name of a resident file: its bytes are that entry's.
-  if (e.base != 0) row["shares"] = pool.get(e.base)->name;
-  return row;
-}
-
-}  // namespace
-
-Result<json> Service::evict(std::string_view model) {
+Result<Evicted> Service::evict(std::string_view model) {
   auto gone = store_.evict(model);
   if (!gone.ok()) return gone.status();
   forget({*gone});
   serve_room_waiters();
-  return json{{"model", gone->name}, {"bytes", gone->footprint}};
+  return Evicted{gone->name, gone->footprint};
 }
 
-Result<json> Service::set_pinned(std::string_view model, bool pinned) {
+Result<PinState> Service::set_pinned(std::string_view model, bool pinned) {
   const EntryInfo* e = pool_.find_current(model);
-  if (e == nullptr) return store_.set_pinned(model, pinned);  // not_found, saying so
-  pin(*e, pinned);
-  spdlog::info("{} {}", pinned ? "pinned" : "unpinned", log_text(model));
-  if (!pinned) {
-    forget(store_.enforce_watermark());
-    serve_room_waiters();  // the unpinned model is evictable: a waiter may fit now
+  if (e == nullptr) {
+    if (Status s = store_.set_pinned(model, pinned); !s.ok()) return s;  // not_found, saying so
+  } else {
+    pin(*e, pinned);
+    spdlog::info("{} {}", pinned ? "pinned" : "unpinned", log_text(model));
+    if (!pinned) {
+      forget(store_.enforce_watermark());
+      serve_room_waiters();  // the unpinned model is evictable: a waiter may fit now
+    }
   }
-  return json{{"model", std::string(model)}, {"pinned", pinned}};
+  return PinState{std::string(model), pinned};
 }
 
-json Service::clear() {
+Cleared Service::clear() {
   auto gone = store_.clear();
-  std::uint64_t bytes = 0;
-  for (const auto& e : gone) bytes += e.footprint;
+  Cleared out{gone.size(), 0};
+  for (const auto& e : gone) out.bytes += e.footprint;
   forget(gone);
   serve_room_waiters();
-  return {{"evicted", gone.size()}, {"bytes", bytes}};
+  return out;
 }
 
-json Service::list() const {
-  json rows = json::array();
-  for (const EntryInfo* e : pool_.entries()) rows.push_back(model_row(pool_, *e));
-  return {{"models", std::move(rows)}};
+std::vector<ModelRow> Service::list() const {
+  std::vector<ModelRow> rows;
+  for (const EntryInfo* e : pool_.entries()) {
+    // Another name of a resident file: its bytes are that entry's.
+    rows.push_back(ModelRow{*e, e->base != 0 ? pool_.get(e->base)->name : std::string()});
+  }
+  return rows;
 }
 
-json Service::stats(std::size_t clients) const {
-  const MemInfo mem = read_meminfo();
-  const std::uint64_t requests = stats_.hits + stats_.misses;
-  json j = {
-      {"pool", config_.pool},
-      {"pid", static_cast<std::int64_t>(::getpid())},
-      {"uptime_s", uptime_s()},
-      {"loads", stats_.loads},
-      {"load_failures", stats_.load_failures},
-      {"hits", stats_.hits},
-      {"misses", stats_.misses},
-      {"hit_rate",
-       requests ? static_cast<double>(stats_.hits) / static_cast<double>(requests) : 0.0},
-      {"acquires", stats_.acquires},
-      {"releases", stats_.releases},
-      {"evictions", pool_.evictions()},
-      {"bytes_evicted", pool_.bytes_evicted()},
-      {"bytes_loaded", stats_.bytes_loaded},
-      {"load_seconds", stats_.load_seconds},
-      {"bytes_used", pool_.bytes_used()},
-      {"bytes_budget", pool_.budget()},
-      {"offset_space", segment_.size() - segment_.data_offset()},
-      {"offset_space_used", pool_.offset_space_used()},
-      {"largest_free_extent", pool_.largest_free_extent()},
-      {"clients", clients},
-      {"handles", handles_.size()},
-      {"loads_in_flight", inflight_.size()},
-      {"waiting_for_room", room_.size()},
-      {"mem_total", mem.total},
-      {"mem_available", mem.available},
-      {"page_size", segment_.page_size()},
-      {"segment_path", segment_.path()},
-      {"eviction_policy", config_.policy.eviction},
-  };
-  j["load_histogram"] = {{"le", Stats::kLoadBuckets}, {"counts", stats_.load_bucket_counts}};
-  j["models"] = list()["models"];
-  return j;
+StatsReport Service::stats(std::size_t clients) const {
+  StatsReport r;
+  r.pool = config_.pool;
+  r.pid = static_cast<std::int64_t>(::getpid());
+  r.uptime_s = uptime_s();
+  r.counters = stats_;
+  r.evictions = pool_.evictions();
+  r.bytes_evicted = pool_.bytes_evicted();
+  r.bytes_used = pool_.bytes_used();
+  r.bytes_budget = pool_.budget();
+  r.offset_space = segment_.size() - segment_.data_offset();
+  r.offset_space_used = pool_.offset_space_used();
+  r.largest_free_extent = pool_.largest_free_extent();
+  r.clients = clients;
+  r.handles = handles_.size();
+  r.loads_in_flight = inflight_.size();
+  r.waiting_for_room = room_.size();
+  r.mem = read_meminfo();
+  r.page_size = segment_.page_size();
+  r.segment_path = segment_.path();
+  r.eviction_policy = config_.policy.eviction;
+  r.models = list();
+  return r;
 }
 
-json Service::selfcheck() const {
-  json problems = json::array();
-  if (Status s = pool_.self_check(); !s.ok()) problems.push_back(s.message());
-  for (std::string& p : check_catalog(pool_, segment_)) problems.push_back(std::move(p));
-  // Not "ok": the reply envelope's own "ok" (always true here) would overwrite it.
-  return {{"consistent", problems.empty()}, {"problems", problems}};
+SelfCheck Service::selfcheck() const {
+  SelfCheck out;
+  if (Status s = pool_.self_check(); !s.ok()) out.problems.push_back(s.message());
+  for (std::string& p : check_catalog(pool_, segment_)) out.problems.push_back(std::move(p));
+  return out;
 }
 
 void Service::set_shutting_down() {

@@ -179,12 +179,12 @@ struct Harness {
     a->session->close(nullptr);
     settle(*w, *a);
     service->collect_all_releases();
-    const json stats = service->stats(0);
-    if (stats.value("handles", std::uint64_t{1}) != 0) {
-      broken("handles left after every client left: " + stats.dump());
+    const StatsReport stats = service->stats(0);
+    if (stats.handles != 0) {
+      broken("handles left after every client left: " + std::to_string(stats.handles));
     }
-    const json check = service->selfcheck();
-    if (!check.value("consistent", false)) broken("self-check: " + check.dump());
+    const SelfCheck check = service->selfcheck();
+    if (!check.consistent()) broken("self-check: " + check.problems.front());
     // Back to a known state for the next input: nothing pinned, nothing resident.
     for (const char* m : {"a.bin", "b.bin", "big.bin"}) (void)service->set_pinned(m, false);
     (void)service->clear();

@@ -1,0 +1,84 @@
+// File: broker/server/report_json.cc
+#include "broker/server/report_json.hpp"
+
+#include <string>
+
+#include "shm/layout/segment_layout.hpp"
+
+namespace modelpool::broker {
+
+using nlohmann::json;
+
+json to_json(const ModelRow& row) {
+  const EntryInfo& e = row.entry;
+  json j = {{"name", e.name},
+            {"size", e.size},
+            {"refs", e.refs - e.alias_refs},  // its own: an alias's are on its row
+            {"generation", e.generation},
+            {"state", e.state == layout::EntryState::kReady ? "ready" : "loading"},
+            {"pinned", e.pinned},
+            {"current", e.current},
+            {"format", std::string(layout::to_string(e.format))},
+            {"accesses", e.accesses},
+            {"last_access_unix_ms", e.last_access_ns / 1000000},
+            {"load_seconds", e.load_seconds},
+            {"offset", e.offset}};
+  if (!row.shares.empty()) j["shares"] = row.shares;
+  return j;
+}
+
+json to_json(const std::vector<ModelRow>& rows) {
+  json out = json::array();
+  for (const ModelRow& r : rows) out.push_back(to_json(r));
+  return out;
+}
+
+json to_json(const StatsReport& s) {
+  const Stats& c = s.counters;
+  const std::uint64_t requests = c.hits + c.misses;
+  return {
+      {"pool", s.pool},
+      {"pid", s.pid},
+      {"uptime_s", s.uptime_s},
+      {"loads", c.loads},
+      {"load_failures", c.load_failures},
+      {"hits", c.hits},
+      {"misses", c.misses},
+      {"hit_rate", requests ? static_cast<double>(c.hits) / static_cast<double>(requests) : 0.0},
+      {"acquires", c.acquires},
+      {"releases", c.releases},
+      {"evictions", s.evictions},
+      {"bytes_evicted", s.bytes_evicted},
+      {"bytes_loaded", c.bytes_loaded},
+      {"load_seconds", c.load_seconds},
+      {"bytes_used", s.bytes_used},
+      {"bytes_budget", s.bytes_budget},
+      {"offset_space", s.offset_space},
+      {"offset_space_used", s.offset_space_used},
+      {"largest_free_extent", s.largest_free_extent},
+      {"clients", s.clients},
+      {"handles", s.handles},
+      {"loads_in_flight", s.loads_in_flight},
+      {"waiting_for_room", s.waiting_for_room},
+      {"mem_total", s.mem.total},
+      {"mem_available", s.mem.available},
+      {"page_size", s.page_size},
+      {"segment_path", s.segment_path},
+      {"eviction_policy", s.eviction_policy},
+      {"load_histogram", {{"le", Stats::kLoadBuckets}, {"counts", c.load_bucket_counts}}},
+      {"models", to_json(s.models)},
+  };
+}
+
+json to_json(const Evicted& e) { return {{"model", e.model}, {"bytes", e.bytes}}; }
+
+json to_json(const PinState& p) { return {{"model", p.model}, {"pinned", p.pinned}}; }
+
+json to_json(const Cleared& c) { return {{"evicted", c.evicted}, {"bytes", c.bytes}}; }
+
+json to_json(const SelfCheck& c) {
+  // Not "ok": the reply envelope's own "ok" (always true here) would overwrite it.
+  return {{"consistent", c.consistent()}, {"problems", c.problems}};
+}
+
+}  // namespace modelpool::broker

@@ -1,0 +1,75 @@
+// File: broker/server/reports.hpp
+//
+// What the Service's admin operations return: plain values that know
+// nothing of the wire. The dispatcher encodes them into replies, and the
+// metrics page renders the same stats (report_json.hpp).
+#ifndef MODELPOOL_BROKER_SERVER_REPORTS_HPP_
+#define MODELPOOL_BROKER_SERVER_REPORTS_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "broker/pool/pool.hpp"
+#include "broker/server/stats.hpp"
+#include "broker/system_info.hpp"
+
+namespace modelpool::broker {
+
+// One entry of the pool, as `list` and `stats` show it.
+struct ModelRow {
+  EntryInfo entry;
+  std::string shares;  // another name of a resident file: the name whose bytes it uses
+};
+
+struct StatsReport {
+  std::string pool;
+  std::int64_t pid = 0;
+  double uptime_s = 0;
+  Stats counters;
+  std::uint64_t evictions = 0;
+  std::uint64_t bytes_evicted = 0;
+  std::uint64_t bytes_used = 0;
+  std::uint64_t bytes_budget = 0;
+  std::uint64_t offset_space = 0;
+  std::uint64_t offset_space_used = 0;
+  std::uint64_t largest_free_extent = 0;
+  std::size_t clients = 0;
+  std::size_t handles = 0;
+  std::size_t loads_in_flight = 0;
+  std::size_t waiting_for_room = 0;
+  MemInfo mem;
+  std::uint64_t page_size = 0;
+  std::string segment_path;
+  std::string eviction_policy;
+  std::vector<ModelRow> models;
+};
+
+// evict: the entry freed and the bytes it gave back.
+struct Evicted {
+  std::string model;
+  std::uint64_t bytes = 0;
+};
+
+// pin / unpin.
+struct PinState {
+  std::string model;
+  bool pinned = false;
+};
+
+// clear: how many entries were freed, and their bytes.
+struct Cleared {
+  std::size_t evicted = 0;
+  std::uint64_t bytes = 0;
+};
+
+// selfcheck: the pool's and the catalog's invariants that do not hold.
+struct SelfCheck {
+  std::vector<std::string> problems;
+  bool consistent() const { return problems.empty(); }
+};
+
+}  // namespace modelpool::broker
+
+#endif  // MODELPOOL_BROKER_SERVER_REPORTS_HPP_
