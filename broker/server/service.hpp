@@ -37,8 +37,8 @@ namespace modelpool::broker {
 
 class Service {
  public:
-  Service(boost::asio::io_context& io, const Config& config, CatalogStore& store, Loader& loader,
-          NameResolver& names);
+  Service(boost::asio::io_context& io, const Config& config, CatalogStore& store,
+          LoadRunner& loader, NameResolver& names);
 
   // Worker ops.
   proto::HelloReply hello() const;
@@ -195,7 +195,7 @@ class Service {
   CatalogStore& store_;  // every change to the pool and the segment
   const Pool& pool_;     // reads
   const Segment& segment_;
-  Loader& loader_;
+  LoadRunner& loader_;
   Resolver resolver_;
   Stats stats_;
   std::unordered_map<EntryId, Inflight> inflight_;

@@ -66,7 +66,17 @@ struct LoadResult {
 class LoadPipeline;
 class Destination;
 
-class Loader {
+// What the Service asks of a loader: a job in, its one result out, later,
+// on another thread. Loader below is the broker's; tests give the Service a
+// runner they complete by hand (tests/service/service_test.cc).
+class LoadRunner {
+ public:
+  virtual ~LoadRunner() = default;
+  // Calls `done` exactly once, from any thread, with the result.
+  virtual void submit(LoadJob job, std::function<void(Result<LoadResult>)> done) = 0;
+};
+
+class Loader final : public LoadRunner {
  public:
   struct Options {
     unsigned threads = 1;
@@ -78,7 +88,7 @@ class Loader {
 
   explicit Loader(Options options, std::shared_ptr<FileSystem> fs = default_file_system());
   // Stops: running jobs finish; queued ones complete with kShuttingDown.
-  ~Loader();
+  ~Loader() override;
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
@@ -98,7 +108,7 @@ class Loader {
   // would not match what the pool records: the next acquire resolves the
   // file again and loads its new version. Limit: a write() already running
   // when the first statx is taken stamped its times before, and is not seen.
-  void submit(LoadJob job, std::function<void(Result<LoadResult>)> done);
+  void submit(LoadJob job, std::function<void(Result<LoadResult>)> done) override;
 
   const Options& options() const { return options_; }
 

@@ -15,43 +15,48 @@
 // which replays a corpus or mutates it for a bounded time without libFuzzer.
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/local/connect_pair.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "broker/config.hpp"
-#include "broker/pool/pool.hpp"
-#include "broker/server/dispatch.hpp"
-#include "broker/server/service.hpp"
-#include "broker/startup.hpp"
+#include "broker/server/reports.hpp"
 #include "broker/store/loader.hpp"
-#include "broker/store/name_resolver.hpp"
-#include "broker/store/segment.hpp"
-#include "shm/protocol/frame.hpp"
+#include "tests/service/in_process_broker.hpp"
 
 namespace modelpool::broker {
 namespace {
 
-namespace asio = boost::asio;
 using nlohmann::json;
 
 [[noreturn]] void broken(const std::string& what) {
   std::fprintf(stderr, "contract broken: %s\n", what.c_str());
   std::abort();
 }
+
+Config fuzz_config() {
+  Config c;
+  c.policy.budget = 4 << 20;
+  c.catalog_capacity = 8;
+  c.adopt_grace_s = 0;
+  c.max_outbound_bytes = 1 << 20;
+  return c;
+}
+
+Loader::Options loader_options() {
+  Loader::Options lo;
+  lo.use_io_uring = false;
+  return lo;
+}
+
+using Client = testing::InProcessBroker::Client;
 
 // One broker, built once per process and reused by every input.
 struct Harness {
@@ -60,87 +65,16 @@ struct Harness {
         std::make_shared<spdlog::logger>("fuzz", std::make_shared<spdlog::sinks::null_sink_mt>());
     logger->set_level(spdlog::level::trace);  // every log line is still formatted
     spdlog::set_default_logger(logger);
-    dir = "/tmp/mp-fuzz-dispatch-" + std::to_string(::getpid());
-    std::filesystem::create_directories(dir);
-    write("a.bin", 4096);
-    write("b.bin", 70000);
-    write("big.bin", 3 << 20);  // more than the free budget once a.bin and b.bin are pinned
-    config.models_dir = dir;
-    config.pool = "mpfuzz-" + std::to_string(::getpid());
-    config.policy.budget = 4 << 20;
-    config.catalog_capacity = 8;
-    config.adopt_grace_s = 0;
-    config.max_outbound_bytes = 1 << 20;
-    so.pool = config.pool;
-    so.data_bytes = config.policy.budget * config.offset_space_factor;
-    so.catalog_capacity = config.catalog_capacity;
-    so.recreate = true;
-    auto names_r = NameResolver::open(dir);
-    auto seg_r = Segment::open(so, ::getpid());
-    if (!names_r.ok() || !seg_r.ok()) broken("cannot set up the broker");
-    names = std::make_unique<NameResolver>(std::move(names_r).value());
-    const PoolConfig pc = pool_config(config, **seg_r);
-    store = std::make_unique<CatalogStore>(std::move(seg_r).value(), pc);
-    Loader::Options lo;
-    lo.use_io_uring = false;
-    loader = std::make_unique<Loader>(lo);
-    service = std::make_unique<Service>(io, config, *store, *loader, *names);
-    dispatcher = std::make_unique<Dispatcher>(*service, config, [this] { return sessions; });
-  }
-  ~Harness() {
-    dispatcher.reset();
-    service.reset();
-    loader.reset();
-    (void)Segment::remove(so);
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-
-  void write(const std::string& name, std::size_t size) {
-    std::string bytes(size, '\0');
-    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 131 + size);
-    std::ofstream(dir + "/" + name, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(size));
-  }
-
-  struct Client {
-    SessionPtr session;
-    asio::local::stream_protocol::socket peer;
-    proto::FrameDecoder replies;
-  };
-
-  std::unique_ptr<Client> connect(bool admin) {
-    asio::local::stream_protocol::socket ours(io), theirs(io);
-    asio::local::connect_pair(ours, theirs);
-    theirs.non_blocking(true);
-    ++sessions;
-    auto s = std::make_shared<Session>(
-        std::move(ours), next_id++, admin, config.max_outbound_bytes,
-        [this](const SessionPtr& p, std::string_view payload) { dispatcher->handle(p, payload); },
-        [this](Session& p) {
-          service->disconnect(p);
-          --sessions;
-        });
-    return std::make_unique<Client>(Client{std::move(s), std::move(theirs), {}});
+    broker.write("a.bin", 4096);
+    broker.write("b.bin", 70000);
+    broker.write("big.bin", 3 << 20);  // more than the free budget once a.bin and b.bin are pinned
   }
 
   // Reads what the broker wrote; every reply must be a frame of JSON with "ok".
   void drain(Client& c) {
-    char buf[65536];
-    boost::system::error_code ec;
-    for (;;) {
-      const std::size_t n = c.peer.read_some(asio::buffer(buf), ec);
-      if (ec || n == 0) break;
-      c.replies.feed(buf, n);
-    }
-    for (;;) {
-      auto frame = c.replies.next();
-      if (!frame.ok()) broken("a reply is not a valid frame: " + frame.status().message());
-      if (!frame->has_value()) break;
-      const json reply = json::parse(**frame, nullptr, false);
-      if (reply.is_discarded() || !reply.is_object() || !reply.contains("ok") ||
-          !reply["ok"].is_boolean()) {
-        broken("a reply without a boolean ok: " + (*frame)->substr(0, 200));
+    for (const json& reply : broker.replies(c)) {
+      if (!reply.is_object() || !reply.contains("ok") || !reply["ok"].is_boolean()) {
+        broken("a reply without a boolean ok: " + reply.dump().substr(0, 200));
       }
     }
   }
@@ -149,18 +83,17 @@ struct Harness {
   void settle(Client& w, Client& a) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     do {
-      io.poll();
-      io.restart();
+      broker.poll();
       drain(w);
       drain(a);
-      if (service->loads_in_flight() == 0) break;
+      if (broker.service().loads_in_flight() == 0) break;
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     } while (std::chrono::steady_clock::now() < until);
   }
 
   void run(std::string_view input) {
-    auto w = connect(false);
-    auto a = connect(true);
+    auto w = broker.connect(false);
+    auto a = broker.connect(true);
     int lines = 0;
     while (!input.empty() && lines++ < 64) {
       const std::size_t nl = input.find('\n');
@@ -171,38 +104,29 @@ struct Harness {
       Client& c = admin ? *a : *w;
       if (line.empty() || c.session->closed()) continue;
       const std::string payload(line);  // the session's buffer owns it in the broker
-      dispatcher->handle(c.session, payload);
+      broker.dispatcher().handle(c.session, payload);
       settle(*w, *a);
     }
     settle(*w, *a);
     w->session->close(nullptr);
     a->session->close(nullptr);
     settle(*w, *a);
-    service->collect_all_releases();
-    const StatsReport stats = service->stats(0);
+    Service& service = broker.service();
+    service.collect_all_releases();
+    const StatsReport stats = service.stats(0);
     if (stats.handles != 0) {
       broken("handles left after every client left: " + std::to_string(stats.handles));
     }
-    const SelfCheck check = service->selfcheck();
+    const SelfCheck check = service.selfcheck();
     if (!check.consistent()) broken("self-check: " + check.problems.front());
     // Back to a known state for the next input: nothing pinned, nothing resident.
-    for (const char* m : {"a.bin", "b.bin", "big.bin"}) (void)service->set_pinned(m, false);
-    (void)service->clear();
-    io.poll();
-    io.restart();
+    for (const char* m : {"a.bin", "b.bin", "big.bin"}) (void)service.set_pinned(m, false);
+    (void)service.clear();
+    broker.poll();
   }
 
-  std::string dir;
-  Config config;
-  SegmentOptions so;
-  asio::io_context io;
-  std::unique_ptr<NameResolver> names;
-  std::unique_ptr<CatalogStore> store;
-  std::unique_ptr<Loader> loader;
-  std::unique_ptr<Service> service;
-  std::unique_ptr<Dispatcher> dispatcher;
-  std::size_t sessions = 0;
-  std::uint64_t next_id = 1;
+  Loader loader{loader_options()};
+  testing::InProcessBroker broker{"fuzz-dispatch", fuzz_config(), loader};
 };
 
 }  // namespace
