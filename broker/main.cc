@@ -25,6 +25,7 @@
 #include "broker/server/report_json.hpp"
 #include "broker/server/server.hpp"
 #include "broker/server/service.hpp"
+#include "broker/service_manager.hpp"
 #include "broker/startup.hpp"
 #include "broker/store/loader.hpp"
 #include "broker/store/name_resolver.hpp"
@@ -93,6 +94,13 @@ void fit_descriptors(Config& config) {
   }
 }
 
+// STATUS= for the service manager: what `systemctl status` shows.
+std::string serving_status(const Service& service) {
+  const StatsReport s = service.stats(0);
+  return "serving pool " + s.pool + ": " + std::to_string(s.models.size()) + " model(s), " +
+         units::format_bytes(s.bytes_used) + " of " + units::format_bytes(s.bytes_budget);
+}
+
 int run(Config& config) {
   fit_descriptors(config);
   if (config.run_dir.empty()) config.run_dir = layout::default_run_dir();
@@ -134,19 +142,24 @@ int run(Config& config) {
                                 static_cast<unsigned>(config.queue_depth), config.direct_io});
   Service service(io, config, store, loader, names.value());
   Server server(io, config, service);
+  ServiceManager manager(io);
+  manager.start_watchdog();  // pings through the preloads too
   if (Status s = load_manifest(config, service); !s.ok()) return fail(s.message());
+  manager.status("preloading");
   if (Status s = preload_models(io, service, config); !s.ok()) return fail(s.message());
 
   const std::string worker_path = layout::worker_socket_path(config.run_dir, config.pool);
   const std::string admin_path = layout::admin_socket_path(config.run_dir, config.pool);
   if (Status s = server.listen(worker_path, admin_path); !s.ok()) return fail(s.message());
 
+  bool started = false;  // the segment adopted, preloads in, the sockets listening
   MetricsServer metrics(
       io,
       [&] {
         service.collect_all_releases();  // the references it shows
         return to_json(service.stats(server.clients()));
       },
+      [&] { return started && !service.shutting_down(); },
       {config.metrics_max_clients, std::chrono::seconds(config.metrics_idle_timeout_s)});
   if (!config.metrics_addr.empty()) {
     if (Status s = metrics.listen(config.metrics_addr); !s.ok()) return fail(s.message());
@@ -161,11 +174,19 @@ int run(Config& config) {
       [&](const boost::system::error_code& err, int sig) {
         if (err) return;
         if (sig == SIGHUP) {
-          spdlog::info("SIGHUP: {}", reload_manifest(config, service));
+          manager.reloading();
+          auto reloaded = reload_manifest(config, service);
+          if (reloaded.ok()) {
+            spdlog::info("SIGHUP: {}", *reloaded);
+          } else {
+            spdlog::warn("SIGHUP: {}", reloaded.status().message());
+          }
+          manager.ready(serving_status(service));
           signals.async_wait(on_signal);
           return;
         }
         spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        manager.stopping();
         metrics.stop();
         server.shutdown([&] { io.stop(); });
       };
@@ -185,6 +206,8 @@ int run(Config& config) {
   std::printf("modelpoold: ready (pool %s, worker socket %s%s)\n", config.pool.c_str(),
               worker_path.c_str(), metrics_note.c_str());
   std::fflush(stdout);
+  started = true;
+  manager.ready(serving_status(service));
   io.run();
 
   spdlog::info("stopped; segment {} {}", seg.path(),

@@ -184,11 +184,13 @@ Status preload_models(boost::asio::io_context& io, Service& service, const Confi
   return first_error;
 }
 
-std::string reload_manifest(const Config& config, Service& service) {
-  if (config.manifest.empty()) return "no manifest in use; nothing to reload";
+Result<std::string> reload_manifest(const Config& config, Service& service) {
+  if (config.manifest.empty()) return std::string("no manifest in use; nothing to reload");
   auto fresh = Manifest::load(config.manifest);
-  if (!fresh.ok())
-    return "manifest not reloaded (keeping the old one): " + fresh.status().message();
+  if (!fresh.ok()) {
+    return Status(fresh.status().code(),
+                  "manifest not reloaded (keeping the old one): " + fresh.status().message());
+  }
   auto next = std::make_shared<const Manifest>(std::move(fresh).value());
   std::string what = service.manifest() ? next->diff(*service.manifest()) : "loaded";
   service.set_manifest(next);
@@ -198,7 +200,7 @@ std::string reload_manifest(const Config& config, Service& service) {
       if (!s.ok()) spdlog::warn("manifest preload of {} failed: {}", name, s.message());
     });
   }
-  return "manifest " + config.manifest + " reloaded: " + what;
+  return std::string("manifest " + config.manifest + " reloaded: " + what);
 }
 
 }  // namespace modelpool::broker

@@ -48,8 +48,8 @@ Status preload_models(boost::asio::io_context& io, Service& service, const Confi
 
 // SIGHUP: re-reads the manifest when one is in use, swaps it in when it
 // parses (keeping the old one otherwise), starts loading new preload
-// entries, and returns a line saying what changed.
-std::string reload_manifest(const Config& config, Service& service);
+// entries, and returns a line saying what changed, or why it kept the old one.
+Result<std::string> reload_manifest(const Config& config, Service& service);
 
 }  // namespace modelpool::broker
 

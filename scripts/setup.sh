@@ -8,6 +8,7 @@ PACKAGES=(
   libboost-dev liburing-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
+  libsystemd-dev systemd
 )
 if [[ "${MODELPOOL_WITH_TORCH:-1}" == 1 ]]; then PACKAGES+=(python3-torch); fi
 

@@ -40,9 +40,13 @@ void metric(std::ostringstream& out, const char* name, const char* type, const c
 // whole exchange must end within `timeout` (the stream closes the socket).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket s, std::function<json()> stats, std::shared_ptr<std::size_t> open,
-              std::chrono::milliseconds timeout)
-      : stream_(std::move(s)), stats_(std::move(stats)), open_(std::move(open)), timeout_(timeout) {
+  HttpSession(tcp::socket s, std::function<json()> stats, std::function<bool()> ready,
+              std::shared_ptr<std::size_t> open, std::chrono::milliseconds timeout)
+      : stream_(std::move(s)),
+        stats_(std::move(stats)),
+        ready_(std::move(ready)),
+        open_(std::move(open)),
+        timeout_(timeout) {
     ++*open_;
   }
   HttpSession(const HttpSession&) = delete;
@@ -60,20 +64,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void respond() {
     res_.version(req_.version());
     res_.keep_alive(false);
-    if (req_.method() != http::verb::get || (req_.target() != "/metrics" && req_.target() != "/")) {
-      res_.result(http::status::not_found);
-      res_.set(http::field::content_type, "text/plain");
-      res_.body() = "not found; metrics are at /metrics\n";
+    const bool head = req_.method() == http::verb::head;
+    const auto target = req_.target();
+    if (req_.method() != http::verb::get && !head) {
+      reply(http::status::method_not_allowed, "only GET and HEAD\n");
+      res_.set(http::field::allow, "GET, HEAD");
+    } else if (target == "/metrics" || target == "/") {
+      reply(http::status::ok, render_prometheus(stats_()),
+            "text/plain; version=0.0.4; charset=utf-8");
+    } else if (target == "/healthz") {
+      reply(http::status::ok, "ok\n");  // the event loop answered
+    } else if (target == "/readyz") {
+      const bool ready = ready_();
+      reply(ready ? http::status::ok : http::status::service_unavailable,
+            ready ? "ready\n" : "not ready: starting or stopping\n");
     } else {
-      res_.result(http::status::ok);
-      res_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res_.body() = render_prometheus(stats_());
+      reply(http::status::not_found, "not found; metrics are at /metrics\n");
     }
     res_.prepare_payload();
+    if (head) res_.body().clear();  // Content-Length stays what GET would send
     http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     });
+  }
+  void reply(http::status status, std::string body, const char* type = "text/plain") {
+    res_.result(status);
+    res_.set(http::field::content_type, type);
+    res_.body() = std::move(body);
   }
 
   beast::tcp_stream stream_;
@@ -81,6 +99,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   std::function<json()> stats_;
+  std::function<bool()> ready_;
   std::shared_ptr<std::size_t> open_;
   std::chrono::milliseconds timeout_;
 };
@@ -132,8 +151,14 @@ std::string render_prometheus(const json& s) {
   return out.str();
 }
 
-MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats, Limits limits)
-    : io_(io), stats_(std::move(stats)), limits_(limits), acceptor_(io), retry_(io) {}
+MetricsServer::MetricsServer(asio::io_context& io, std::function<json()> stats,
+                             std::function<bool()> ready, Limits limits)
+    : io_(io),
+      stats_(std::move(stats)),
+      ready_(std::move(ready)),
+      limits_(limits),
+      acceptor_(io),
+      retry_(io) {}
 
 Status MetricsServer::listen(const std::string& addr) {
   const auto colon = addr.rfind(':');
@@ -192,7 +217,8 @@ void MetricsServer::accept() {
       boost::system::error_code ignored;
       s.close(ignored);
     } else if (!ec) {
-      std::make_shared<HttpSession>(std::move(s), stats_, open_, limits_.idle_timeout)->start();
+      std::make_shared<HttpSession>(std::move(s), stats_, ready_, open_, limits_.idle_timeout)
+          ->start();
     }
     accept();
   });

@@ -1,8 +1,10 @@
 // File: broker/server/metrics_http.hpp
 //
 // Prometheus text exposition on http://HOST:PORT/metrics (--metrics-addr),
-// served with Boost.Beast on the broker's event loop. Off by default. Any
-// other path is 404; one request per connection is enough for a scraper.
+// served with Boost.Beast on the broker's event loop, and the probes an
+// orchestrator asks: /healthz (alive) and /readyz (started: segment adopted,
+// preloads in; not while stopping). Off by default. Any other path is 404;
+// one request per connection is enough for a scraper.
 // The port is unauthenticated, so it is bounded: at most `max_clients`
 // connections at once (past that a new one is closed at once, unanswered),
 // each closed when its exchange has not finished within `idle_timeout`, and
@@ -36,7 +38,10 @@ class MetricsServer {
     std::size_t max_clients = 64;                   // --metrics-max-clients
     std::chrono::milliseconds idle_timeout{10000};  // --metrics-idle-timeout
   };
-  MetricsServer(boost::asio::io_context& io, std::function<nlohmann::json()> stats, Limits limits);
+  // Serves GET and HEAD of /metrics (`stats` rendered), /healthz (200 while
+  // the event loop answers) and /readyz (200 when `ready`, else 503).
+  MetricsServer(boost::asio::io_context& io, std::function<nlohmann::json()> stats,
+                std::function<bool()> ready, Limits limits);
   // Listens on "HOST:PORT" ("127.0.0.1:9464", "[::1]:9464", ":9464").
   Status listen(const std::string& addr);
   void stop();
@@ -50,6 +55,7 @@ class MetricsServer {
   void accept_failed(const boost::system::error_code& ec);
   boost::asio::io_context& io_;
   std::function<nlohmann::json()> stats_;
+  std::function<bool()> ready_;
   const Limits limits_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;

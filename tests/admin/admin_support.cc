@@ -141,6 +141,10 @@ TestUsers::~TestUsers() {
 }
 
 HttpReply http_get(unsigned short port, const std::string& target) {
+  return http_request(port, "GET", target);
+}
+
+HttpReply http_request(unsigned short port, const std::string& method, const std::string& target) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -149,14 +153,17 @@ HttpReply http_get(unsigned short port, const std::string& target) {
   socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
   const timeval limit{5, 0};  // a hung broker fails the test instead of hanging it
   ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::empty_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::user_agent, "modelpool-admin-test");
   http::write(socket, req);
   beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
+  http::response_parser<http::string_body> parser;
+  parser.skip(method == "HEAD");  // a HEAD reply has a Content-Length but no body
+  http::read(socket, buffer, parser);
+  const auto& res = parser.get();
   HttpReply r;
+  r.content_length = res.has_content_length() ? std::string(res[http::field::content_length]) : "";
   r.status = static_cast<int>(res.result_int());
   r.content_type = std::string(res[http::field::content_type]);
   r.body = res.body();

@@ -78,11 +78,14 @@ class TestUsers {
 struct HttpReply {
   int status = 0;
   std::string content_type;
+  std::string content_length;  // the header's value, "" without one
   std::string body;
 };
 
 // GET http://127.0.0.1:PORT/TARGET with Boost.Beast; throws on I/O errors.
 HttpReply http_get(unsigned short port, const std::string& target);
+// The same with another method (HEAD, POST, ...).
+HttpReply http_request(unsigned short port, const std::string& method, const std::string& target);
 
 // The port from "metrics port N" in the broker's ready line; 0 when absent.
 unsigned short metrics_port(const Broker& b);
