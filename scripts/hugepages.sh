@@ -2,18 +2,25 @@
 # File: scripts/hugepages.sh
 #
 # Sets up (and tears down) a filesystem on 2 MiB pages for a modelpool
-# segment (modelpoold --segment-dir DIR; docs/hugepages.md). Root only.
+# segment (modelpoold --segment-dir DIR; docs/hugepages.md). Root only. The
+# one place that knows how: the bench harness and the tests call it too.
 #
 #   scripts/hugepages.sh up --size 4G --kind tmpfs|hugetlbfs --dir /mnt/modelpool-huge
-#                           [--pagesize 2M|1G] [--owner USER[:GROUP]] [--mode 0755]
+#                           [--pagesize 2M|1G] [--pages N] [--huge always|never]
+#                           [--owner USER[:GROUP]] [--mode 0755]
 #   scripts/hugepages.sh down --dir /mnt/modelpool-huge [--force]
 #   scripts/hugepages.sh status [--dir DIR]
 #
-# up, tmpfs:     mounts a tmpfs with huge=always and size=SIZE on DIR.
+# up, tmpfs:     mounts a tmpfs with huge=always and size=SIZE on DIR, and
+#                checks that the kernel kept huge=always. --huge never mounts
+#                a plain tmpfs (huge=never) instead, e.g. a small scratch one.
 # up, hugetlbfs: adds SIZE/pagesize pages to the kernel's huge page pool
 #                (nr_hugepages of that page size), then mounts hugetlbfs with
-#                pagesize= and size=SIZE on DIR.
-# down:          unmounts DIR (refused while files are in it, unless --force)
+#                pagesize= and size=SIZE on DIR. --pages N adds N pages
+#                instead; with --pages, --size may be left out: the mount
+#                then has no size= limit.
+# down:          unmounts DIR (refused while files are in it, unless --force;
+#                with --force, a mount still in use is detached, umount -l)
 #                and, for hugetlbfs, gives the pages back: nr_hugepages gets
 #                its previous value again (when something else changed it in
 #                between, only the pages `up` added are taken back).
@@ -33,7 +40,9 @@ die() {
   exit "$code"
 }
 note() { echo "hugepages.sh: $*" >&2; }
-usage() { sed -n '7,9p' "$0" | sed 's/^# *//' >&2; exit 2; }
+# The synopsis (usage) or the whole header comment (--help).
+usage() { sed -n '/^#   scripts\/hugepages.sh up/,/^#$/{/^#$/d;s/^#   //;p}' "$0" >&2; exit 2; }
+help() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 
 # SIZE with an optional K/M/G/T suffix (powers of 1024) -> bytes.
 to_bytes() {
@@ -78,23 +87,30 @@ mount_opts_owner() {
 
 up_tmpfs() {
   local enabled=/sys/kernel/mm/transparent_hugepage/shmem_enabled
-  [[ -r $enabled ]] || die 3 "this kernel has no transparent huge pages for tmpfs ($enabled)"
-  grep -q '\[deny\]' "$enabled" && die 3 "huge pages on tmpfs are denied ($enabled says deny)"
-  mount -t tmpfs -o "size=$bytes,huge=always,$(mount_opts_owner)" modelpool-huge "$dir" ||
+  if [[ $huge == always ]]; then
+    [[ -r $enabled ]] ||
+      { cleanup_dir; die 3 "this kernel has no transparent huge pages for tmpfs ($enabled)"; }
+    grep -q '\[deny\]' "$enabled" &&
+      { cleanup_dir; die 3 "huge pages on tmpfs are denied ($enabled says deny)"; }
+  fi
+  mount -t tmpfs -o "size=$bytes,huge=$huge,$(mount_opts_owner)" modelpool-huge "$dir" ||
     { cleanup_dir; die 1 "mount -t tmpfs on $dir failed"; }
-  if [[ ,$(mount_options "$dir"), != *,huge=always,* ]]; then
+  if [[ $huge == always && ,$(mount_options "$dir"), != *,huge=always,* ]]; then
+    local opts; opts=$(mount_options "$dir")
     umount "$dir"; cleanup_dir
-    die 3 "the kernel ignored huge=always on $dir (options: $(mount_options "$dir"))"
+    die 3 "the kernel ignored huge=always on $dir (options: $opts)"
   fi
   printf 'kind=tmpfs\ndir=%s\ncreated_dir=%s\n' "$dir" "$created_dir" >"$state"
-  note "$dir: tmpfs, huge=always, size $(human "$bytes")"
+  note "$dir: tmpfs, huge=$huge, size $(human "$bytes")"
 }
 
 up_hugetlbfs() {
   local kb=$((page_bytes >> 10))
   local pool=/sys/kernel/mm/hugepages/hugepages-${kb}kB
-  [[ -d $pool ]] || die 3 "this kernel has no ${kb} kB huge pages ($pool missing)"
-  local pages=$(((bytes + page_bytes - 1) / page_bytes))
+  [[ -d $pool ]] || { cleanup_dir; die 3 "this kernel has no ${kb} kB huge pages ($pool missing)"; }
+  local pages=${add_pages:-$(((bytes + page_bytes - 1) / page_bytes))}
+  local limit=""  # size=, rounded up to whole pages; none without --size
+  [[ -n $bytes ]] && limit=",size=$(((bytes + page_bytes - 1) / page_bytes * page_bytes))"
   local prev; prev=$(cat "$pool/nr_hugepages")
   local want=$((prev + pages)) got
   got=$(set_pool "$pool" "$want")
@@ -107,7 +123,7 @@ up_hugetlbfs() {
     die 3 "the kernel could only add $((got - prev)) of $pages huge pages of ${kb} kB" \
       "(too little free or too fragmented memory); nr_hugepages restored to $prev"
   fi
-  if ! mount -t hugetlbfs -o "pagesize=${kb}K,size=$((pages * page_bytes)),$(mount_opts_owner)" \
+  if ! mount -t hugetlbfs -o "pagesize=${kb}K$limit,$(mount_opts_owner)" \
       modelpool-huge "$dir"; then
     set_pool "$pool" "$prev" >/dev/null; cleanup_dir
     die 1 "mount -t hugetlbfs on $dir failed; nr_hugepages restored to $prev"
@@ -122,11 +138,18 @@ cleanup_dir() {
 }
 
 cmd_up() {
-  [[ -n $size && -n $kind && -n $dir ]] || usage
-  bytes=$(to_bytes "$size")
+  [[ -n $kind && -n $dir ]] || usage
+  [[ -n $size || ($kind == hugetlbfs && -n $add_pages) ]] || usage
+  bytes=""
+  [[ -n $size ]] && bytes=$(to_bytes "$size")
   page_bytes=$(to_bytes "$pagesize")
   [[ $kind == tmpfs || $kind == hugetlbfs ]] || die 2 "--kind must be tmpfs or hugetlbfs"
   [[ $kind == tmpfs && $pagesize != 2M ]] && die 2 "--pagesize applies to hugetlbfs only"
+  [[ $kind == tmpfs && -n $add_pages ]] && die 2 "--pages applies to hugetlbfs only"
+  [[ $kind == hugetlbfs && -n $huge ]] && die 2 "--huge applies to tmpfs only"
+  [[ -z $add_pages || $add_pages =~ ^[0-9]+$ ]] || die 2 "bad --pages '$add_pages' (want a count)"
+  huge=${huge:-always}
+  [[ $huge == always || $huge == never ]] || die 2 "--huge must be always or never"
   need_root "mounting a $kind"
   state=$(state_file "$dir")
   [[ -e $state ]] && die 1 "$dir is already set up ($state); run down first"
@@ -151,7 +174,12 @@ cmd_down() {
     if [[ $force != 1 && -n $files ]]; then
       die 1 "$dir still holds ${files}(a broker's segment? stop the broker, or --force to discard)"
     fi
-    umount "$dir" || die 1 "umount $dir failed (still in use?); nothing given back yet"
+    if ! umount "$dir"; then
+      [[ $force == 1 ]] ||
+        die 1 "umount $dir failed (still in use?); nothing given back yet (--force detaches it)"
+      umount -l "$dir" || die 1 "umount -l $dir failed; nothing given back yet"
+      note "$dir was still in use: detached (umount -l); its memory goes when its last user does"
+    fi
   else
     note "$dir was not mounted any more"
   fi
@@ -187,7 +215,8 @@ cmd_status() {
 
 [[ $# -ge 1 ]] || usage
 action=$1; shift
-size="" kind="" dir="" pagesize=2M owner="" mode=0755 force=0
+[[ $action == -h || $action == --help ]] && help
+size="" kind="" dir="" pagesize=2M add_pages="" huge="" owner="" mode=0755 force=0
 while [[ $# -gt 0 ]]; do
   [[ $1 == --force || $1 == -h || $1 == --help || $# -ge 2 ]] || die 2 "$1 needs a value"
   case $1 in
@@ -195,10 +224,12 @@ while [[ $# -gt 0 ]]; do
     --kind) kind=${2:-}; shift 2 ;;
     --dir) dir=${2:-}; shift 2 ;;
     --pagesize) pagesize=${2:-}; shift 2 ;;
+    --pages) add_pages=${2:-}; shift 2 ;;
+    --huge) huge=${2:-}; shift 2 ;;
     --owner) owner=${2:-}; shift 2 ;;
     --mode) mode=${2:-}; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) help ;;
     *) die 2 "unknown option $1" ;;
   esac
 done

@@ -2,13 +2,15 @@
 #
 # Scratch filesystems on 2 MiB pages for scenario 1's huge-page rows: a
 # tmpfs mounted with huge=always, or hugetlbfs with pages added to the
-# kernel's 2 MiB pool for it. huge_mount() yields (directory, "") or
-# (None, reason) when the host cannot (not root, THP denied, too few pages),
-# and undoes everything on exit -- Ctrl-C and SIGTERM included (the driver
-# turns SIGTERM into SystemExit): unmount, remove the directory, take back
-# exactly the pages it added (relative, so others' changes survive). A
-# hugetlbfs has each page written once before it is yielded
-# (_touch_every_page).
+# kernel's 2 MiB pool for it, both set up and undone by scripts/hugepages.sh
+# (the one place that knows how). huge_mount() yields (directory, "") or
+# (None, reason) when the host cannot (the script's exit status 3: not root,
+# THP denied, too few pages), and undoes everything on exit -- Ctrl-C and
+# SIGTERM included (the driver turns SIGTERM into SystemExit): `down
+# --force` unmounts, removes the directory and takes back exactly the pages
+# `up` added. The script's state is kept beside the mount, in a fresh
+# directory per mount. A hugetlbfs has each page written once before it is
+# yielded (_touch_every_page).
 import contextlib
 import os
 import subprocess
@@ -16,47 +18,14 @@ import tempfile
 
 from harness.common import MiB, log
 
-POOL_2M = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "scripts", "hugepages.sh")
 
 
-def _read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _nr_hugepages():
-    return int(_read(os.path.join(POOL_2M, "nr_hugepages")))
-
-
-def _set_nr_hugepages(n):
-    with open(os.path.join(POOL_2M, "nr_hugepages"), "w") as f:
-        f.write(f"{n}\n")
-
-
-def _mount_options(path):
-    with open("/proc/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if fields[1] == path:
-                return fields[3]
-    return ""
-
-
-@contextlib.contextmanager
-def _added_pages(pages):
-    """Adds `pages` 2 MiB pages to the kernel's pool; yields '' or why not."""
-    before = _nr_hugepages()
-    _set_nr_hugepages(before + pages)
-    got = _nr_hugepages() - before
-    if got < pages:
-        _set_nr_hugepages(_nr_hugepages() - max(got, 0))
-        yield (f"the kernel added only {got} of {pages} 2 MiB huge pages "
-               "(too little free or too fragmented memory)")
-        return
-    try:
-        yield ""
-    finally:
-        _set_nr_hugepages(max(_nr_hugepages() - pages, 0))
+def _hugepages_sh(state, *args):
+    """Runs scripts/hugepages.sh with its state in `state`."""
+    env = dict(os.environ, MODELPOOL_HUGEPAGES_STATE_DIR=state)
+    return subprocess.run(["/bin/bash", SCRIPT, *args], env=env, capture_output=True, text=True)
 
 
 def _touch_every_page(d, size):
@@ -82,42 +51,28 @@ def _touch_every_page(d, size):
 @contextlib.contextmanager
 def huge_mount(kind, size):
     """A scratch `kind` ('tmpfs' or 'hugetlbfs') mount of `size` bytes."""
-    if os.geteuid() != 0:
-        yield None, f"mounting a {kind} needs root (run the bench as root)"
-        return
-    if kind == "tmpfs":
-        enabled = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
-        if not os.path.exists(enabled) or "[deny]" in _read(enabled):
-            yield None, f"huge pages on tmpfs are unavailable or denied ({enabled})"
-            return
-        pages_cm = contextlib.nullcontext("")
-    else:
-        if not os.path.isdir(POOL_2M):
-            yield None, f"this kernel has no 2 MiB huge pages ({POOL_2M})"
-            return
-        pages_cm = _added_pages((size + 2 * MiB - 1) // (2 * MiB))
-    with pages_cm as why:
-        if why:
+    root = tempfile.mkdtemp(prefix=f"mpbench-{kind}-")
+    d, state = os.path.join(root, "mnt"), os.path.join(root, "state")
+    try:
+        up = _hugepages_sh(state, "up", "--kind", kind, "--size", str(size), "--dir", d)
+        if up.returncode != 0:
+            why = up.stderr.strip()
+            if up.returncode != 3:
+                why = f"hugepages.sh up exited {up.returncode}: {why}"
             yield None, why
             return
-        d = tempfile.mkdtemp(prefix=f"mpbench-{kind}-")
-        opts = (f"size={size},huge=always,mode=0755" if kind == "tmpfs"
-                else f"pagesize=2M,size={size},mode=0755")
-        out = subprocess.run(["mount", "-t", kind, "-o", opts, "mpbench-huge", d],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            os.rmdir(d)
-            yield None, f"mount -t {kind} -o {opts}: {out.stderr.strip()}"
-            return
-        try:
-            if kind == "tmpfs" and "huge=always" not in _mount_options(d).split(","):
-                yield None, f"the kernel ignored huge=always ({_mount_options(d)})"
-            else:
-                if kind == "hugetlbfs":
-                    _touch_every_page(d, size)
-                yield d, ""
-        finally:
-            if subprocess.run(["umount", d], capture_output=True).returncode != 0:
-                log(f"umount {d} failed; detaching it")
-                subprocess.run(["umount", "-l", d], check=False)
-            os.rmdir(d)
+        if kind == "hugetlbfs":
+            _touch_every_page(d, size)
+        yield d, ""
+    finally:
+        left = ""
+        if os.path.isdir(state) and os.listdir(state):  # `up` mounted: take it down
+            down = _hugepages_sh(state, "down", "--dir", d, "--force")
+            if down.returncode != 0:
+                left = down.stderr.strip()
+        if left:
+            log(f"hugepages.sh down --dir {d} --force: {left}; its state is left in {state}")
+        else:
+            for path in (d, state, root):
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)

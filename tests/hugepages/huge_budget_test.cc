@@ -33,7 +33,7 @@ class HugetlbfsBudget : public ::testing::Test {
   // bytes, 0: none). Skips the test when the host cannot.
   void mount(std::uint64_t pages, std::uint64_t limit) {
     std::string why;
-    mount_ = HugeMount::open(HugeKind::kHugetlbfs, limit, pages, &why);
+    mount_ = mount_huge(HugeKind::kHugetlbfs, limit, pages, &why);
     if (!mount_) GTEST_SKIP() << why;
   }
 
@@ -58,7 +58,7 @@ class HugetlbfsBudget : public ::testing::Test {
   }
 
   HugeTestLock lock_;
-  std::unique_ptr<HugeMount> mount_;
+  std::unique_ptr<ScratchMount> mount_;
   ScratchDir models_;
   std::optional<Broker> broker_;
 };

@@ -2,11 +2,12 @@
 //
 // What the huge-page tests need from the host: a scratch filesystem on
 // 2 MiB pages (a huge=always tmpfs, or hugetlbfs with pages added to the
-// kernel's pool for it), the kernel's huge page counters, and a lock that
-// keeps these tests from running at the same time as each other (they read
-// system-wide counters). Every change is undone at scope exit: the mount is
-// unmounted and exactly the pages that were added are taken back, so the
-// machine is left as it was even when a test fails.
+// kernel's pool for it, both by scripts/hugepages.sh through ScratchMount),
+// the kernel's huge page counters, and a lock that keeps these tests from
+// running at the same time as each other (they read system-wide counters).
+// Every change is undone at scope exit: the mount is unmounted and the pages
+// that were added are taken back, so the machine is left as it was even when
+// a test fails.
 #ifndef MODELPOOL_TESTS_HUGEPAGES_HUGE_ENV_HPP_
 #define MODELPOOL_TESTS_HUGEPAGES_HUGE_ENV_HPP_
 
@@ -15,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+
+#include "tests/support/scratch_mount.hpp"
 
 namespace modelpool::testing {
 
@@ -44,40 +47,13 @@ struct HugetlbPool {
 };
 HugetlbPool read_hugetlb_pool();
 
-// Adds `pages` 2 MiB pages to the kernel's pool; takes the same number back
-// at scope exit (relative, so concurrent changes by others survive).
-class HugePageReservation {
- public:
-  // nullptr (reason in *why) when not root or the kernel cannot add them all.
-  static std::unique_ptr<HugePageReservation> add(std::uint64_t pages, std::string* why);
-  ~HugePageReservation();
-  HugePageReservation(const HugePageReservation&) = delete;
-  HugePageReservation& operator=(const HugePageReservation&) = delete;
-
- private:
-  explicit HugePageReservation(std::uint64_t pages) : pages_(pages) {}
-  std::uint64_t pages_;
-};
-
-// A scratch filesystem on 2 MiB pages, mounted on a fresh directory.
-class HugeMount {
- public:
-  // tmpfs: size=`bytes`,huge=always. hugetlbfs: adds `pages_to_add` pages to
-  // the kernel's pool, then mounts pagesize=2M (with size=`bytes` unless
-  // `bytes` is 0: no limit). nullptr (reason in *why) when the host cannot.
-  static std::unique_ptr<HugeMount> open(HugeKind kind, std::uint64_t bytes,
+// A scratch filesystem on 2 MiB pages on a fresh directory (ScratchMount:
+// unmounted, and the pages given back, when destroyed). tmpfs:
+// size=`bytes`,huge=always. hugetlbfs: adds `pages_to_add` pages to the
+// kernel's pool, then mounts pagesize=2M (with size=`bytes` unless `bytes`
+// is 0: no limit). nullptr (reason in *why) when the host cannot.
+std::unique_ptr<ScratchMount> mount_huge(HugeKind kind, std::uint64_t bytes,
                                          std::uint64_t pages_to_add, std::string* why);
-  ~HugeMount();  // unmounts, removes the directory, gives the pages back
-  HugeMount(const HugeMount&) = delete;
-  HugeMount& operator=(const HugeMount&) = delete;
-  const std::string& path() const { return dir_; }
-
- private:
-  HugeMount() = default;
-  std::string dir_;
-  bool mounted_ = false;
-  std::unique_ptr<HugePageReservation> pages_;
-};
 
 // What /proc/PID/smaps says about one mapping, in KiB. `resident` counts
 // hugetlbfs pages too (they are not in Rss).

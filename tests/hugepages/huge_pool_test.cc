@@ -37,7 +37,7 @@ class HugePool : public ::testing::TestWithParam<HugeKind> {
   void SetUp() override {
     std::string why;
     // 160 MiB: a 96 MiB budget plus the segment's header and catalog (10 MiB).
-    mount_ = HugeMount::open(GetParam(), 160 * kMiB, 80, &why);
+    mount_ = mount_huge(GetParam(), 160 * kMiB, 80, &why);
     if (!mount_) GTEST_SKIP() << why;
     model_path_ = models_.write_random("m.bin", kModelBytes, 9);
     broker_.emplace(models_.path(),
@@ -86,7 +86,7 @@ class HugePool : public ::testing::TestWithParam<HugeKind> {
   }
 
   HugeTestLock lock_;  // first: held until everything below is undone
-  std::unique_ptr<HugeMount> mount_;
+  std::unique_ptr<ScratchMount> mount_;
   ScratchDir models_;
   std::string model_path_;
   std::optional<Broker> broker_;

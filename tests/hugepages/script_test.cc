@@ -6,12 +6,12 @@
 // mount that still holds files is not torn down without --force. Needs
 // root; skipped otherwise, and when the script says the host cannot (3).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker_fixture.hpp"
@@ -44,13 +44,9 @@ class HugepagesScript : public ::testing::Test {
     if (!mount_options(dir_).empty()) run({"down", "--dir", dir_, "--force"});
   }
 
-  std::pair<int, std::string> run(std::vector<std::string> args) {
-    std::vector<std::string> argv = {
-        "/usr/bin/env", "MODELPOOL_HUGEPAGES_STATE_DIR=" + state_.path() + "/state", "/bin/bash",
-        std::string(MODELPOOL_SOURCE_DIR) + "/scripts/hugepages.sh"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto [status, out] = run_command(argv);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out};
+  std::pair<int, std::string> run(const std::vector<std::string>& args) {
+    ScriptResult r = run_hugepages_sh(state_.path() + "/state", args);
+    return {r.status, std::move(r.output)};
   }
 
   // `up`; skips the test when the script says the host cannot (exit 3).
@@ -102,7 +98,8 @@ TEST_F(HugepagesScript, DownTakesBackOnlyItsOwnPagesWhenOthersChangedThePool) {
   up("hugetlbfs", "16M");
   if (!ready()) return;
   std::string why;
-  auto others = HugePageReservation::add(4, &why);  // someone else, after up
+  // Someone else, after up: 4 more pages, for a mount of their own.
+  auto others = ScratchMount::hugetlbfs(/*bytes=*/0, 4, &why);
   if (!others) GTEST_SKIP() << why;
   auto [rc, out] = run({"down", "--dir", dir_});
   EXPECT_EQ(rc, 0) << out;

@@ -31,8 +31,8 @@ class HugetlbfsSegment {
   static std::unique_ptr<HugetlbfsSegment> open(std::uint64_t data_bytes, std::uint64_t pages,
                                                 std::string* why, Status* status) {
     auto h = std::unique_ptr<HugetlbfsSegment>(new HugetlbfsSegment());
-    h->mount_ = modelpool::testing::HugeMount::open(modelpool::testing::HugeKind::kHugetlbfs, 0,
-                                                    pages, why);
+    h->mount_ =
+        modelpool::testing::mount_huge(modelpool::testing::HugeKind::kHugetlbfs, 0, pages, why);
     if (!h->mount_) return nullptr;
     h->name_ = std::make_unique<ScopedSegmentName>(data_bytes, h->mount_->path(), 16);
     auto seg = Segment::open(h->name_->options(), 1);
@@ -49,7 +49,7 @@ class HugetlbfsSegment {
  private:
   HugetlbfsSegment() = default;
   modelpool::testing::HugeTestLock lock_;
-  std::unique_ptr<modelpool::testing::HugeMount> mount_;
+  std::unique_ptr<modelpool::testing::ScratchMount> mount_;
   std::unique_ptr<ScopedSegmentName> name_;
   std::unique_ptr<Segment> segment_;  // closed before the name is removed and the mount goes
 };

@@ -17,8 +17,8 @@
 namespace modelpool::broker {
 namespace {
 
-using testing::ScopedMount;
 using testing::ScopedSegmentName;
+using testing::ScratchMount;
 using testing::TempDir;
 
 constexpr std::uint64_t kMiB = 1ULL << 20;
@@ -236,7 +236,7 @@ TEST(SegmentTest, ReserveOutsideTheDataRegionFails) {
 
 TEST(SegmentTest, ReserveOnAFullTmpfsIsPoolFullNotSigbus) {
   std::string why;
-  auto mount = ScopedMount::open("tmpfs", "size=8m", &why);
+  auto mount = ScratchMount::tmpfs(8 * kMiB, /*huge=*/false, &why);
   if (!mount) GTEST_SKIP() << why;
   ScopedSegmentName name(64 * kMiB, mount->path(), 16);  // sparse: larger than the fs
   auto seg = Segment::open(name.options(), 1);
@@ -255,7 +255,7 @@ TEST(SegmentTest, ReserveOnAFullTmpfsIsPoolFullNotSigbus) {
 
 TEST(SegmentTest, HugeTmpfsHasTwoMebibytePages) {
   std::string why;
-  auto mount = ScopedMount::open("tmpfs", "size=64m,huge=always", &why);
+  auto mount = ScratchMount::tmpfs(64 * kMiB, /*huge=*/true, &why);
   if (!mount) GTEST_SKIP() << why;
   ScopedSegmentName name(16 * kMiB, mount->path(), 16);
   auto seg = Segment::open(name.options(), 1);

@@ -7,12 +7,10 @@
 #define MODELPOOL_TESTS_STORE_STORE_TEST_UTIL_HPP_
 
 #include <fcntl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "broker/store/segment.hpp"
+#include "tests/support/scratch_mount.hpp"
 
 namespace modelpool::broker::testing {
 
@@ -98,35 +97,9 @@ inline std::uint64_t allocated_bytes(const std::string& path) {
   return static_cast<std::uint64_t>(st.st_blocks) * 512;
 }
 
-// A scratch filesystem mounted on a fresh directory; unmounted at scope exit.
-// open() returns nullptr (with the reason in *why) when not root or refused.
-class ScopedMount {
- public:
-  static std::unique_ptr<ScopedMount> open(const char* fstype, const std::string& options,
-                                           std::string* why) {
-    if (::geteuid() != 0) {
-      *why = std::string("mounting a ") + fstype + " needs root";
-      return nullptr;
-    }
-    auto m = std::unique_ptr<ScopedMount>(new ScopedMount());
-    if (m->dir_.path().empty() ||
-        ::mount(fstype, m->dir_.path().c_str(), fstype, 0, options.c_str()) != 0) {
-      *why = std::string("mount -t ") + fstype + " -o " + options + ": " + std::strerror(errno);
-      return nullptr;
-    }
-    m->mounted_ = true;
-    return m;
-  }
-  ~ScopedMount() {
-    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
-  }
-  const std::string& path() const { return dir_.path(); }
-
- private:
-  ScopedMount() = default;
-  TempDir dir_;
-  bool mounted_ = false;
-};
+// Scratch tmpfs/hugetlbfs mounts (root only) are ScratchMounts, set up by
+// scripts/hugepages.sh: `--huge never` for a plain tmpfs.
+using modelpool::testing::ScratchMount;
 
 // Options for a test segment in /dev/shm (or `dir`), removed at scope exit.
 class ScopedSegmentName {
