@@ -1,12 +1,14 @@
 // File: broker/store/name_resolver.cc
 #include "broker/store/name_resolver.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -86,6 +88,58 @@ std::optional<layout::SourceIdentity> NameResolver::quick_identity(const std::st
   struct stat st {};
   if (::fstatat(dirfd_, name.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   return identity_of(st);
+}
+
+Result<std::vector<std::string>> NameResolver::list(std::string_view dir) const {
+  if (auto s = validate_model_name(dir); !s.ok()) return s;
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  const std::string path(dir);
+  const int fd = static_cast<int>(::syscall(SYS_openat2, dirfd_, path.c_str(), &how, sizeof how));
+  if (fd < 0) {
+    const int e = errno;
+    if (e == EXDEV || e == ELOOP) {
+      return error(ErrorCode::kForbidden, "\"" + path + "\" resolves outside " + root_);
+    }
+    if (e == ENOENT || e == ENOTDIR) {
+      return error(ErrorCode::kNotFound, "no directory \"" + path + "\" in " + root_);
+    }
+    return error(ErrorCode::kLoadFailed, "cannot open \"" + path + "\": " + std::strerror(e));
+  }
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return error(ErrorCode::kLoadFailed, "cannot read \"" + path + "\": " + std::strerror(errno));
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::string> NameResolver::read_text(std::string_view name, std::size_t limit) const {
+  auto file = resolve(name);
+  if (!file.ok()) return file.status();
+  if (file->identity().size > limit) {
+    return error(ErrorCode::kLoadFailed, "\"" + std::string(name) + "\" is larger than " +
+                                             std::to_string(limit) + " bytes");
+  }
+  std::string out(file->identity().size, '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n =
+        ::pread(file->fd(), out.data() + got, out.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return out;
 }
 
 Result<ResolvedFile> NameResolver::resolve(std::string_view name) const {

@@ -8,10 +8,12 @@
 #ifndef MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_
 #define MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "shm/layout/segment_layout.hpp"
 #include "shm/status.hpp"
@@ -61,6 +63,14 @@ class NameResolver {
   // resident entry's identity proves the bytes are the ones resolve() once
   // confined; anything else must go through resolve(). `name` must be valid.
   std::optional<layout::SourceIdentity> quick_identity(const std::string& name) const;
+
+  // The names in directory `dir` (a name as resolve() takes them; opened the
+  // same way, so confined), sorted, without "." and "..". not_found when it
+  // is not a directory.
+  Result<std::vector<std::string>> list(std::string_view dir) const;
+  // The contents of file `name`, resolved as resolve() does; load_failed when
+  // it holds more than `limit` bytes.
+  Result<std::string> read_text(std::string_view name, std::size_t limit) const;
   const std::string& root() const { return root_; }
 
  private:

@@ -1,10 +1,14 @@
 // File: clientlib/ctl/commands.cc
 #include "clientlib/ctl/commands.hpp"
 
+#include <unistd.h>
+
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <iostream>
 #include <optional>
+#include <thread>
 
 #include "clientlib/ctl/render.hpp"
 #include "clientlib/src/admin_client.hpp"
@@ -168,6 +172,18 @@ int run(const Options& options, std::ostream& out, std::ostream& err) {
     return spec->name == "selfcheck" && !selfcheck_passed(*reply) ? kExitBrokerError : kExitOk;
   }
   return spec->print(*reply, out);
+}
+
+int run_watching(const Options& options, std::ostream& out, std::ostream& err) {
+  if (!options.watch) return run(options, out, err);
+  const bool tty = &out == &std::cout && ::isatty(STDOUT_FILENO) == 1;
+  for (std::uint64_t i = 1;; ++i) {
+    if (tty) out << "\033[H\033[2J";  // home, clear: each print replaces the last
+    const int code = run(options, out, err);
+    out.flush();
+    if (code != kExitOk || (options.count != 0 && i >= options.count)) return code;
+    std::this_thread::sleep_for(*options.watch);  // the refresh interval asked for
+  }
 }
 
 }  // namespace modelpool::ctl

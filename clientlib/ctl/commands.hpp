@@ -54,6 +54,9 @@ const CommandSpec* find_command(std::string_view name);
 // Runs the parsed command against the broker; prints results to `out` and
 // failures to `err`. Returns the exit code.
 int run(const Options& options, std::ostream& out, std::ostream& err);
+// run(), repeated every --watch interval (--count times, or until killed or
+// until a run fails, whose exit status it returns).
+int run_watching(const Options& options, std::ostream& out, std::ostream& err);
 
 }  // namespace modelpool::ctl
 

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
       std::cout << (options->help ? usage() : version_text());
       return kExitOk;
     }
-    const int code = run(*options, std::cout, std::cerr);
+    const int code = run_watching(*options, std::cout, std::cerr);
     std::cout.flush();
     return code;
   } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 #include "clientlib/ctl/options.hpp"
 
 #include <charconv>
+#include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "clientlib/ctl/commands.hpp"
@@ -23,15 +25,14 @@ std::string_view split_option(std::string_view arg, std::string_view* value, boo
   return arg.substr(0, eq);
 }
 
-// "--timeout-ms N" (milliseconds) or "--timeout D" (D: N, Ns or Nms; a bare
-// number is seconds). 0 means no limit.
-Status parse_timeout(std::string_view name, std::string_view text, Options* o) {
-  const bool ms_option = name == "--timeout-ms";
-  long long scale = ms_option ? 1 : 1000;
-  if (!ms_option && text.ends_with("ms")) {
+// A duration: N, Ns or Nms (a bare number is seconds), or with `ms_only` a
+// number of milliseconds; at most a day. nullopt: not one.
+std::optional<long long> parse_ms(std::string_view text, bool ms_only) {
+  long long scale = ms_only ? 1 : 1000;
+  if (!ms_only && text.ends_with("ms")) {
     scale = 1;
     text.remove_suffix(2);
-  } else if (!ms_option && text.ends_with("s")) {
+  } else if (!ms_only && text.ends_with("s")) {
     text.remove_suffix(1);
   }
   long long n = 0;
@@ -39,12 +40,38 @@ Status parse_timeout(std::string_view name, std::string_view text, Options* o) {
   constexpr long long kMaxMs = 24LL * 3600 * 1000;  // a day; also keeps n * scale in range
   if (text.empty() || ec != std::errc() || p != text.data() + text.size() || n < 0 ||
       n > kMaxMs / scale) {
+    return std::nullopt;
+  }
+  return n * scale;
+}
+
+// "--timeout-ms N" (milliseconds) or "--timeout D". 0 means no limit.
+Status parse_timeout(std::string_view name, std::string_view text, Options* o) {
+  const bool ms_option = name == "--timeout-ms";
+  const auto ms = parse_ms(text, ms_option);
+  if (!ms) {
     return usage_error(ms_option ? "--timeout-ms needs a non-negative number of milliseconds"
                                  : "--timeout needs a duration such as 5, 5s or 500ms (0: no "
                                    "limit, at most a day)");
   }
   o->timeout_given = true;
-  o->timeout = n == 0 ? std::nullopt : std::optional(std::chrono::milliseconds(n * scale));
+  o->timeout = *ms == 0 ? std::nullopt : std::optional(std::chrono::milliseconds(*ms));
+  return {};
+}
+
+// "--watch D" (as --timeout, at least 100 ms) and "--count N".
+Status parse_watch(std::string_view name, std::string_view text, Options* o) {
+  if (name == "--count") {
+    const auto n = parse_ms(text, true);
+    if (!n || *n == 0) return usage_error("--count needs a positive number");
+    o->count = static_cast<std::uint64_t>(*n);
+    return {};
+  }
+  const auto ms = parse_ms(text, false);
+  if (!ms || *ms < 100) {
+    return usage_error("--watch needs an interval such as 2, 2s or 500ms (at least 100ms)");
+  }
+  o->watch = std::chrono::milliseconds(*ms);
   return {};
 }
 
@@ -66,7 +93,8 @@ Status parse_option(std::string_view arg, const std::vector<std::string>& args, 
     return {};
   }
   const bool timeout = name == "--timeout" || name == "--timeout-ms";
-  if (name != "--run-dir" && name != "--pool" && name != "--socket" && !timeout) {
+  const bool watch = name == "--watch" || name == "--count";
+  if (name != "--run-dir" && name != "--pool" && name != "--socket" && !timeout && !watch) {
     return usage_error("unknown option " + std::string(name));
   }
   if (!has_value) {
@@ -74,6 +102,7 @@ Status parse_option(std::string_view arg, const std::vector<std::string>& args, 
     value = args[++*i];
   }
   if (timeout) return parse_timeout(name, value, o);
+  if (watch) return parse_watch(name, value, o);
   if (value.empty()) return usage_error(std::string(name) + " needs a non-empty value");
   (name == "--run-dir" ? o->run_dir : name == "--pool" ? o->pool : o->socket) = value;
   return {};
@@ -89,6 +118,10 @@ Status check_command(const Options& o, const std::vector<std::string>& positiona
     return usage_error("unexpected argument '" + positional[want] + "'");
   }
   if (o.pin && o.command != "load") return usage_error("--pin goes with load only");
+  if ((o.watch || o.count != 0) && o.command != "stats" && o.command != "list") {
+    return usage_error("--watch and --count go with stats and list only");
+  }
+  if (o.count != 0 && !o.watch) return usage_error("--count goes with --watch");
   if (!o.pool.empty()) {
     if (Status s = layout::validate_pool_name(o.pool); !s.ok()) return usage_error(s.message());
   }
@@ -114,6 +147,9 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   if (o.help || o.version) return o;
   if (!positional.empty()) o.command = positional[0];
   if (positional.size() > 1) o.model = positional[1];
+  if (o.pool.empty()) {
+    if (const char* env = std::getenv("MODELPOOL_POOL"); env != nullptr) o.pool = env;
+  }
   if (Status s = check_command(o, positional); !s.ok()) return s;
   return o;
 }
@@ -148,7 +184,7 @@ commands:
 options:
   --run-dir DIR     the broker's run directory (default: $MODELPOOL_RUN_DIR,
                     else $XDG_RUNTIME_DIR/modelpool, else /tmp/modelpool-$UID)
-  --pool NAME       the pool (default: modelpool)
+  --pool NAME       the pool (default: $MODELPOOL_POOL, else modelpool)
   --socket PATH     the admin socket (default: RUN_DIR/POOL.admin.sock)
   --json            print the broker's reply as JSON
                     (errors too, as {"ok": false, "error": {...}} on stdout)
@@ -157,6 +193,9 @@ options:
                     for the load itself as long as it takes unless --timeout
                     is given; the broker must still answer within 5s first
   --timeout-ms N    the same in milliseconds
+  --watch D         stats, list: print again every D (2, 2s, 500ms) until
+                    interrupted, clearing the screen on a terminal
+  --count N         with --watch: stop after N prints
   --version         print modelpoolctl's version
   -h, --help        this text
 

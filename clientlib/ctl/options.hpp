@@ -7,6 +7,7 @@
 #define MODELPOOL_CLIENTLIB_CTL_OPTIONS_HPP_
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct Options {
   std::string command;  // "stats", "load", ...
   std::string model;    // for load, evict, pin, unpin
   bool pin = false;     // load --pin
+  // stats/list --watch D: print every D; --count N: N times (0: until killed).
+  std::optional<std::chrono::milliseconds> watch;
+  std::uint64_t count = 0;
 };
 
 // Parses argv[1..]. Options may come before or after the subcommand.

@@ -4,6 +4,7 @@
 // in both output modes: the human table/summary and --json, and exit 0.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <regex>
 
 #include "admin_support.hpp"
@@ -40,6 +41,37 @@ class CtlOps : public ::testing::Test {
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+TEST_F(CtlOps, PoolDefaultsToTheEnvironment) {
+  ::setenv("MODELPOOL_POOL", broker_.pool().c_str(), 1);
+  const Outcome found = ctl({"--run-dir", broker_.run_dir(), "health"});
+  ::setenv("MODELPOOL_POOL", "not/a/pool", 1);
+  const Outcome bad = ctl({"--run-dir", broker_.run_dir(), "health"});
+  ::setenv("MODELPOOL_POOL", "other-pool", 1);
+  const Outcome flag = ctl({"--run-dir", broker_.run_dir(), "--pool", broker_.pool(), "health"});
+  ::unsetenv("MODELPOOL_POOL");
+  EXPECT_EQ(found.code, 0) << found.err;
+  EXPECT_TRUE(has(found.out, "pool " + broker_.pool())) << found.out;
+  EXPECT_EQ(bad.code, 2) << "a bad $MODELPOOL_POOL is a usage error: " << bad.err;
+  EXPECT_EQ(flag.code, 0) << "--pool wins over $MODELPOOL_POOL: " << flag.err;
+}
+
+TEST_F(CtlOps, WatchPrintsAgainEveryIntervalCountTimes) {
+  const Outcome o = ok({"stats", "--watch", "100ms", "--count", "3"});
+  std::size_t prints = 0;
+  for (std::size_t at = o.out.find("MODEL CACHE STATISTICS"); at != std::string::npos;
+       at = o.out.find("MODEL CACHE STATISTICS", at + 1)) {
+    ++prints;
+  }
+  EXPECT_EQ(prints, 3u) << o.out;
+  EXPECT_EQ(o.out.find("\033["), std::string::npos) << "no screen clearing into a pipe";
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"health", "--watch", "1"},
+                                              {"stats", "--count", "2"},
+                                              {"stats", "--watch", "10ms"},
+                                              {"list", "--watch", "1", "--count", "0"}}) {
+    EXPECT_EQ(ctl(broker_, bad).code, 2) << bad[0] << " " << bad[1];
+  }
 }
 
 TEST_F(CtlOps, HealthAndConfig) {
