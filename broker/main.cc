@@ -116,6 +116,10 @@ int run(Config& config) {
   if (!budget.ok()) return fail(budget.status().message());
   config.policy.budget = *budget;
 
+  // The hello reply tells workers this path: it must not depend on our cwd.
+  if (!config.segment_dir.empty()) {
+    config.segment_dir = std::filesystem::absolute(config.segment_dir).lexically_normal().string();
+  }
   SegmentOptions so;
   so.pool = config.pool;
   so.segment_dir = config.segment_dir;

@@ -4,11 +4,36 @@
 // --max-model-size 0 is the budget, --metrics-addr HOST:0 is the port the
 // broker bound; and the start-up log prints a metrics URL that works.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
 
 #include "admin_support.hpp"
 
 namespace modelpool::testing {
 namespace {
+
+// Workers open the segment at the path the hello reply gives, from their own
+// working directory: a relative --segment-dir is made absolute at start.
+TEST(ConfigEffective, ARelativeSegmentDirBecomesAbsolute) {
+  ScratchDir models;
+  const std::string base = "/dev/shm";
+  const std::string rel = "mp-rel-" + std::to_string(::getpid());
+  std::filesystem::create_directory(base + "/" + rel);
+  const std::string cwd = std::filesystem::current_path();
+  std::filesystem::current_path(base);
+  Broker b(models.path(), {"--segment-dir", rel});
+  b.start();  // the child starts in `base`
+  std::filesystem::current_path(cwd);
+  const json config = b.admin("config");
+  const json stats = b.admin("stats");
+  EXPECT_EQ(config["config"]["segment-dir"], base + "/" + rel) << config.dump();
+  EXPECT_EQ(stats["segment_path"], base + "/" + rel + "/" + b.pool() + ".segment") << stats.dump();
+  EXPECT_EQ(exit_code(b.stop(SIGTERM)), 0);
+  std::filesystem::remove_all(base + "/" + rel);
+}
 
 TEST(ConfigEffective, MaxModelSizeZeroIsTheBudgetAndMetricsPortIsTheBoundOne) {
   ScratchDir models, logs;
