@@ -48,14 +48,16 @@ struct TensorIndex {
 // metadata arrays (a vocabulary of millions of entries). safetensors
 // metadata (a string map inside the JSON header) is always built.
 struct MetadataFilter {
-  enum class Kind { kAll, kNone, kKey };
+  enum class Kind { kAll, kNone, kKey, kPrefix };
   Kind kind = Kind::kAll;
-  std::string key;  // kKey: the one key built
+  std::string key;  // kKey: the one key built; kPrefix: the keys starting with it
 
   static MetadataFilter none() { return {Kind::kNone, {}}; }
   static MetadataFilter only(std::string key) { return {Kind::kKey, std::move(key)}; }
+  static MetadataFilter prefix(std::string p) { return {Kind::kPrefix, std::move(p)}; }
   bool wants(std::string_view k) const {
-    return kind == Kind::kAll || (kind == Kind::kKey && k == key);
+    return kind == Kind::kAll || (kind == Kind::kKey && k == key) ||
+           (kind == Kind::kPrefix && k.substr(0, key.size()) == key);
   }
 };
 
