@@ -213,6 +213,10 @@ const std::vector<Option>& options() {
       choice("log-level", "LEVEL", "trace, debug, info (default), warn, error, off",
              &Config::log_level, {"trace", "debug", "info", "warn", "error", "off"}),
       str("log-file", "FILE", "append logs to FILE instead of stderr", &Config::log_file),
+      choice("log-format", "FORMAT",
+             "text (default), json (one object per line) or journal (text behind <N> "
+             "priorities); on stderr that is the journal, lines get <N> by themselves",
+             &Config::log_format, {"text", "json", "journal"}),
   };
   return kOptions;
 }

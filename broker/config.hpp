@@ -47,6 +47,7 @@ struct Config {
   std::uint64_t metrics_idle_timeout_s = 10;
   std::string log_level = "info";
   std::string log_file;
+  std::string log_format = "text";  // text, json or journal (broker/logging.hpp)
 };
 
 enum class ParseOutcome { kRun, kHelp, kVersion };

@@ -3,8 +3,6 @@
 // modelpoold: parses the configuration, takes the pool's lock (one broker
 // per pool), sizes the budget, opens or re-adopts the segment, preloads,
 // then serves the worker and admin sockets until SIGTERM/SIGINT.
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -20,6 +18,7 @@
 #include <memory>
 
 #include "broker/config.hpp"
+#include "broker/logging.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/metrics_http.hpp"
 #include "broker/server/report_json.hpp"
@@ -39,19 +38,6 @@ namespace {
 int fail(const std::string& sentence) {
   std::fprintf(stderr, "modelpoold: %s\n", sentence.c_str());
   return 1;
-}
-
-void setup_logging(const Config& c) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (c.log_file.empty()) {
-    logger = spdlog::stderr_color_mt("modelpoold");
-  } else {
-    logger = spdlog::basic_logger_mt("modelpoold", c.log_file);
-  }
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  logger->set_level(spdlog::level::from_str(c.log_level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
 }
 
 // Until dismissed, removes the segment this start created when the start

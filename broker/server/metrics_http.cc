@@ -30,10 +30,46 @@ std::string escape_label(const std::string& v) {
   return out;
 }
 
+// The # HELP and # TYPE lines of the family `name`.
+void family(std::ostringstream& out, const std::string& name, const char* type, const char* help) {
+  out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+// A family of one series without labels.
+void metric_named(std::ostringstream& out, const std::string& name, const char* type,
+                  const char* help, const json& value) {
+  family(out, name, type, help);
+  out << name << ' ' << value.dump() << '\n';
+}
+
 void metric(std::ostringstream& out, const char* name, const char* type, const char* help,
             const json& value) {
-  out << "# HELP modelpool_" << name << ' ' << help << "\n# TYPE modelpool_" << name << ' ' << type
-      << "\nmodelpool_" << name << ' ' << value.dump() << '\n';
+  metric_named(out, std::string("modelpool_") + name, type, help, value);
+}
+
+// A histogram from cumulative bucket counts `h` ({"le": [...], "counts": [...]}).
+void histogram(std::ostringstream& out, const std::string& name, const char* help, const json& h,
+               const json& count, const json& sum) {
+  family(out, name, "histogram", help);
+  for (std::size_t i = 0; i < h["le"].size(); ++i) {
+    out << name << "_bucket{le=\"" << h["le"][i].get<double>() << "\"} " << h["counts"][i].dump()
+        << '\n';
+  }
+  out << name << "_bucket{le=\"+Inf\"} " << count.dump() << '\n'
+      << name << "_sum " << sum.dump() << '\n'
+      << name << "_count " << count.dump() << '\n';
+}
+
+// One series per model row: name{model,generation} row[field].
+void per_model(std::ostringstream& out, const std::string& name, const char* help,
+               const json& models, const char* field) {
+  family(out, name, "gauge", help);
+  for (const auto& m : models) {
+    const json& v = m[field];
+    const json shown = v.is_boolean() ? json(v.get<bool>() ? 1 : 0) : v;
+    out << name << "{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""
+        << m["generation"].dump() << "\"} " << shown.dump() << '\n';
+  }
 }
 
 // One HTTP exchange, then close. Counted in `open` while it lives; the
@@ -108,11 +144,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 std::string render_prometheus(const json& s) {
   std::ostringstream out;
+  family(out, "modelpool_build_info", "gauge", "Always 1; the version of modelpoold as a label.");
+  out << "modelpool_build_info{version=\"" << escape_label(s.value("version", "")) << "\"} 1\n";
   metric(out, "uptime_seconds", "gauge", "Seconds since the broker started.", s["uptime_s"]);
   metric(out, "hits_total", "counter", "Acquires that needed no new load.", s["hits"]);
   metric(out, "misses_total", "counter", "Acquires that started a load.", s["misses"]);
+  metric(out, "acquires_total", "counter", "Acquire requests, granted or not.", s["acquires"]);
+  metric(out, "releases_total", "counter",
+         "Handles released by their holder (not those dropped with a connection).", s["releases"]);
   metric(out, "loads_total", "counter", "Loads that finished.", s["loads"]);
   metric(out, "load_failures_total", "counter", "Loads that failed.", s["load_failures"]);
+  metric(out, "loads_in_flight", "gauge", "Loads started and not finished.", s["loads_in_flight"]);
+  metric(out, "acquires_waiting_for_room", "gauge",
+         "Acquires (wait_ms) queued until the pool has room.", s["waiting_for_room"]);
   metric(out, "loaded_bytes_total", "counter", "Bytes read into the pool.", s["bytes_loaded"]);
   metric(out, "evictions_total", "counter", "Models evicted.", s["evictions"]);
   metric(out, "evicted_bytes_total", "counter", "Bytes evicted.", s["bytes_evicted"]);
@@ -126,28 +170,27 @@ std::string render_prometheus(const json& s) {
   metric(out, "models", "gauge", "Model generations in the pool.", s["models"].size());
   metric(out, "mem_total_bytes", "gauge", "MemTotal of the host.", s["mem_total"]);
   metric(out, "mem_available_bytes", "gauge", "MemAvailable of the host.", s["mem_available"]);
-  const auto& h = s["load_histogram"];
-  out << "# HELP modelpool_load_seconds Seconds each load took.\n# TYPE modelpool_load_seconds "
-         "histogram\n";
-  for (std::size_t i = 0; i < h["le"].size(); ++i) {
-    out << "modelpool_load_seconds_bucket{le=\"" << h["le"][i].get<double>() << "\"} "
-        << h["counts"][i].dump() << '\n';
-  }
-  out << "modelpool_load_seconds_bucket{le=\"+Inf\"} " << s["loads"].dump() << '\n'
-      << "modelpool_load_seconds_sum " << s["load_seconds"].dump() << '\n'
-      << "modelpool_load_seconds_count " << s["loads"].dump() << '\n';
-  out << "# HELP modelpool_model_bytes Size of each resident model.\n# TYPE modelpool_model_bytes "
-         "gauge\n";
-  for (const auto& m : s["models"]) {
-    out << "modelpool_model_bytes{model=\"" << escape_label(m["name"].get<std::string>())
-        << "\",generation=\"" << m["generation"].dump() << "\"} " << m["size"].dump() << '\n';
-  }
-  out << "# HELP modelpool_model_refs References held on each model.\n# TYPE modelpool_model_refs "
-         "gauge\n";
-  for (const auto& m : s["models"]) {
-    out << "modelpool_model_refs{model=\"" << escape_label(m["name"].get<std::string>())
-        << "\",generation=\"" << m["generation"].dump() << "\"} " << m["refs"].dump() << '\n';
-  }
+  histogram(out, "modelpool_load_seconds", "Seconds each load took.", s["load_histogram"],
+            s["loads"], s["load_seconds"]);
+  histogram(out, "modelpool_acquire_seconds",
+            "Seconds from an acquire request to its grant (a load included).",
+            s["acquire_histogram"], s["acquires_granted"], s["acquire_seconds"]);
+  per_model(out, "modelpool_model_bytes", "Size of each resident model.", s["models"], "size");
+  per_model(out, "modelpool_model_refs", "References held on each model.", s["models"], "refs");
+  per_model(out, "modelpool_model_pinned", "1 when the model is pinned (never evicted).",
+            s["models"], "pinned");
+  const json& p = s["process"];
+  metric_named(out, "process_start_time_seconds", "gauge",
+               "Start time of the process since the Unix epoch in seconds.", p["start_time_s"]);
+  metric_named(out, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.",
+               p["cpu_seconds"]);
+  metric_named(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               p["resident_bytes"]);
+  metric_named(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+               p["virtual_bytes"]);
+  metric_named(out, "process_open_fds", "gauge", "Open file descriptors.", p["open_fds"]);
+  metric_named(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+               p["max_fds"]);
   return out.str();
 }
 

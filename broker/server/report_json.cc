@@ -38,7 +38,15 @@ json to_json(const StatsReport& s) {
   const std::uint64_t requests = c.hits + c.misses;
   return {
       {"pool", s.pool},
+      {"version", s.version},
       {"pid", s.pid},
+      {"process",
+       {{"start_time_s", s.process.start_time_s},
+        {"cpu_seconds", s.process.cpu_seconds},
+        {"resident_bytes", s.process.resident_bytes},
+        {"virtual_bytes", s.process.virtual_bytes},
+        {"open_fds", s.process.open_fds},
+        {"max_fds", s.process.max_fds}}},
       {"uptime_s", s.uptime_s},
       {"loads", c.loads},
       {"load_failures", c.load_failures},
@@ -66,6 +74,9 @@ json to_json(const StatsReport& s) {
       {"segment_path", s.segment_path},
       {"eviction_policy", s.eviction_policy},
       {"load_histogram", {{"le", Stats::kLoadBuckets}, {"counts", c.load_bucket_counts}}},
+      {"acquires_granted", c.acquires_granted},
+      {"acquire_seconds", c.acquire_seconds},
+      {"acquire_histogram", {{"le", Stats::kAcquireBuckets}, {"counts", c.acquire_bucket_counts}}},
       {"models", to_json(s.models)},
   };
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "broker/pool/pool.hpp"
+#include "broker/server/process_info.hpp"
 #include "broker/server/stats.hpp"
 #include "broker/system_info.hpp"
 
@@ -25,7 +26,9 @@ struct ModelRow {
 
 struct StatsReport {
   std::string pool;
+  std::string version;  // modelpoold's
   std::int64_t pid = 0;
+  ProcessInfo process;
   double uptime_s = 0;
   Stats counters;
   std::uint64_t evictions = 0;

@@ -56,7 +56,7 @@ proto::HelloReply Service::hello() const {
 
 void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {
   ++stats_.acquires;
-  Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr};
+  Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr, std::chrono::steady_clock::now()};
   if (s->handles().size() >= config_.max_handles_per_client) {
     fail(w, handles_cap_error());  // at once: neither a load nor a wait for room
     return;
@@ -281,6 +281,8 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                   h);
   }
   s->send(std::move(reply));
+  stats_.record_acquire(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - w.asked).count());
 }
 
 bool Service::may_share(const EntryInfo& twin, const Resolution& r) const {

@@ -94,6 +94,8 @@ class Service {
     enum class Kind { kAcquire, kLoad, kPreload } kind = Kind::kAcquire;
     bool pin = false;
     std::function<void(const Status&)> done;  // kPreload
+    // kAcquire: when the request arrived (modelpool_acquire_seconds).
+    std::chrono::steady_clock::time_point asked{};
   };
   // Counts one acquire in its session's room_waits() for as long as it
   // lives, however its RoomWaiter leaves the queue (served, timed out,

@@ -58,7 +58,9 @@ std::vector<ModelRow> Service::list() const {
 StatsReport Service::stats(std::size_t clients) const {
   StatsReport r;
   r.pool = config_.pool;
+  r.version = MODELPOOL_VERSION;
   r.pid = static_cast<std::int64_t>(::getpid());
+  r.process = read_process_info();
   r.uptime_s = uptime_s();
   r.counters = stats_;
   r.evictions = pool_.evictions();
