@@ -40,7 +40,7 @@ std::map<std::string, Model> make_models(const std::string& dir, std::mt19937_64
     return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
   };
   for (int i = 0; i < 16; ++i) {
-    char name[16];
+    char name[32];  // room for any int: the optimiser cannot see i < 16
     std::snprintf(name, sizeof name, "m%02d.bin", i);
     const std::uint64_t size = i < 4    ? between(128 << 10, 1 << 20)
                                : i < 14 ? between(1 << 20, 5 << 20)
