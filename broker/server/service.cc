@@ -25,8 +25,8 @@ namespace modelpool::broker {
 namespace asio = boost::asio;
 using nlohmann::json;
 
-Service::Service(asio::io_context& io, const Config& config, CatalogStore& store, LoadRunner& loader,
-                 NameResolver& names)
+Service::Service(asio::io_context& io, const Config& config, CatalogStore& store,
+                 LoadRunner& loader, NameResolver& names)
     : io_(io),
       config_(config),
       store_(store),
