@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "broker/server/log_throttle.hpp"
+
 namespace modelpool::broker {
 
 class ServiceManager {
@@ -37,6 +39,7 @@ class ServiceManager {
 
   boost::asio::steady_timer timer_;
   std::chrono::microseconds interval_{0};
+  LogThrottle failures_{std::chrono::minutes(1)};
 };
 
 }  // namespace modelpool::broker

@@ -31,6 +31,13 @@ std::uint64_t boot_time_s() {
   return 0;
 }
 
+// The process's start: constant for its life, so /proc/stat is read once.
+double start_time_s(std::uint64_t start_ticks, double hz) {
+  static const double t =
+      static_cast<double>(boot_time_s()) + static_cast<double>(start_ticks) / hz;
+  return t;
+}
+
 std::uint64_t number(const std::string& s) {
   std::uint64_t n = 0;
   std::from_chars(s.data(), s.data() + s.size(), n);  // 0 when it is not one
@@ -60,7 +67,7 @@ ProcessInfo read_process_info() {
     }
     const auto hz = static_cast<double>(ticks);
     p.cpu_seconds = static_cast<double>(utime + stime) / hz;
-    p.start_time_s = static_cast<double>(boot_time_s()) + static_cast<double>(start) / hz;
+    p.start_time_s = start_time_s(start, hz);
     p.virtual_bytes = vsize;
     p.resident_bytes = rss * static_cast<std::uint64_t>(page);
   }
