@@ -1,30 +1,21 @@
 // File: broker/config.cc
 //
-// The option table. Each row knows how to parse its value into Config, how
-// to print it back, its bounds and its help line; everything else (parsing,
-// --help, the `config` op) is generated from the table.
+// The option table and the command line. Each row knows how to parse its
+// value into Config, how to print it back, its bounds and its help line;
+// parsing, --help and the `config` op are generated from the table, and so
+// is the configuration file (config_file.cc).
 #include "broker/config.hpp"
 
 #include <charconv>
-#include <functional>
 #include <sstream>
+#include <string_view>
 
+#include "broker/config_options.hpp"
 #include "shm/layout/paths.hpp"
 #include "shm/units/sizes.hpp"
 
 namespace modelpool::broker {
 namespace {
-
-using Setter = std::function<Status(Config*, const std::string&)>;
-using Getter = std::function<nlohmann::json(const Config&)>;
-
-struct Option {
-  const char* name;
-  const char* arg;  // nullptr for boolean flags
-  const char* help;
-  Setter set;
-  Getter get;
-};
 
 // A field of Config::policy, for the option helpers below.
 template <typename T>
@@ -32,68 +23,97 @@ auto policy_field(T PoolConfig::*member) {
   return [member](auto& c) -> auto& { return c.policy.*member; };
 }
 
+// The reason a value is refused; the caller says which option or key.
+Status refuse(const std::string& why) { return error(ErrorCode::kBadRequest, why); }
+
 Status bad(const char* name, const std::string& why) {
   return error(ErrorCode::kBadRequest, std::string("--") + name + ": " + why);
 }
 
-// A field of Config: a member pointer, or a callable giving the field of a
-// Config (const or not), for fields of its nested structs (field_of).
 template <typename Field>
-Option str(const char* name, const char* arg, const char* help, Field field) {
-  return {name, arg, help,
+nlohmann::json get_field(Field field, const Config& c) {
+  return nlohmann::json(std::invoke(field, c));
+}
+
+// A field of Config: a member pointer, or a callable giving the field of a
+// Config (const or not), for fields of its nested structs (policy_field).
+template <typename Field>
+Option str(const char* name, const char* arg, const char* help, Field field,
+           bool command_line_only = false) {
+  return {name,
+          arg,
+          help,
+          OptionKind::kString,
+          command_line_only,
           [field](Config* c, const std::string& v) {
             std::invoke(field, *c) = v;
             return Status();
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 Option flag(const char* name, const char* help, bool Config::*field) {
-  return {name, nullptr, help,
-          [field](Config* c, const std::string&) {
-            std::invoke(field, *c) = true;
-            return Status();
+  return {name,
+          nullptr,
+          help,
+          OptionKind::kFlag,
+          false,
+          [field](Config* c, const std::string& v) -> Status {
+            if (v != "" && v != "true" && v != "false") return refuse("takes no value");
+            std::invoke(field, *c) = v != "false";
+            return {};
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 template <typename Field>
 Option size(const char* name, const char* help, Field field, std::uint64_t lo, std::uint64_t hi) {
-  return {name, "SIZE", help,
+  return {name,
+          "SIZE",
+          help,
+          OptionKind::kSize,
+          false,
           [=](Config* c, const std::string& v) -> Status {
             auto n = units::parse_size(v);
-            if (!n.ok()) return bad(name, n.status().message());
+            if (!n.ok()) return refuse(n.status().message());
             if (*n < lo || *n > hi) {
-              return bad(name, "must be between " + units::format_bytes(lo) + " and " +
-                                   units::format_bytes(hi));
+              return refuse("must be between " + units::format_bytes(lo) + " and " +
+                            units::format_bytes(hi));
             }
             std::invoke(field, *c) = *n;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 Option count(const char* name, const char* arg, const char* help, std::uint64_t Config::*field,
              std::uint64_t lo, std::uint64_t hi) {
-  return {name, arg, help,
+  return {name,
+          arg,
+          help,
+          OptionKind::kCount,
+          false,
           [=](Config* c, const std::string& v) -> Status {
             std::uint64_t n = 0;
             auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
             if (ec != std::errc() || p != v.data() + v.size())
-              return bad(name, "\"" + v + "\" is not a number");
+              return refuse("\"" + v + "\" is not a number");
             if (n < lo || n > hi) {
-              return bad(name,
-                         "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+              return refuse("must be between " + std::to_string(lo) + " and " + std::to_string(hi));
             }
             std::invoke(field, *c) = n;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 template <typename Field>
 Option fraction(const char* name, const char* help, Field field) {
-  return {name, "FRACTION", help,
+  return {name,
+          "FRACTION",
+          help,
+          OptionKind::kFraction,
+          false,
           [=](Config* c, const std::string& v) -> Status {
             double d = 0;
             try {
@@ -101,18 +121,22 @@ Option fraction(const char* name, const char* help, Field field) {
               d = std::stod(v, &used);
               if (used != v.size()) throw std::invalid_argument(v);
             } catch (...) {
-              return bad(name, "\"" + v + "\" is not a number");
+              return refuse("\"" + v + "\" is not a number");
             }
             if (d > 1.0 && d <= 100.0) d /= 100.0;  // accept percentages
-            if (!(d > 0.0 && d <= 1.0)) return bad(name, "must be in (0, 1] or a percentage");
+            if (!(d > 0.0 && d <= 1.0)) return refuse("must be in (0, 1] or a percentage");
             std::invoke(field, *c) = d;
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 Option list(const char* name, const char* help, std::vector<std::string> Config::*field) {
-  return {name, "A,B,...", help,
+  return {name,
+          "A,B,...",
+          help,
+          OptionKind::kList,
+          false,
           [=](Config* c, const std::string& v) -> Status {
             std::stringstream ss(v);
             for (std::string item; std::getline(ss, item, ',');) {
@@ -120,13 +144,17 @@ Option list(const char* name, const char* help, std::vector<std::string> Config:
             }
             return {};
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
 template <typename Field>
 Option choice(const char* name, const char* arg, const char* help, Field field,
               std::vector<std::string> allowed) {
-  return {name, arg, help,
+  return {name,
+          arg,
+          help,
+          OptionKind::kChoice,
+          false,
           [=](Config* c, const std::string& v) -> Status {
             for (const auto& a : allowed) {
               if (a == v) {
@@ -136,13 +164,19 @@ Option choice(const char* name, const char* arg, const char* help, Field field,
             }
             std::string all;
             for (const auto& a : allowed) all += (all.empty() ? "" : ", ") + a;
-            return bad(name, "\"" + v + "\" is not one of " + all);
+            return refuse("\"" + v + "\" is not one of " + all);
           },
-          [field](const Config& c) { return nlohmann::json(std::invoke(field, c)); }};
+          [field](const Config& c) { return get_field(field, c); }};
 }
 
-const std::vector<Option>& options() {
+}  // namespace
+
+const std::vector<Option>& config_options() {
   static const std::vector<Option> kOptions = {
+      str("config", "FILE",
+          "read options from a TOML file whose keys are these options' names "
+          "(default $MODELPOOL_CONFIG); options given here override it",
+          &Config::config_file, /*command_line_only=*/true),
       str("models", "DIR", "root directory of model files; names are paths below it (required)",
           &Config::models_dir),
       str("name", "POOL",
@@ -221,12 +255,14 @@ const std::vector<Option>& options() {
   return kOptions;
 }
 
-const Option* find_option(const std::string& name) {
-  for (const auto& o : options()) {
+const Option* find_config_option(const std::string& name) {
+  for (const auto& o : config_options()) {
     if (name == o.name) return &o;
   }
   return nullptr;
 }
+
+namespace {
 
 Status validate(const Config& c) {
   if (c.models_dir.empty()) return error(ErrorCode::kBadRequest, "--models DIR is required");
@@ -237,13 +273,28 @@ Status validate(const Config& c) {
   return {};
 }
 
+// One option as the command line gives it.
+struct Given {
+  const Option* option;
+  std::string value;
+};
+
 }  // namespace
 
-Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config) {
+// Two passes: the command line is read first, so that the file (named by it)
+// is applied before the options that override the file's keys.
+Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config,
+                                        const char* default_config_file) {
+  std::vector<Given> given;
+  bool print_config = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") return ParseOutcome::kHelp;
     if (arg == "--version") return ParseOutcome::kVersion;
+    if (arg == "--print-config") {
+      print_config = true;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) {
       return error(ErrorCode::kBadRequest, "unexpected argument \"" + arg + "\" (see --help)");
     }
@@ -255,7 +306,7 @@ Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Confi
       name.resize(eq);
       has_value = true;
     }
-    const Option* o = find_option(name);
+    const Option* o = find_config_option(name);
     if (o == nullptr)
       return error(ErrorCode::kBadRequest, "unknown option --" + name + " (see --help)");
     if (o->arg != nullptr && !has_value) {
@@ -264,10 +315,24 @@ Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Confi
     } else if (o->arg == nullptr && has_value) {
       return bad(o->name, "takes no value");
     }
-    if (auto s = o->set(config, value); !s.ok()) return s;
+    given.push_back({o, std::move(value)});
+  }
+
+  std::string file = default_config_file != nullptr ? default_config_file : "";
+  std::vector<std::string> overridden;
+  for (const auto& g : given) {
+    if (std::string_view(g.option->name) == "config") file = g.value;
+    overridden.emplace_back(g.option->name);
+  }
+  if (!file.empty()) {
+    config->config_file = file;
+    if (Status s = apply_config_file(file, overridden, config); !s.ok()) return s;
+  }
+  for (const auto& g : given) {
+    if (Status s = g.option->set(config, g.value); !s.ok()) return bad(g.option->name, s.message());
   }
   if (auto s = validate(*config); !s.ok()) return s;
-  return ParseOutcome::kRun;
+  return print_config ? ParseOutcome::kPrintConfig : ParseOutcome::kRun;
 }
 
 std::string help_text() {
@@ -275,7 +340,7 @@ std::string help_text() {
   out << "usage: modelpoold --models DIR [options]\n\n"
          "Keeps model files in one shared-memory segment and lends read-only views of them\n"
          "to worker processes over a Unix socket. Runs in the foreground.\n\noptions:\n";
-  for (const auto& o : options()) {
+  for (const auto& o : config_options()) {
     std::string left = std::string("  --") + o.name + (o.arg ? std::string(" ") + o.arg : "");
     out << left;
     if (left.size() < 28)
@@ -284,13 +349,15 @@ std::string help_text() {
       out << "\n" << std::string(28, ' ');
     out << o.help << "\n";
   }
-  out << "  --help                    this text\n  --version                 print the version\n";
+  out << "  --print-config            print the configuration in effect as TOML (for --config)\n"
+         "                            and exit\n"
+         "  --help                    this text\n  --version                 print the version\n";
   return out.str();
 }
 
 nlohmann::json to_json(const Config& config) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& o : options()) j[o.name] = o.get(config);
+  for (const auto& o : config_options()) j[o.name] = o.get(config);
   return j;
 }
 

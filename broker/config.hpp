@@ -1,9 +1,10 @@
 // File: broker/config.hpp
 //
 // modelpoold's configuration: one struct of settings and one table of
-// options (name, default, bounds, help) that parses the command line, prints
-// --help and answers the `config` admin op (after redis config.c and
-// memcached's `struct settings`). Not thread-safe; built once at start.
+// options (name, default, bounds, help) that parses the command line and a
+// TOML file whose keys are the long options (--config), prints --help and
+// --print-config, and answers the `config` admin op (after redis config.c
+// and memcached's `struct settings`). Not thread-safe; built once at start.
 #ifndef MODELPOOL_BROKER_CONFIG_HPP_
 #define MODELPOOL_BROKER_CONFIG_HPP_
 
@@ -18,6 +19,7 @@
 namespace modelpool::broker {
 
 struct Config {
+  std::string config_file;         // --config FILE ("" = none)
   std::string models_dir;          // --models (required)
   std::string pool = "modelpool";  // --name
   std::string run_dir;             // --run-dir ("" = default)
@@ -50,16 +52,25 @@ struct Config {
   std::string log_format = "text";  // text, json or journal (broker/logging.hpp)
 };
 
-enum class ParseOutcome { kRun, kHelp, kVersion };
+enum class ParseOutcome { kRun, kHelp, kVersion, kPrintConfig };
 
-// Parses argv into `config` and validates bounds. Errors name the option.
-Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config);
+// Parses argv into `config` and validates bounds. The file of `--config FILE`
+// (else `default_config_file`, when not null or empty: $MODELPOOL_CONFIG) is
+// read first; options on the command line override its keys wherever they
+// stand. Errors name the option, or the file, line and key.
+Result<ParseOutcome> parse_command_line(int argc, const char* const* argv, Config* config,
+                                        const char* default_config_file = nullptr);
 
 // The --help text, generated from the option table.
 std::string help_text();
 
 // Every option and its effective value, for the `config` admin op.
 nlohmann::json to_json(const Config& config);
+
+// The configuration as a TOML file that --config reads back to the same
+// values (--print-config). Options left to the broker's choice at start
+// (--memory, an empty --run-dir, ...) are shown commented out.
+std::string to_toml(const Config& config);
 
 }  // namespace modelpool::broker
 

@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -213,13 +214,17 @@ int main(int argc, char** argv) {
   using namespace modelpool::broker;
   std::signal(SIGPIPE, SIG_IGN);
   Config config;
-  auto outcome = parse_command_line(argc, argv, &config);
+  auto outcome = parse_command_line(argc, argv, &config, std::getenv("MODELPOOL_CONFIG"));
   if (!outcome.ok()) {
     std::fprintf(stderr, "modelpoold: %s\n", outcome.status().message().c_str());
     return 2;
   }
   if (*outcome == ParseOutcome::kHelp) {
     std::fputs(help_text().c_str(), stdout);
+    return 0;
+  }
+  if (*outcome == ParseOutcome::kPrintConfig) {
+    std::fputs(to_toml(config).c_str(), stdout);
     return 0;
   }
   if (*outcome == ParseOutcome::kVersion) {

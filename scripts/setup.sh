@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang
   libboost-dev liburing-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev libssl-dev
+  libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
   libsystemd-dev systemd
