@@ -240,52 +240,108 @@ TEST_F(DefaultTmpfs, HugeTmpfsNoIsDevShmWithoutAWord) {
   EXPECT_FALSE(fs::exists(b.run_dir() + "/" + b.pool() + ".tmpfs"));
 }
 
+// What a broker run as uid 65534 (setpriv, no capabilities) did.
+struct NonRootRun {
+  bool started = false;
+  int status = -1;
+  std::string log, pool;
+};
+
+// Starts modelpoold as uid 65534 with a run dir of its own under `scratch`
+// and `extra` options, waits for its ready line, stops it (SIGTERM).
+NonRootRun run_as_nobody(const ScratchDir& models, const ScratchDir& scratch,
+                         const std::vector<std::string>& extra) {
+  const std::string run_dir = scratch.path() + "/run";
+  NonRootRun r;
+  r.pool = "mptest-nonroot-" + std::to_string(::getpid());
+  const std::string log = scratch.path() + "/broker.log";
+  std::vector<std::string> argv = {"/usr/bin/setpriv",
+                                   "--reuid",
+                                   "65534",
+                                   "--regid",
+                                   "65534",
+                                   "--clear-groups",
+                                   "--inh-caps=-all",
+                                   "--",
+                                   binary_path("broker/modelpoold"),
+                                   "--models",
+                                   models.path(),
+                                   "--name",
+                                   r.pool,
+                                   "--run-dir",
+                                   run_dir,
+                                   "--memory",
+                                   "64MiB",
+                                   "--log-level",
+                                   "info",
+                                   "--remove-on-exit"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  if (::chmod(scratch.path().c_str(), 0711) != 0 || !fs::create_directory(run_dir) ||
+      ::chown(run_dir.c_str(), 65534, 65534) != 0) {
+    r.log = "cannot prepare " + run_dir;
+    return r;
+  }
+  Child broker(argv, true, log);
+  const auto ready = broker.read_line();
+  r.started = ready && ready->find("ready") != std::string::npos;
+  broker.kill(SIGTERM);
+  r.status = broker.wait();
+  r.log = read_file(log);
+  return r;
+}
+
+std::string why_no_setpriv() {
+  if (::geteuid() != 0) return "needs root to start the broker as another user";
+  if (!fs::exists("/usr/bin/setpriv")) return "setpriv (util-linux) is not installed";
+  return "";
+}
+
 // Not root: the mount is not attempted; /dev/shm, and one line saying why.
 TEST_F(DefaultTmpfs, WithoutRootItFallsBackToDevShmAndSaysSoOnce) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start the broker as another user";
-  if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
-  const std::string nobody = "65534";
-  ScratchDir scratch;
-  ASSERT_EQ(::chmod(scratch.path().c_str(), 0711), 0);
+  if (const std::string why = why_no_setpriv(); !why.empty()) GTEST_SKIP() << why;
   ASSERT_EQ(::chmod(models_.path().c_str(), 0755), 0);
   ASSERT_EQ(::chmod(model_path_.c_str(), 0644), 0);
-  const std::string run_dir = scratch.path() + "/run", log = scratch.path() + "/broker.log";
-  ASSERT_TRUE(fs::create_directory(run_dir));
-  ASSERT_EQ(::chown(run_dir.c_str(), 65534, 65534), 0);
-  const std::string pool = "mptest-nonroot-" + std::to_string(::getpid());
-  Child broker({"/usr/bin/setpriv",
-                "--reuid",
-                nobody,
-                "--regid",
-                nobody,
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--",
-                binary_path("broker/modelpoold"),
-                "--models",
-                models_.path(),
-                "--name",
-                pool,
-                "--run-dir",
-                run_dir,
-                "--memory",
-                "64MiB",
-                "--log-level",
-                "info",
-                "--remove-on-exit"},
-               true, log);
-  const auto ready = broker.read_line();
-  const bool started = ready && ready->find("ready") != std::string::npos;
-  broker.kill(SIGTERM);
-  const int status = broker.wait();
-  const std::string text = read_file(log);
-  ASSERT_TRUE(started) << text;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
-  EXPECT_EQ(count_lines(text, "segment in /dev/shm"), 1) << text;
-  EXPECT_EQ(count_lines(text, "CAP_SYS_ADMIN"), 1) << text;
-  EXPECT_NE(text.find("segment /dev/shm/" + pool + " "), std::string::npos) << text;
-  EXPECT_FALSE(fs::exists(run_dir + "/" + pool + ".tmpfs"));
-  EXPECT_FALSE(fs::exists("/dev/shm/" + pool)) << "--remove-on-exit left the segment";
+  ScratchDir scratch;
+  const NonRootRun r = run_as_nobody(models_, scratch, {});
+  ASSERT_TRUE(r.started) << r.log;
+  EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.log;
+  EXPECT_EQ(count_lines(r.log, "segment in /dev/shm"), 1) << r.log;
+  EXPECT_EQ(count_lines(r.log, "CAP_SYS_ADMIN"), 1) << r.log;
+  EXPECT_NE(r.log.find("segment /dev/shm/" + r.pool + " "), std::string::npos) << r.log;
+  EXPECT_FALSE(fs::exists(scratch.path() + "/run/" + r.pool + ".tmpfs"));
+  EXPECT_FALSE(fs::exists("/dev/shm/" + r.pool)) << "--remove-on-exit left the segment";
+}
+
+// The systemd unit's way: root mounts a huge tmpfs for the service's user
+// (run-modelpool.tmpfs.mount), the unprivileged broker is given it with
+// --huge-tmpfs DIR and uses it; one root still owns is refused for /dev/shm.
+TEST_F(DefaultTmpfs, AnUnprivilegedBrokerUsesTheHugeTmpfsMountedForIt) {
+  if (const std::string why = why_no_setpriv(); !why.empty()) GTEST_SKIP() << why;
+  std::string why;
+  auto mount = mount_huge(HugeKind::kTmpfs, 128 * kMiB, 0, &why);
+  if (!mount) GTEST_SKIP() << why;
+  const std::string dir = mount->path();
+  ASSERT_EQ(::chmod(fs::path(dir).parent_path().c_str(), 0711), 0);
+  ASSERT_EQ(::chmod(models_.path().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(model_path_.c_str(), 0644), 0);
+  {
+    ScratchDir scratch;  // still root's: not used
+    const NonRootRun r = run_as_nobody(models_, scratch, {"--huge-tmpfs", dir});
+    ASSERT_TRUE(r.started) << r.log;
+    EXPECT_EQ(count_lines(r.log, "segment in /dev/shm"), 1) << r.log;
+    EXPECT_NE(r.log.find(dir + " belongs to uid 0"), std::string::npos) << r.log;
+  }
+  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chmod(dir.c_str(), 0750), 0);
+  ScratchDir scratch;
+  const NonRootRun r = run_as_nobody(models_, scratch, {"--huge-tmpfs", dir});
+  ASSERT_TRUE(r.started) << r.log;
+  EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.log;
+  EXPECT_EQ(count_lines(r.log, "segment in /dev/shm"), 0) << r.log;
+  EXPECT_NE(r.log.find("segment " + dir + "/" + r.pool + ".segment ("), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("2.0 MiB pages"), std::string::npos) << r.log;
+  EXPECT_TRUE(fs::is_empty(dir)) << "--remove-on-exit left the segment";
+  EXPECT_EQ(mounts_at(dir).size(), 1U) << "the broker unmounted a mount it did not make";
 }
 
 }  // namespace
