@@ -141,6 +141,44 @@ Choice use_mounted(const Config& c, const std::string& dir, const Fd& fd, const 
   return ch;
 }
 
+// Mounts the pool's tmpfs on `dir`, which exists: through a descriptor of
+// the directory judged, so a path swapped meanwhile is never mounted over.
+// "" when mounted, else why not.
+std::string mount_on(const Config& c, const std::string& dir) {
+  const Fd fd(open_dir(dir));
+  struct stat st {};
+  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) {
+    return sys_text("cannot open " + dir + " (never a symlink)", errno);
+  }
+  if (!owned_and_closed(st)) return not_ours(dir, st);
+  auto gid = worker_group(c);
+  const gid_t group = gid.ok() && *gid != static_cast<gid_t>(-1) ? *gid : ::getegid();
+  const std::uint64_t size = mount_bytes(c);
+  const std::string opts = "size=" + std::to_string(size) +
+                           ",huge=within_size,mode=0750,uid=" + std::to_string(::geteuid()) +
+                           ",gid=" + std::to_string(group);
+  if (::mount(kOwnSource, fd.proc_path().c_str(), "tmpfs", kMountFlags, opts.c_str()) != 0) {
+    return sys_text("mounting a tmpfs on " + dir + " failed", errno);
+  }
+  spdlog::info("mounted a tmpfs for the segment on {} (huge=within_size, size {})", dir,
+               units::format_bytes(size));
+  return {};
+}
+
+// The kernel may accept a mount and drop an option: "" when `dir` is our
+// tmpfs with huge=within_size, else what mountinfo shows.
+std::string kept_options(const std::string& dir) {
+  const Fd root(open_dir(dir));
+  struct stat st {};
+  const MountEntry m =
+      root.get() >= 0 && ::fstat(root.get(), &st) == 0 ? mount_of(st.st_dev) : MountEntry{};
+  if (m.fstype == "tmpfs" && m.source == kOwnSource &&
+      tmpfs_huge_option(m.options) == "within_size") {
+    return {};
+  }
+  return m.found ? m.options : "mount not found";
+}
+
 // No mount at `dir`: mounts a tmpfs there when the broker may.
 Choice mount_fresh(const Config& c, const std::string& dir, bool automatic) {
   if (!may_mount()) {
@@ -164,46 +202,15 @@ Choice mount_fresh(const Config& c, const std::string& dir, bool automatic) {
   }
   const bool created = ::mkdir(dir.c_str(), 0700) == 0;
   if (!created && errno != EEXIST) return fall_back(Level::warn, sys_text("mkdir " + dir, errno));
-  Choice failed;
-  {
-    const Fd fd(open_dir(dir));
-    struct stat st {};
-    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) {
-      failed = fall_back(Level::warn, sys_text("cannot open " + dir + " (never a symlink)", errno));
-    } else if (!owned_and_closed(st)) {
-      failed = fall_back(Level::warn, not_ours(dir, st));
-    } else {
-      auto gid = worker_group(c);
-      const gid_t group = gid.ok() && *gid != static_cast<gid_t>(-1) ? *gid : ::getegid();
-      const std::uint64_t size = mount_bytes(c);
-      const std::string opts = "size=" + std::to_string(size) +
-                               ",huge=within_size,mode=0750,uid=" + std::to_string(::geteuid()) +
-                               ",gid=" + std::to_string(group);
-      // Through the descriptor: exactly the directory judged above.
-      if (::mount(kOwnSource, fd.proc_path().c_str(), "tmpfs", kMountFlags, opts.c_str()) != 0) {
-        failed = fall_back(Level::warn, sys_text("mounting a tmpfs on " + dir + " failed", errno));
-      } else {
-        spdlog::info("mounted a tmpfs for the segment on {} (huge=within_size, size {})", dir,
-                     units::format_bytes(size));
-      }
-    }
-  }
-  if (!failed.why.empty()) {
+  if (std::string why = mount_on(c, dir); !why.empty()) {
     if (created) ::rmdir(dir.c_str());
-    return failed;
+    return fall_back(Level::warn, why);
   }
-  // The kernel may accept the mount and drop the option: check what it kept.
-  const Fd root(open_dir(dir));
-  struct stat st {};
-  const MountEntry m =
-      root.get() >= 0 && ::fstat(root.get(), &st) == 0 ? mount_of(st.st_dev) : MountEntry{};
-  if (m.fstype != "tmpfs" || m.source != kOwnSource ||
-      tmpfs_huge_option(m.options) != "within_size") {
+  if (std::string options = kept_options(dir); !options.empty()) {
     ::umount2(dir.c_str(), UMOUNT_NOFOLLOW);
     if (created) ::rmdir(dir.c_str());
     return fall_back(Level::warn, "the kernel did not keep huge=within_size on " + dir +
-                                      " (options: " + (m.found ? m.options : "mount not found") +
-                                      "); unmounted it again");
+                                      " (options: " + options + "); unmounted it again");
   }
   Choice ch;
   ch.used = ch.ours = true;
