@@ -190,6 +190,11 @@ const std::vector<Option>& config_options() {
           "put the segment in DIR (a hugetlbfs or huge=always tmpfs mount) "
           "instead of /dev/shm",
           &Config::segment_dir),
+      str("huge-tmpfs", "auto|no|DIR",
+          "without --segment-dir, the segment goes on a huge=within_size tmpfs of its own: "
+          "RUN_DIR/POOL.tmpfs (auto, mounted when root) or DIR (mounted by the operator); "
+          "no, or when that cannot be had: /dev/shm",
+          &Config::huge_tmpfs),
       size("memory",
            "memory budget (default 70% of MemAvailable, capped by the segment "
            "filesystem's free space)",

@@ -24,6 +24,9 @@ struct Config {
   std::string pool = "modelpool";  // --name
   std::string run_dir;             // --run-dir ("" = default)
   std::string segment_dir;         // --segment-dir ("" = /dev/shm)
+  // --huge-tmpfs auto|no|DIR: where the segment goes without --segment-dir
+  // (broker/segment_home.hpp).
+  std::string huge_tmpfs = "auto";
   // --memory (policy.budget; 0 = 70% of MemAvailable), --high-watermark,
   // --low-watermark, --max-model-size, --eviction. The segment's geometry in
   // it is filled in at start (pool_config() in broker/startup.hpp).

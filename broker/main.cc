@@ -21,6 +21,7 @@
 #include "broker/config.hpp"
 #include "broker/logging.hpp"
 #include "broker/pool/pool.hpp"
+#include "broker/segment_home.hpp"
 #include "broker/server/metrics_http.hpp"
 #include "broker/server/report_json.hpp"
 #include "broker/server/server.hpp"
@@ -97,6 +98,9 @@ int run(Config& config) {
   }
   auto lock = acquire_pool_lock(config);
   if (!lock.ok()) return fail(lock.status().message());
+  // Destroyed after the segment, before the lock: unmounts an emptied tmpfs.
+  auto home = SegmentHome::prepare(&config);
+  if (!home.ok()) return fail(home.status().message());
   auto names = NameResolver::open(config.models_dir);
   if (!names.ok()) return fail(names.status().message());
   auto budget = decide_budget(config);

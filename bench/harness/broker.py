@@ -69,8 +69,10 @@ class Broker:
         ctx.shm_files.append(self.segment)
         self.log_path = os.path.join(self.run_dir, "modelpoold.log")
         cmd = [ctx.broker_bin, "--models", models_dir, "--name", self.pool,
-               "--run-dir", self.run_dir, "--memory", str(memory), "--log-level", "warn",
-               *extra]
+               "--run-dir", self.run_dir, "--memory", str(memory), "--log-level", "warn"]
+        if "--huge-tmpfs" in broker_help(ctx.broker_bin):
+            cmd += ["--huge-tmpfs", "no"]  # /dev/shm unless `extra` says otherwise (later wins)
+        cmd += [*extra]
         if "--remove-on-exit" in broker_help(ctx.broker_bin):
             cmd.append("--remove-on-exit")
         self.log_file = open(self.log_path, "w")

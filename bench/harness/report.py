@@ -85,6 +85,7 @@ def _cold(s, r):
         t = med(v["all_bytes_ms"])
         label = {"shm_limit": "limit: plain /dev/shm file",
                  "shm_populate_limit": "limit: same, MAP_POPULATE",
+                 "modelpool_default": "modelpool_default (its own huge=within_size tmpfs)",
                  "modelpool_hugepages": "modelpool_hugepages (huge=always tmpfs)",
                  "modelpool_hugetlbfs": "modelpool_hugetlbfs (hugetlbfs)",
                  "huge_tmpfs_limit": "limit: plain file on a huge=always tmpfs"}.get(name, name)

@@ -5,7 +5,10 @@
 # + touch every page, (c) modelpool connect + acquire + touch every page with
 # the model resident, (d) the same with the pool's segment on 2 MiB pages: a
 # huge=always tmpfs (modelpool_hugepages) and hugetlbfs (modelpool_hugetlbfs),
-# mounted for the run when root (docs/hugepages.md). The file is in the
+# mounted for the run when root (docs/hugepages.md), and (e) the default
+# install (modelpool_default): a broker started as root with no
+# --segment-dir, which mounts a huge=within_size tmpfs of its own -- what the
+# shipped systemd unit's mount gives too. The file is in the
 # page cache for (a) and (b), their best case. The limits -- a fresh process
 # mapping a plain 1 GiB /dev/shm file (4 KiB pages), with and without
 # MAP_POPULATE, and a plain file on the huge=always tmpfs -- run as more
@@ -13,8 +16,9 @@
 # before the spawn, so process start-up is included for all of them.
 import contextlib
 import os
+import subprocess
 
-from harness.broker import Broker, BrokerError, modelpool_ready
+from harness.broker import Broker, BrokerError, broker_help, modelpool_ready
 from harness.common import (GiB, MiB, ensure_file, model_name, log, med, metric, not_measured,
                             ratio, rotated, run_json, summary, warm_page_cache)
 from harness.hugepages import huge_mount
@@ -23,6 +27,7 @@ from harness.s_limits import spawn_worker
 METHODS = ["read", "mmap", "modelpool", "shm_limit", "shm_populate_limit"]
 HUGE_POOLS = {"modelpool_hugepages": "tmpfs", "modelpool_hugetlbfs": "hugetlbfs"}
 HUGE_LIMIT = "huge_tmpfs_limit"  # a plain file on the huge=always tmpfs
+DEFAULT = "modelpool_default"  # the broker's own huge tmpfs, as a default install has it
 
 
 def _huge_pool(ctx, stack, kind, size, name):
@@ -51,6 +56,46 @@ def _huge_pool(ctx, stack, kind, size, name):
     return broker, d, ""
 
 
+def _unmount_left(d):
+    """Unmounts (detaches) a tmpfs a broker left at `d`, then removes `d`."""
+    if os.path.ismount(d):
+        log(f"cold start: {d} was left mounted; detaching it")
+        subprocess.run(["umount", "-l", d], check=False)
+    with contextlib.suppress(OSError):
+        os.rmdir(d)
+        os.rmdir(os.path.dirname(d))
+
+
+def _default_pool(ctx, stack, size, name):
+    """(broker, '') with `name` resident in a pool started as a default
+    install starts it (root, no --segment-dir: the broker's own huge tmpfs),
+    or (None, why not). `stack` undoes it, unmounting whatever is left."""
+    if os.geteuid() != 0:
+        return None, "needs root: the broker mounts its own tmpfs only as root"
+    if "--huge-tmpfs" not in broker_help(ctx.broker_bin):
+        return None, "this modelpoold has no --huge-tmpfs"
+    try:
+        # The harness passes --huge-tmpfs no; the later option wins.
+        broker = Broker(ctx, "cold-default", ctx.data_dir, size + 32 * MiB,
+                        extra=["--huge-tmpfs", "auto", "--high-watermark", "1"])
+    except RuntimeError as e:
+        return None, f"modelpoold (default install): {e}"
+    tmpfs = os.path.join(broker.run_dir, broker.pool + ".tmpfs")
+    stack.callback(_unmount_left, tmpfs)  # after the broker stopped (LIFO)
+    stack.callback(broker.stop)
+    stats = broker.stats()
+    if not stats.get("segment_path", "").startswith(tmpfs + "/"):
+        where = stats.get("segment_path")
+        return None, f"the broker put its segment at {where}: {broker.log_tail()}"
+    if stats.get("page_size") != 2 * MiB:
+        return None, f"the broker reports {stats.get('page_size')}-byte pages on its own tmpfs"
+    try:
+        broker.admin("load", model=name)
+    except BrokerError as e:
+        return None, f"load into the default install's pool: {e}"
+    return broker, ""
+
+
 def run(ctx):
     size = GiB
     name = model_name(size)
@@ -66,6 +111,8 @@ def run(ctx):
     huge = contextlib.ExitStack()
     pools, why_huge, huge_plain = {}, {}, None
     try:
+        pools[DEFAULT], why_huge[DEFAULT] = (None, why_not) if why_not else \
+            _default_pool(ctx, huge, size, name)
         for method, kind in HUGE_POOLS.items():
             if why_not:
                 why_huge[method] = why_not
@@ -75,7 +122,7 @@ def run(ctx):
                 huge_plain = os.path.join(d, "plain")
                 run_json(ctx, "mp_bench_file", "naive", "--path", path, "--dest", huge_plain,
                          "--keep")
-        methods = METHODS + [m for m in HUGE_POOLS if pools.get(m)]
+        methods = METHODS + [m for m in [DEFAULT, *HUGE_POOLS] if pools.get(m)]
         methods += [HUGE_LIMIT] if huge_plain else []
         first = {m: [] for m in methods}
         done = {m: [] for m in methods}
@@ -109,8 +156,8 @@ def run(ctx):
             broker.stop()
         huge.close()  # huge-page brokers, then their mounts and pages
     out = {"status": "measured", "bytes": size, "methods": {}}
-    for m in METHODS[:3] + list(HUGE_POOLS) + METHODS[3:] + [HUGE_LIMIT]:
-        if m in HUGE_POOLS and not pools.get(m):
+    for m in METHODS[:3] + [DEFAULT, *HUGE_POOLS] + METHODS[3:] + [HUGE_LIMIT]:
+        if (m == DEFAULT or m in HUGE_POOLS) and not pools.get(m):
             out["methods"][m] = not_measured(why_huge[m])
         elif m == "modelpool" and why_not:
             out["methods"][m] = not_measured(why_not)
@@ -129,7 +176,7 @@ def run(ctx):
 def _ratios(ms):
     """time(baseline) / time(pool) for each pool row that was measured."""
     out = {}
-    for pool in ["modelpool"] + list(HUGE_POOLS):
+    for pool in ["modelpool", DEFAULT, *HUGE_POOLS]:
         t = med(ms[pool].get("all_bytes_ms"))
         if t is None:
             continue

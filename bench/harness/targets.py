@@ -48,6 +48,15 @@ def evaluate(results):
                        "read / modelpool >= 5.0", ratio(t_read, t_mp), lambda v: v >= 5.0,
                        _why(cold, f"all bytes: modelpool {_ms(t_mp)}, read {_ms(t_read)}")))
 
+    default = ms.get("modelpool_default", {})  # issue 22: the broker's own huge tmpfs
+    t_default = med(default.get("all_bytes_ms"))
+    out.append(_target("cold start 1 GiB, default install (its own huge tmpfs) vs private mmap",
+                       "mmap / modelpool_default >= 1.0", ratio(t_mmap, t_default),
+                       lambda v: v >= 1.0,
+                       default.get("reason") or _why(cold, f"all bytes: default install "
+                                                           f"{_ms(t_default)}, mmap "
+                                                           f"{_ms(t_mmap)}" + pmd_note)))
+
     huge = ms.get("modelpool_hugepages", {})
     t_huge = med(huge.get("all_bytes_ms"))
     out.append(_target("cold start 1 GiB, huge-page pool (huge=always tmpfs) vs private mmap",

@@ -193,6 +193,10 @@ std::vector<std::string> Broker::argv() const {
   bool has_memory = !default_memory_;
   for (const auto& e : extra_) has_memory = has_memory || e == "--memory";
   if (!has_memory) a.insert(a.end(), {"--memory", "2GiB"});
+  // /dev/shm unless a test asks otherwise (a later option wins): the tests
+  // here check /dev/shm/POOL and remove the run dir, which a tmpfs mounted
+  // in it would outlive. tests/hugepages tests the default.
+  a.insert(a.end(), {"--huge-tmpfs", "no"});
   a.insert(a.end(), extra_.begin(), extra_.end());
   return a;
 }

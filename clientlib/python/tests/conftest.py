@@ -39,7 +39,8 @@ class Broker:
         self.pool = f"mppy-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.run_dir = tempfile.mkdtemp(prefix="mp-run-py-")
         argv = [BROKER_BINARY, "--models", self.models_dir, "--name", self.pool,
-                "--run-dir", self.run_dir, "--memory", memory, "--log-level", "warn", *extra]
+                "--run-dir", self.run_dir, "--memory", memory, "--log-level", "warn",
+                "--huge-tmpfs", "no", *extra]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         self.ready_line = self._read_line(START_TIMEOUT_S)
         if not self.ready_line.startswith("modelpoold: ready"):

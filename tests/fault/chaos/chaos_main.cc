@@ -236,7 +236,7 @@ int run(const Options& o) {
       o.broker.empty() ? std::string(MODELPOOL_BINARY_DIR) + "/broker/modelpoold" : o.broker;
   BrokerProcess broker({modelpoold, "--models", r.dir + "/models", "--name", r.pool, "--run-dir",
                         r.run_dir, "--memory", "40MiB", "--adopt-grace", std::to_string(o.grace_s),
-                        "--catalog-capacity", "64", "--log-level", "info"},
+                        "--catalog-capacity", "64", "--log-level", "info", "--huge-tmpfs", "no"},
                        r.dir + "/logs", layout::admin_socket_path(r.run_dir, r.pool));
   std::printf("chaos: seed %llu, %d clients, %d rounds, budget 40 MiB, %zu models, grace %d s\n",
               static_cast<unsigned long long>(seed), o.clients, o.rounds, r.models.size(),
