@@ -6,9 +6,10 @@
 //   connect(...)          Promise<NativeClient> (see client_wrap.hpp)
 //   errorCodes            every code the client library can report
 //   version               the library's version
+#include "addon.hpp"
+
 #include <string>
 
-#include "addon.hpp"
 #include "client_wrap.hpp"
 #include "model_wrap.hpp"
 

@@ -80,12 +80,13 @@ Napi::Value ClientWrap::Acquire(const Napi::CallbackInfo& info) {
   options.wait = OptionalMillis(info[1], "waitMs");
   options.populate = info[2].ToBoolean().Value();
   std::shared_ptr<Client> client = Open(env);
-  return queue_->Run(env, [client = std::move(client), name = std::move(name), options]() -> Settle {
-    auto model = std::make_shared<Model>(client->acquire(name, options));
-    return [model = std::move(model)](Napi::Env env) -> Napi::Value {
-      return ModelWrap::New(env, model);
-    };
-  });
+  return queue_->Run(env,
+                     [client = std::move(client), name = std::move(name), options]() -> Settle {
+                       auto model = std::make_shared<Model>(client->acquire(name, options));
+                       return [model = std::move(model)](Napi::Env env) -> Napi::Value {
+                         return ModelWrap::New(env, model);
+                       };
+                     });
 }
 
 Napi::Value ClientWrap::Close(const Napi::CallbackInfo& info) {

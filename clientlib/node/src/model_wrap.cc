@@ -64,7 +64,8 @@ Napi::ArrayBuffer ExternalBuffer(Napi::Env env, const std::shared_ptr<Model>& mo
 std::uint64_t ToIndex(const Napi::Value& v, const char* what) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<std::uint64_t>(d))) {
+  if (!(d >= 0 && d <= 9007199254740991.0) ||
+      d != static_cast<double>(static_cast<std::uint64_t>(d))) {
     throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
   }
   return static_cast<std::uint64_t>(d);
@@ -73,20 +74,19 @@ std::uint64_t ToIndex(const Napi::Value& v, const char* what) {
 }  // namespace
 
 Napi::Function ModelWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(
-      env, "NativeModel",
-      {
-          InstanceMethod<&ModelWrap::Info>("info"),
-          InstanceMethod<&ModelWrap::Buffer>("buffer"),
-          InstanceMethod<&ModelWrap::Slice>("slice"),
-          InstanceMethod<&ModelWrap::TensorInfos>("tensorInfos"),
-          InstanceMethod<&ModelWrap::MetadataJson>("metadataJson"),
-          InstanceMethod<&ModelWrap::Files>("files"),
-          InstanceMethod<&ModelWrap::File>("file"),
-          InstanceMethod<&ModelWrap::Release>("release"),
-          InstanceAccessor<&ModelWrap::Released>("released"),
-          InstanceAccessor<&ModelWrap::Held>("held"),
-      });
+  return ObjectWrap::DefineClass(env, "NativeModel",
+                                 {
+                                     InstanceMethod<&ModelWrap::Info>("info"),
+                                     InstanceMethod<&ModelWrap::Buffer>("buffer"),
+                                     InstanceMethod<&ModelWrap::Slice>("slice"),
+                                     InstanceMethod<&ModelWrap::TensorInfos>("tensorInfos"),
+                                     InstanceMethod<&ModelWrap::MetadataJson>("metadataJson"),
+                                     InstanceMethod<&ModelWrap::Files>("files"),
+                                     InstanceMethod<&ModelWrap::File>("file"),
+                                     InstanceMethod<&ModelWrap::Release>("release"),
+                                     InstanceAccessor<&ModelWrap::Released>("released"),
+                                     InstanceAccessor<&ModelWrap::Held>("held"),
+                                 });
 }
 
 Napi::Object ModelWrap::New(Napi::Env env, std::shared_ptr<Model> model) {
@@ -163,7 +163,8 @@ Napi::Value ModelWrap::TensorInfos(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::MetadataJson(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  return Guard(env, [&]() -> Napi::Value { return Napi::String::New(env, Open(env).metadata_json()); });
+  return Guard(env,
+               [&]() -> Napi::Value { return Napi::String::New(env, Open(env).metadata_json()); });
 }
 
 // ---- repositories: files() and file(name) ----------------------------------
