@@ -88,7 +88,9 @@ export class Model {
   /** The broker reference is held: by the Model, or by views not yet collected. */
   readonly held: boolean;
 
-  /** The model's bytes, a read-only view of the pool. Throws stale_handle after release(). */
+  /** The model's bytes, a read-only view of the pool. Throws stale_handle after
+   *  release(), not_supported for a model larger than one typed array may be
+   *  (buffer.constants.MAX_LENGTH: 4 GiB on Node 20; tensor() still works). */
   bytes(): Uint8Array;
   /** Tensor names in file order (empty for raw models). Throws load_failed
    *  if the file's index is invalid, stale_handle after release(). */

@@ -14,6 +14,8 @@ const { ModelpoolError } = require('./errors');
 const { makeTensor } = require('./tensor');
 
 const kCreate = Symbol('modelpool.create');  // keeps the constructors private
+// The longest typed array this Node makes (4 GiB on Node 20, 2^53 - 1 later).
+const MAX_VIEW_BYTES = require('node:buffer').constants.MAX_LENGTH;
 
 function checkOptions(options, allowed, what) {
   if (options === undefined || options === null) return {};
@@ -65,6 +67,11 @@ class Model {
   }
 
   bytes() {
+    if (this.size > MAX_VIEW_BYTES) {
+      throw new ModelpoolError(`model '${this.name}' has ${this.size} bytes, more than one ` +
+                               `typed array can view here (${MAX_VIEW_BYTES}); use tensor()`,
+                               'not_supported');
+    }
     return new Uint8Array(this.#arrayBuffer());
   }
 

@@ -28,6 +28,7 @@ before(async () => {
   for (let i = 0; i < pattern.length; i += 4096) pattern[i] = (i / 4096) & 0xff;
   fs.writeFileSync(path.join(dir, 'w.bin'), pattern);
   writeSafetensors(path.join(dir, 't.safetensors'), [['x', 'F32', [1024]]]);
+  for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dir, `c${i}.bin`), Buffer.alloc(8 * MiB, i));
   broker = await Broker.start(dir);
 });
 
@@ -61,6 +62,19 @@ test('worker_threads: each Worker uses its own Client; exit releases what it hel
   }
   const zero = await poll(async () => (await broker.refs('w.bin')) === 0);
   assert.equal(zero, true, 'the Workers\' references were not all released');
+});
+
+test('a Worker terminated while its acquires run leaks no reference', async () => {
+  const models = ['c0.bin', 'c1.bin', 'c2.bin', 'c3.bin'];
+  const w = new Worker(path.join(__dirname, 'fixtures', 'abandon.js'),
+                       { workerData: { socket: broker.socket, models } });
+  await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+  await w.terminate();
+  const zero = await poll(async () => {
+    const refs = await Promise.all(models.map((m) => broker.refs(m)));
+    return refs.every((r) => !r);  // 0, or never loaded
+  });
+  assert.equal(zero, true);
 });
 
 test('a store into a view kills the writer with SIGSEGV; the pool is intact', async () => {
