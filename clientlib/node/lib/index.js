@@ -14,7 +14,7 @@ const { ModelpoolError } = require('./errors');
 const { makeTensor } = require('./tensor');
 
 const kCreate = Symbol('modelpool.create');  // keeps the constructors private
-// The longest typed array this Node makes (4 GiB on Node 20, 2^53 - 1 later).
+// The longest typed array this Node makes (4 GiB on Node 20).
 const MAX_VIEW_BYTES = require('node:buffer').constants.MAX_LENGTH;
 
 function checkOptions(options, allowed, what) {
