@@ -78,7 +78,7 @@ export class Model {
   readonly generation: number;
   /** xxh3-64 of the bytes as 16 hex digits, computed by the broker. */
   readonly checksum: string;
-  /** The broker's handle (changes after a broker restart). */
+  /** The broker's handle (a broker restart gives it a new one); 0 after release(). */
   readonly handle: number;
   /** True when the broker needed no load. */
   readonly cached: boolean;

@@ -39,7 +39,6 @@ class Model {
     this.size = info.size;
     this.generation = info.generation;
     this.checksum = info.checksum;
-    this.handle = info.handle;
     this.cached = info.cached;
     this.format = info.format;
     Object.freeze(this);
@@ -106,6 +105,11 @@ class Model {
     this.#buffer = null;
     this.#index = null;
     this.#native.release();
+  }
+
+  // The broker's handle (a reconnect after a broker restart replaces it); 0 after release().
+  get handle() {
+    return this.#native.handle;
   }
 
   get released() {

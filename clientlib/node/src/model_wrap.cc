@@ -86,6 +86,7 @@ Napi::Function ModelWrap::DefineClass(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Release>("release"),
                                      InstanceAccessor<&ModelWrap::Released>("released"),
                                      InstanceAccessor<&ModelWrap::Held>("held"),
+                                     InstanceAccessor<&ModelWrap::Handle>("handle"),
                                  });
 }
 
@@ -112,7 +113,6 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("size", static_cast<double>(m.size()));
   o.Set("generation", static_cast<double>(m.generation()));
   o.Set("checksum", Hex64(m.checksum()));
-  o.Set("handle", static_cast<double>(m.handle()));
   o.Set("cached", m.cached());
   o.Set("format", std::string(FormatName(m.format())));
   return o;
@@ -207,6 +207,11 @@ Napi::Value ModelWrap::Released(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Held(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !weak_.expired());
+}
+
+// The broker's handle now (a reconnect replaces it); 0 after release().
+Napi::Value ModelWrap::Handle(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), model_ ? static_cast<double>(model_->handle()) : 0.0);
 }
 
 }  // namespace modelpool::node

@@ -42,6 +42,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value Released(const Napi::CallbackInfo& info);
   Napi::Value Held(const Napi::CallbackInfo& info);
+  Napi::Value Handle(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Model> model_;  // null before New() and after release()
   std::weak_ptr<Model> weak_;     // still set while a view holds the Model

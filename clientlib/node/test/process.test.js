@@ -100,6 +100,7 @@ test('a Client reconnects across a broker restart; old views stay readable', asy
     const c = await Client.connect({ socket: own.socket, reconnectTimeoutMs: 30_000 });
     const m = await c.acquire('w.bin');
     const view = m.bytes();
+    const handle = m.handle;
     await own.stop({ kill: true, keep: true });
     assert.equal(view[4096], 1);  // the mapping outlives the broker
     restarted = await Broker.start(dir, { memory: '64MiB', runDir: own.runDir, pool: own.pool });
@@ -109,6 +110,7 @@ test('a Client reconnects across a broker restart; old views stay readable', asy
     assert.equal(view[4096], 1);
     // The restarted broker protects the old Model again: it was re-acquired.
     assert.equal(await restarted.refs('w.bin'), 2);
+    assert.ok(m.handle > 0 && m2.handle > 0 && m.handle !== m2.handle, `${handle} ${m.handle}`);
     m.release();
     m2.release();
     c.close();
