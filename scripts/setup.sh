@@ -12,6 +12,15 @@ PACKAGES=(
   libsystemd-dev systemd
 )
 if [[ "${MODELPOOL_WITH_TORCH:-1}" == 1 ]]; then PACKAGES+=(python3-torch); fi
+# The Node.js binding (clientlib/node). Debian's node-* packages depend on
+# Debian's nodejs; where node came from elsewhere (a nodesource package) they
+# cannot install, and the build fetches node-addon-api with npm instead.
+NODE_PACKAGES=(nodejs node-addon-api)
+if ! command -v node >/dev/null || dpkg-query -W -f='${Version}' nodejs 2>/dev/null | grep -q deb; then
+  PACKAGES+=("${NODE_PACKAGES[@]}")
+else
+  echo "setup: node $(node --version) is not Debian's: skipping ${NODE_PACKAGES[*]}"
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
