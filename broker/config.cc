@@ -212,6 +212,13 @@ const std::vector<Option>& config_options() {
            &Config::preload),
       str("manifest", "FILE", "JSON manifest: name -> {path, revision, sha256, pin, preload}",
           &Config::manifest),
+      str("hf-cache", "DIR",
+          "Hugging Face hub cache for hf:ORG/NAME[@REV] names, read only (default "
+          "$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)",
+          &Config::hf_cache),
+      size("repo-max-small-file",
+           "largest config/tokenizer file of a repository that is loaded with it (16MiB)",
+           &Config::repo_max_small_file, 0, 1ULL << 32),
       count("offset-space-factor", "N", "segment offset space as a multiple of the budget (16)",
             &Config::offset_space_factor, 1, 1024),
       count("catalog-capacity", "N", "maximum number of resident model generations (16384)",

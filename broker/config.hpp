@@ -31,8 +31,10 @@ struct Config {
   // --low-watermark, --max-model-size, --eviction. The segment's geometry in
   // it is filled in at start (pool_config() in broker/startup.hpp).
   PoolConfig policy;
-  std::vector<std::string> preload;  // --preload a,b
-  std::string manifest;              // --manifest FILE
+  std::vector<std::string> preload;                 // --preload a,b
+  std::string manifest;                             // --manifest FILE
+  std::string hf_cache;                             // --hf-cache DIR ("" = default_hf_cache())
+  std::uint64_t repo_max_small_file = 16ULL << 20;  // --repo-max-small-file
   std::uint64_t offset_space_factor = 16;
   std::uint64_t catalog_capacity = 16384;
   std::uint64_t loader_threads = 1;

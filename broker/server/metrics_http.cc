@@ -60,11 +60,13 @@ void histogram(std::ostringstream& out, const std::string& name, const char* hel
       << name << "_count " << count.dump() << '\n';
 }
 
-// One series per model row: name{model,generation} row[field].
+// One series per pool entry: name{model,generation} row[field]. Rows of
+// models of several files are left out: their files have rows of their own.
 void per_model(std::ostringstream& out, const std::string& name, const char* help,
                const json& models, const char* field) {
   family(out, name, "gauge", help);
   for (const auto& m : models) {
+    if (m.contains("file_count")) continue;
     const json& v = m[field];
     const json shown = v.is_boolean() ? json(v.get<bool>() ? 1 : 0) : v;
     out << name << "{model=\"" << escape_label(m["name"].get<std::string>()) << "\",generation=\""

@@ -11,6 +11,30 @@ using nlohmann::json;
 
 json to_json(const ModelRow& row) {
   const EntryInfo& e = row.entry;
+  if (row.group) {
+    const GroupRow& g = *row.group;
+    json files = json::array();
+    for (const GroupFileRow& f : g.files) {
+      files.push_back({{"name", f.name},
+                       {"entry", f.entry},
+                       {"size", f.size},
+                       {"format", f.format},
+                       {"resident", f.resident}});
+    }
+    json j = {{"name", e.name},
+              {"size", e.size},
+              {"refs", g.refs},
+              {"generation", 0},
+              {"state", e.state == layout::EntryState::kReady ? "ready" : "partial"},
+              {"pinned", g.pinned},
+              {"current", true},
+              {"format", "repository"},
+              {"accesses", g.accesses},
+              {"file_count", g.files.size()},
+              {"files", std::move(files)}};
+    if (!g.commit.empty()) j["commit"] = g.commit;
+    return j;
+  }
   json j = {{"name", e.name},
             {"size", e.size},
             {"refs", e.refs - e.alias_refs},  // its own: an alias's are on its row
@@ -24,6 +48,7 @@ json to_json(const ModelRow& row) {
             {"load_seconds", e.load_seconds},
             {"offset", e.offset}};
   if (!row.shares.empty()) j["shares"] = row.shares;
+  if (!row.member_of.empty()) j["member_of"] = row.member_of;
   return j;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,10 +19,31 @@
 
 namespace modelpool::broker {
 
-// One entry of the pool, as `list` and `stats` show it.
+// One file of a model of several files, as `list` shows it.
+struct GroupFileRow {
+  std::string name;   // in the model
+  std::string entry;  // the pool entry holding it
+  std::uint64_t size = 0;
+  std::string format;
+  bool resident = false;  // its entry is in the pool and ready
+};
+
+// A model of several files (a repository, an hf: snapshot, a split set).
+struct GroupRow {
+  std::string commit;
+  std::vector<GroupFileRow> files;
+  std::size_t refs = 0;  // handles on it
+  bool pinned = false;   // every file pinned
+  std::uint64_t accesses = 0;
+};
+
+// One entry of the pool, or one model of several files, as `list` and
+// `stats` show it.
 struct ModelRow {
-  EntryInfo entry;
-  std::string shares;  // another name of a resident file: the name whose bytes it uses
+  EntryInfo entry;                // a group's: its name, size, state
+  std::string shares;             // another name of a resident file: the name whose bytes it uses
+  std::string member_of;          // a file of a model of several files: that model
+  std::optional<GroupRow> group;  // a model of several files
 };
 
 struct StatsReport {

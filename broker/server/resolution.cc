@@ -15,11 +15,16 @@ Resolution Resolver::resolve(const std::string& model) const {
   } else {
     r.path = model;
   }
+  r.root = &names_;
+  if (auto in_cache = hf_file_path(r.path)) {
+    r.path = std::move(*in_cache);
+    r.root = hf_ != nullptr ? &hf_->files() : nullptr;
+  }
   const EntryInfo* hot = pool_.find_current(model);
-  if (hot != nullptr && hot->state == layout::EntryState::kReady &&
+  if (r.root != nullptr && hot != nullptr && hot->state == layout::EntryState::kReady &&
       validate_model_name(r.path).ok()) {
     // Warm path: one fstatat instead of openat2 + fstat + close.
-    if (auto id = names_.quick_identity(r.path); id && *id == hot->source) {
+    if (auto id = r.root->quick_identity(r.path); id && *id == hot->source) {
       r.current = hot;
       r.state = Resolution::State::kHit;
     }
@@ -28,7 +33,12 @@ Resolution Resolver::resolve(const std::string& model) const {
 }
 
 void Resolver::open(Resolution& r) const {
-  auto file = names_.resolve(r.path);
+  if (r.root == nullptr) {
+    r.status = error(ErrorCode::kNotFound,
+                     "no Hugging Face cache to serve \"" + r.model + "\" from (--hf-cache)");
+    return;
+  }
+  auto file = r.root->resolve(r.path);
   if (!file.ok()) {
     r.status = file.status();
     return;

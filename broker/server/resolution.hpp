@@ -16,10 +16,10 @@
 // Between them the caller may change the pool (take releases, which can
 // evict), so `current` is looked up by open() after that.
 //
-// Where a new kind of source plugs in (a repository, the Hugging Face cache,
-// a remote origin): open(), which today opens a file below --models through
-// NameResolver. A source gives an identity the pool keys its entries by (and
-// shares one copy per identity) and what the loader reads.
+// Where a new kind of source plugs in (a remote origin): open(), which opens
+// a file below --models, or one of the Hugging Face cache (the member files
+// of hf: repositories, hf:REPO@COMMIT/FILE), through NameResolver. A source gives an identity the
+// pool keys its entries by (and shares one copy per identity) and what the loader reads.
 #ifndef MODELPOOL_BROKER_SERVER_RESOLUTION_HPP_
 #define MODELPOOL_BROKER_SERVER_RESOLUTION_HPP_
 
@@ -29,6 +29,7 @@
 
 #include "broker/manifest.hpp"
 #include "broker/pool/pool.hpp"
+#include "broker/store/hf_cache.hpp"
 #include "broker/store/name_resolver.hpp"
 #include "shm/status.hpp"
 
@@ -42,6 +43,9 @@ struct Resolution {
   bool pin = false;    // the manifest pins it
   // Not ok: the name cannot be served (invalid_name, forbidden, not_found).
   Status status;
+  // Where `path` is: --models, or the Hugging Face cache for hf: file names
+  // (hf_file_path); null when the name asks for a cache the broker lacks.
+  const NameResolver* root = nullptr;
   std::optional<ResolvedFile> file;  // the open source; none for a warm hit
   const EntryInfo* current = nullptr;
   State state = State::kMiss;
@@ -51,7 +55,12 @@ struct Resolution {
 
 class Resolver {
  public:
-  Resolver(const NameResolver& names, const Pool& pool) : names_(names), pool_(pool) {}
+  // `hf`: the Hugging Face cache, or null when the broker has none.
+  Resolver(const NameResolver& names, const HfCache* hf, const Pool& pool)
+      : names_(names), hf_(hf), pool_(pool) {}
+
+  // The Hugging Face cache once the broker has opened it.
+  void set_hf(const HfCache* hf) { hf_ = hf; }
 
   // The manifest in force (nullptr: names are paths). Swapped on SIGHUP.
   void set_manifest(std::shared_ptr<const Manifest> m) { manifest_ = std::move(m); }
@@ -67,6 +76,7 @@ class Resolver {
 
  private:
   const NameResolver& names_;
+  const HfCache* hf_;
   const Pool& pool_;
   std::shared_ptr<const Manifest> manifest_;
 };

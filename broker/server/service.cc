@@ -33,7 +33,8 @@ Service::Service(asio::io_context& io, const Config& config, CatalogStore& store
       pool_(store.pool()),
       segment_(store.segment()),
       loader_(loader),
-      resolver_(names, store.pool()),
+      names_(names),
+      resolver_(names, nullptr, store.pool()),
       room_timer_(io),
       reap_timer_(io) {
   schedule_reap();  // superseded generations adopted while workers map them
@@ -56,11 +57,12 @@ proto::HelloReply Service::hello() const {
 
 void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireRequest& req) {
   ++stats_.acquires;
-  Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr, std::chrono::steady_clock::now()};
+  Waiter w{s, id, Waiter::Kind::kAcquire, false, nullptr, std::chrono::steady_clock::now(), {}};
   if (s->handles().size() >= config_.max_handles_per_client) {
     fail(w, handles_cap_error());  // at once: neither a load nor a wait for room
     return;
   }
+  if (serve_group(req.model, w)) return;
   Resolution r = resolve(req.model);
   if (req.wait_ms.value_or(0) > 0 && must_queue_behind(r)) {  // arrival order
     queue_for_room(req.model, std::move(w), *req.wait_ms);
@@ -77,19 +79,22 @@ void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireR
 }
 
 void Service::load(const SessionPtr& s, const json& id, const proto::ModelRequest& req) {
-  Waiter w{s, id, Waiter::Kind::kLoad, req.pin, nullptr};
+  Waiter w{s, id, Waiter::Kind::kLoad, req.pin, nullptr, {}, {}};
+  if (serve_group(req.model, w)) return;
   Status st = start_or_join(req.model, w);
   if (!st.ok()) fail(w, st);
 }
 
 void Service::preload(const std::string& model, bool pin, std::function<void(const Status&)> done) {
-  Waiter w{{}, nullptr, Waiter::Kind::kPreload, pin, std::move(done)};
+  Waiter w{{}, nullptr, Waiter::Kind::kPreload, pin, std::move(done), {}, {}};
+  if (serve_group(model, w)) return;
   Status st = start_or_join(model, w);
   if (!st.ok()) fail(w, st);
 }
 
 Resolution Service::resolve(const std::string& model) {
   Resolution r = resolver_.resolve(model);
+  if (r.root == nullptr && hf_cache() != nullptr) r = resolver_.resolve(model);
   if (r.hit()) return r;
   // Past the warm path references matter (a load may evict): take the
   // releases still waiting in rings first.
@@ -232,6 +237,11 @@ void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format 
 }
 
 void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
+  if (w.kind == Waiter::Kind::kMember) {
+    store_.add_ref(e.id, now_ns());
+    w.member(Status(), &e, cached);
+    return;
+  }
   if (w.kind == Waiter::Kind::kPreload) {
     if (w.pin) pin(e, true);
     if (w.done) w.done(Status());
@@ -257,7 +267,9 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
                         e.generation,
                         e.checksum,
                         std::string(layout::to_string(e.format)),
-                        cached};
+                        cached,
+                        {},
+                        {}};
   if (s->handles().size() >= config_.max_handles_per_client) {
     s->reply_error(w.id, handles_cap_error());  // and no reference is taken
     return;
@@ -274,7 +286,7 @@ void Service::grant(const EntryInfo& e, Waiter& w, bool cached) {
   }
   store_.add_ref(e.id, now_ns());
   const std::uint64_t h = next_handle_++;
-  handles_[h] = Handle{e.id, s->id()};
+  handles_[h] = Handle{{e.id}, s->id(), {}};
   s->handles().insert(h);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("{} acquired {} generation {} as handle {}", s->describe(), e.name, e.generation,
@@ -305,6 +317,10 @@ Status Service::handles_cap_error() const {
 }
 
 void Service::fail(Waiter& w, const Status& status) {
+  if (w.kind == Waiter::Kind::kMember) {
+    w.member(status, nullptr, false);
+    return;
+  }
   if (w.kind == Waiter::Kind::kPreload) {
     if (w.done) w.done(status);
     return;
@@ -346,9 +362,14 @@ void Service::after_release() {
 void Service::drop_handle(std::uint64_t handle) {
   auto it = handles_.find(handle);
   if (it == handles_.end()) return;
-  const EntryId entry = it->second.entry;
+  const Handle held = std::move(it->second);
   handles_.erase(it);
-  forget(store_.release_ref(entry));
+  if (!held.group.empty()) {
+    if (auto g = groups_.find(held.group); g != groups_.end() && g->second.refs > 0) {
+      --g->second.refs;
+    }
+  }
+  for (EntryId entry : held.entries) forget(store_.release_ref(entry));
   schedule_reap();
 }
 

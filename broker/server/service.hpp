@@ -14,8 +14,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +31,8 @@
 #include "broker/server/session.hpp"
 #include "broker/server/stats.hpp"
 #include "broker/store/catalog_store.hpp"
+#include "broker/store/group_plan.hpp"
+#include "broker/store/hf_cache.hpp"
 #include "broker/store/loader.hpp"
 #include "broker/store/segment.hpp"
 #include "shm/protocol/messages.hpp"
@@ -91,11 +95,15 @@ class Service {
   struct Waiter {
     std::weak_ptr<Session> session;
     nlohmann::json id;
-    enum class Kind { kAcquire, kLoad, kPreload } kind = Kind::kAcquire;
+    // kMember: one file of a model of several files (service_group.cc).
+    enum class Kind { kAcquire, kLoad, kPreload, kMember } kind = Kind::kAcquire;
     bool pin = false;
     std::function<void(const Status&)> done;  // kPreload
     // kAcquire: when the request arrived (modelpool_acquire_seconds).
     std::chrono::steady_clock::time_point asked{};
+    // kMember: told the outcome; when granted, a reference on the entry is
+    // taken first and is the callee's to release.
+    std::function<void(const Status&, const EntryInfo*, bool cached)> member;
   };
   // Counts one acquire in its session's room_waits() for as long as it
   // lives, however its RoomWaiter leaves the queue (served, timed out,
@@ -139,8 +147,30 @@ class Service {
     bool pin = false;                                   // the manifest pins it once ready
   };
   struct Handle {
-    EntryId entry;
+    std::vector<EntryId> entries;  // one reference on each (several: a model of several files)
     std::uint64_t session;
+    std::string group;  // the model of several files it holds, or ""
+  };
+  // A model of several files being gathered for one waiter: a reference on
+  // each member is taken as it is granted (so that loading a later member
+  // cannot evict an earlier one), and the waiter is answered once all are in.
+  struct GroupJob {
+    GroupPlan plan;
+    Waiter waiter;
+    std::vector<std::optional<EntryInfo>> got;  // per member, once granted (ref held)
+    std::vector<bool> fresh;                    // per member: loaded for this job
+    std::size_t pending = 0;                    // members started and not answered
+    bool starting = true;                       // still starting members
+    Status failure;
+  };
+  // What a model of several files stands for, as it was last served: the
+  // pool entries of its files, for list, pin, evict and the references its
+  // handles hold.
+  struct GroupInfo {
+    std::string commit;
+    std::vector<GroupMember> members;
+    std::size_t refs = 0;
+    std::uint64_t accesses = 0;
   };
 
   // The request's one resolution of `model` (resolution.hpp): the warm
@@ -192,18 +222,41 @@ class Service {
   bool must_queue_behind(const Resolution& r) const;
   std::int64_t now_ns() const;
 
+  // Models of several files (service_group.cc). serve_group() answers `w`
+  // and returns true when `model` is one (a repository, an hf: snapshot, a
+  // GGUF split set), else returns false and leaves `w` to the caller.
+  bool serve_group(const std::string& model, Waiter& w);
+  void member_done(std::uint64_t job, std::size_t i, const Status& st, const EntryInfo* e,
+                   bool cached);
+  void finish_group(std::uint64_t job);
+  void fail_group(GroupJob& job, const Status& why);
+  void grant_group(GroupJob& job, bool cached);
+  // The tensors of the group's weights files form one namespace (cached by
+  // the member entries checked).
+  Status check_group(const GroupJob& job);
+  const GroupInfo* find_group(std::string_view model) const;
+  const HfCache* hf_cache();
+
   boost::asio::io_context& io_;
   const Config& config_;
   CatalogStore& store_;  // every change to the pool and the segment
   const Pool& pool_;     // reads
   const Segment& segment_;
   LoadRunner& loader_;
+  NameResolver& names_;
+  // The Hugging Face cache, opened at the first hf: name (--hf-cache).
+  std::optional<HfCache> hf_;
   Resolver resolver_;
   Stats stats_;
   std::unordered_map<EntryId, Inflight> inflight_;
   // Entries whose bytes matched a manifest sha256 at load, with it.
   std::unordered_map<EntryId, std::string> verified_sha256_;
   std::unordered_map<std::uint64_t, Handle> handles_;
+  std::unordered_map<std::uint64_t, GroupJob> group_jobs_;
+  std::uint64_t next_group_job_ = 1;
+  std::map<std::string, GroupInfo, std::less<>> groups_;
+  // Member entry ids (joined) whose tensors were checked together.
+  std::unordered_map<std::string, Status> group_checks_;
   std::uint64_t next_handle_ = 1;
   RoomQueue<RoomWaiter> room_{room_hooks()};
   boost::asio::steady_timer room_timer_;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "broker/server/catalog_check.hpp"
 #include "broker/server/log_text.hpp"
@@ -15,6 +16,34 @@
 namespace modelpool::broker {
 
 Result<Evicted> Service::evict(std::string_view model) {
+  if (pool_.find_current(model) == nullptr) {
+    if (auto g = groups_.find(model); g != groups_.end()) {
+      // As a unit: every file may go, or none does.
+      std::vector<std::string> present;
+      for (const GroupMember& m : g->second.members) {
+        const EntryInfo* e = pool_.find_current(m.entry);
+        if (e == nullptr) continue;
+        if (e->state == layout::EntryState::kLoading || e->refs > 0 || e->pinned) {
+          return error(ErrorCode::kForbidden, "\"" + std::string(model) + "\" is " +
+                                                  (e->pinned     ? "pinned"
+                                                   : e->refs > 0 ? "in use"
+                                                                 : "loading") +
+                                                  " (" + m.file + ")");
+        }
+        present.push_back(m.entry);
+      }
+      Evicted out{std::string(model), 0};
+      for (const std::string& name : present) {
+        auto gone = store_.evict(name);
+        if (!gone.ok()) return gone.status();  // shares pinned bytes: the rest stays
+        out.bytes += gone->base != 0 ? 0 : gone->footprint;
+        forget({*gone});
+      }
+      groups_.erase(g);
+      serve_room_waiters();
+      return out;
+    }
+  }
   auto gone = store_.evict(model);
   if (!gone.ok()) return gone.status();
   forget({*gone});
@@ -25,6 +54,18 @@ Result<Evicted> Service::evict(std::string_view model) {
 Result<PinState> Service::set_pinned(std::string_view model, bool pinned) {
   const EntryInfo* e = pool_.find_current(model);
   if (e == nullptr) {
+    if (const GroupInfo* g = find_group(model)) {
+      for (const GroupMember& m : g->members) {
+        if (const EntryInfo* me = pool_.find_current(m.entry)) pin(*me, pinned);
+      }
+      spdlog::info("{} {} ({} files)", pinned ? "pinned" : "unpinned", log_text(model),
+                   g->members.size());
+      if (!pinned) {
+        forget(store_.enforce_watermark());
+        serve_room_waiters();
+      }
+      return PinState{std::string(model), pinned};
+    }
     if (Status s = store_.set_pinned(model, pinned); !s.ok()) return s;  // not_found, saying so
   } else {
     pin(*e, pinned);
@@ -39,6 +80,7 @@ Result<PinState> Service::set_pinned(std::string_view model, bool pinned) {
 
 Cleared Service::clear() {
   auto gone = store_.clear();
+  groups_.clear();  // only idle entries go; a group in use keeps its files and is served again
   Cleared out{gone.size(), 0};
   for (const auto& e : gone) out.bytes += e.footprint;
   forget(gone);
@@ -48,9 +90,35 @@ Cleared Service::clear() {
 
 std::vector<ModelRow> Service::list() const {
   std::vector<ModelRow> rows;
+  std::unordered_map<std::string, std::string> member_of;
+  for (const auto& [name, g] : groups_) {
+    ModelRow row;
+    row.entry.name = name;
+    row.entry.state = layout::EntryState::kReady;
+    GroupRow gr;
+    gr.commit = g.commit;
+    gr.refs = g.refs;
+    gr.accesses = g.accesses;
+    gr.pinned = !g.members.empty();
+    for (const GroupMember& m : g.members) {
+      member_of.emplace(m.entry, name);
+      const EntryInfo* e = pool_.find_current(m.entry);
+      const bool resident = e != nullptr && e->state == layout::EntryState::kReady;
+      gr.files.push_back(GroupFileRow{m.file, m.entry, m.size,
+                                      resident ? std::string(layout::to_string(e->format)) : "",
+                                      resident});
+      row.entry.size += m.size;
+      gr.pinned = gr.pinned && resident && e->pinned;
+      if (!resident) row.entry.state = layout::EntryState::kLoading;  // "partial"
+    }
+    row.group = std::move(gr);
+    rows.push_back(std::move(row));
+  }
   for (const EntryInfo* e : pool_.entries()) {
     // Another name of a resident file: its bytes are that entry's.
-    rows.push_back(ModelRow{*e, e->base != 0 ? pool_.get(e->base)->name : std::string()});
+    ModelRow row{*e, e->base != 0 ? pool_.get(e->base)->name : std::string(), {}, {}};
+    if (auto it = member_of.find(e->name); it != member_of.end()) row.member_of = it->second;
+    rows.push_back(std::move(row));
   }
   return rows;
 }

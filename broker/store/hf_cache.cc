@@ -102,6 +102,24 @@ std::string default_hf_cache() {
   return "";
 }
 
+std::string hf_file_name(std::string_view repo, std::string_view commit, std::string_view file) {
+  return std::string(kHfPrefix) + std::string(repo) + "@" + std::string(commit) + "/" +
+         std::string(file);
+}
+
+std::optional<std::string> hf_file_path(std::string_view name) {
+  if (!is_hf_name(name)) return std::nullopt;
+  const std::size_t at = name.find('@');
+  if (at == std::string_view::npos || name.size() < at + 1 + 40 + 2) return std::nullopt;
+  const std::string_view commit = name.substr(at + 1, 40);
+  if (!is_commit(commit) || name[at + 41] != '/') return std::nullopt;
+  auto parsed = parse_hf_name(name.substr(0, at + 41));
+  if (!parsed.ok()) return std::nullopt;
+  const std::string_view file = name.substr(at + 42);
+  if (file.empty()) return std::nullopt;
+  return folder_of(parsed->repo) + "/snapshots/" + std::string(commit) + "/" + std::string(file);
+}
+
 Result<HfCache> HfCache::open(const std::string& root) {
   auto files = NameResolver::open(root);
   if (!files.ok()) {

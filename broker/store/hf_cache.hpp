@@ -15,6 +15,7 @@
 #ifndef MODELPOOL_BROKER_STORE_HF_CACHE_HPP_
 #define MODELPOOL_BROKER_STORE_HF_CACHE_HPP_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,12 @@ struct HfName {
 // (letters, digits, '.', '_', '-', at most one '/', no "--" or "..") and
 // revision (a commit hash, or a branch or tag: those characters and '/').
 Result<HfName> parse_hf_name(std::string_view name);
+
+// One file of a snapshot, named for the pool: hf:REPO@COMMIT/FILE (COMMIT
+// the 40-hex commit), and back to its path below the cache root
+// (models--ORG--NAME/snapshots/COMMIT/FILE); nullopt for any other name.
+std::string hf_file_name(std::string_view repo, std::string_view commit, std::string_view file);
+std::optional<std::string> hf_file_path(std::string_view name);
 
 // --hf-cache's default: $HF_HUB_CACHE, else $HF_HOME/hub, else
 // ~/.cache/huggingface/hub ("" when none of them can be formed).

@@ -32,8 +32,9 @@ bool small_kind(std::string_view n) {
 }
 
 // The shards the index names, in the order they first appear in weight_map.
-Result<std::vector<std::string>> indexed_shards(const NameResolver& names, const std::string& dir,
-                                                const RepositoryLimits& limits) {
+Result<std::vector<std::string>> indexed_shards(
+    const NameResolver& names, const std::string& dir, const RepositoryLimits& limits,
+    std::vector<std::pair<std::string, std::string>>* weight_map) {
   const std::string where = dir + "/" + std::string(kSafetensorsIndex);
   auto text = names.read_text(where, limits.max_index);
   if (!text.ok()) return text.status();
@@ -50,6 +51,7 @@ Result<std::vector<std::string>> indexed_shards(const NameResolver& names, const
                    where + ": the shard of tensor \"" + tensor + "\" is not a string");
     }
     const std::string& shard = file.get_ref<const std::string&>();
+    weight_map->emplace_back(tensor, shard);
     if (seen.insert(shard).second) shards.push_back(shard);
   }
   if (shards.empty()) return error(ErrorCode::kLoadFailed, where + " names no shard");
@@ -74,7 +76,7 @@ Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::st
       std::find(listing->begin(), listing->end(), kSafetensorsIndex) != listing->end();
   std::vector<std::string> weights;
   if (has_index) {
-    auto shards = indexed_shards(names, dir, limits);
+    auto shards = indexed_shards(names, dir, limits, &out.weight_map);
     if (!shards.ok()) return shards.status();
     weights = std::move(shards).value();
     out.indexed = true;

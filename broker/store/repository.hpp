@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker/store/name_resolver.hpp"
@@ -42,7 +43,9 @@ struct RepositoryFiles {
   std::vector<RepositoryFile> small;    // by name
   std::vector<std::string> skipped;     // "pytorch_model.bin (pickled)", for messages
   bool indexed = false;                 // weights named by model.safetensors.index.json
-  std::uint64_t bytes() const;          // all of them
+  // The index's weight_map: (tensor, shard), in its order.
+  std::vector<std::pair<std::string, std::string>> weight_map;
+  std::uint64_t bytes() const;  // all of them
 };
 
 // The files of repository `dir` (a directory name as `names` resolves them).

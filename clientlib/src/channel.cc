@@ -106,7 +106,13 @@ Result<proto::AcquireReply> Channel::call_acquire(const Encoder& encode) {
   auto matched = match_reply_locked(*frame, id);
   if (!matched.ok()) return matched.status();
   if (Status st = reply_status_locked(matched->flat); !st.ok()) return st;
-  return proto::acquire_reply_from(matched->flat);
+  if (matched->flat.find("files") == nullptr) return proto::acquire_reply_from(matched->flat);
+  // A model of several files: the list is nested, read with the DOM.
+  auto reply = proto::decode_reply(matched->frame);
+  if (!reply.ok()) return fail(ErrorCode::kProtocol, reply.status().message());
+  auto r = proto::decode_acquire_reply(reply->body);
+  if (!r.ok()) return fail(ErrorCode::kProtocol, r.status().message());
+  return r;
 }
 
 Result<nlohmann::json> Channel::call(std::string_view op, nlohmann::json fields) {

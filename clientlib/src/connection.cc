@@ -221,9 +221,16 @@ Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::
   Status checked = check_reply(*reply, *segment);
   auto bytes = checked.ok() ? segment->view(reply->offset, reply->size, populate)
                             : Result<std::span<const std::byte>>(checked);
-  // The broker's reference protects the extent until the lock is in place.
+  std::vector<std::span<const std::byte>> files;
+  for (const proto::FileRef& f : reply->files) {
+    if (!bytes.ok()) break;
+    auto view = segment->view(f.offset, f.size, populate);
+    if (!view.ok()) bytes = view.status();
+    if (view.ok()) files.push_back(*view);
+  }
+  // The broker's reference protects the extents until the locks are in place.
   if (bytes.ok()) {
-    if (Status s = segment->lock_extent(reply->offset, reply->size); !s.ok()) {
+    if (Status s = lock_extents(*lease, *segment); !s.ok()) {
       bytes = s;
     } else {
       std::lock_guard lock(mu_);
@@ -234,7 +241,27 @@ Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::
     (void)release(lease);
     return bytes.status();
   }
-  return Acquired{std::move(reply).value(), std::move(lease), std::move(segment), *bytes};
+  return Acquired{std::move(reply).value(), std::move(lease), std::move(segment), *bytes,
+                  std::move(files)};
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Lease::extents() const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  if (files.empty()) out.emplace_back(offset, size);
+  for (const proto::FileRef& f : files) out.emplace_back(f.offset, f.size);
+  return out;
+}
+
+Status Connection::lock_extents(const Lease& lease, SegmentFile& segment) {
+  const auto extents = lease.extents();
+  for (std::size_t i = 0; i < extents.size(); ++i) {
+    if (Status s = segment.lock_extent(extents[i].first, extents[i].second); !s.ok()) {
+      for (std::size_t j = 0; j < i; ++j)
+        segment.unlock_extent(extents[j].first, extents[j].second);
+      return s;
+    }
+  }
+  return {};
 }
 
 Result<proto::AcquireReply> Connection::request_acquire_calling(
@@ -267,18 +294,29 @@ Result<proto::AcquireReply> Connection::request_acquire_calling(
 // Guards against mapping bytes the segment file does not have (SIGBUS on
 // access) and against formats this client cannot name.
 Status Connection::check_reply(const proto::AcquireReply& reply, SegmentFile& segment) {
-  if (!valid_format(reply.format)) {
-    return error(ErrorCode::kProtocol, "acquire reply: unknown format \"" + reply.format + "\"");
+  if (Status s = check_extent(reply.offset, reply.size, reply.format, segment); !s.ok()) return s;
+  for (const proto::FileRef& f : reply.files) {
+    if (Status s = check_extent(f.offset, f.size, f.format, segment); !s.ok()) {
+      return error(s.code(), s.message() + " (file \"" + f.name + "\")");
+    }
   }
-  if (reply.offset % static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) != 0) {
+  return {};
+}
+
+Status Connection::check_extent(std::uint64_t offset, std::uint64_t size, std::string_view format,
+                                SegmentFile& segment) {
+  if (!valid_format(format)) {
     return error(ErrorCode::kProtocol,
-                 "acquire reply: offset " + std::to_string(reply.offset) + " is not page-aligned");
+                 "acquire reply: unknown format \"" + std::string(format) + "\"");
   }
-  const std::uint64_t end = reply.offset + reply.size;
-  if (end < reply.offset || end > segment.segment_size()) {
-    return error(ErrorCode::kProtocol, "acquire reply: extent [" + std::to_string(reply.offset) +
-                                           ", +" + std::to_string(reply.size) +
-                                           ") lies outside the segment");
+  if (offset % static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) != 0) {
+    return error(ErrorCode::kProtocol,
+                 "acquire reply: offset " + std::to_string(offset) + " is not page-aligned");
+  }
+  const std::uint64_t end = offset + size;
+  if (end < offset || end > segment.segment_size()) {
+    return error(ErrorCode::kProtocol, "acquire reply: extent [" + std::to_string(offset) + ", +" +
+                                           std::to_string(size) + ") lies outside the segment");
   }
   if (end > segment.file_size()) {
     segment.refresh_file_size();
@@ -301,7 +339,9 @@ Status Connection::release(const std::shared_ptr<Lease>& lease) {
   // Unlocked before the release is sent: while the broker still counts the
   // reference it keeps the extent anyway, and once it has the release it
   // finds the extent unlocked and may free it at once.
-  if (locked_in) locked_in->unlock_extent(lease->offset, lease->size);
+  if (locked_in) {
+    for (const auto& [offset, size] : lease->extents()) locked_in->unlock_extent(offset, size);
+  }
   {
     std::lock_guard lock(mu_);
     leases_.erase(lease);
@@ -401,7 +441,8 @@ Status Connection::reprotect_calling(const std::shared_ptr<Lease>& lease, Channe
     return {};
   }
   const bool same = r->generation == lease->generation && r->offset == lease->offset &&
-                    r->size == lease->size && r->checksum == lease->checksum;
+                    r->size == lease->size && r->checksum == lease->checksum &&
+                    r->files == lease->files;
   bool keep = false;
   {
     std::lock_guard lock(mu_);

@@ -52,14 +52,19 @@ struct Lease {
         offset(r.offset),
         size(r.size),
         checksum(r.checksum),
+        files(r.files),
         handle(r.handle) {}
+
+  // The extents the handle protects: the model's one, or each of its files'.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> extents() const;
 
   const std::string model;
   const std::uint64_t generation;
   const std::uint64_t offset;
   const std::uint64_t size;
   const std::uint64_t checksum;
-  std::atomic<std::uint64_t> handle;  // the broker's; replaced after a reconnect
+  const std::vector<proto::FileRef> files;  // a model of several files
+  std::atomic<std::uint64_t> handle;        // the broker's; replaced after a reconnect
   // Guarded by Connection::mu_.
   std::uint64_t epoch = 0;  // the channel generation `handle` belongs to
   bool orphaned = false;    // not re-acquired after a reconnect
@@ -125,6 +130,7 @@ struct Acquired {
   std::shared_ptr<Lease> lease;
   std::shared_ptr<SegmentFile> segment;  // keeps `bytes` mapped
   std::span<const std::byte> bytes;
+  std::vector<std::span<const std::byte>> files;  // reply.files' bytes
 };
 
 class Connection {
@@ -165,6 +171,10 @@ class Connection {
   Status reconnect_with_backoff_calling();
   Status reprotect_calling(const std::shared_ptr<Lease>& lease, Channel& channel);
   Status check_reply(const proto::AcquireReply& reply, SegmentFile& segment);
+  static Status check_extent(std::uint64_t offset, std::uint64_t size, std::string_view format,
+                             SegmentFile& segment);
+  // Takes the byte-range lock of each of `lease`'s extents (all or none).
+  static Status lock_extents(const Lease& lease, SegmentFile& segment);
   std::shared_ptr<Channel> channel();
 
   const std::string socket_path_;

@@ -39,6 +39,19 @@ const std::string& Model::name() const { return state().name; }
 bool Model::cached() const { return state().cached; }
 Format Model::format() const { return state().format; }
 
+const std::vector<FileInfo>& Model::files() const { return state().files; }
+const std::string& Model::commit() const { return state().commit; }
+
+std::span<const std::byte> Model::file(std::string_view name) const {
+  const auto& s = state();
+  if (s.released) throw Error(ErrorCode::kStaleHandle, "model '" + s.name + "' was released");
+  for (std::size_t i = 0; i < s.files.size(); ++i) {
+    if (s.files[i].name == name) return s.file_bytes[i];
+  }
+  throw Error(ErrorCode::kNotFound,
+              "model '" + s.name + "' has no file '" + std::string(name) + "'");
+}
+
 const std::vector<Tensor>& Model::tensors() const {
   const auto& s = state();
   if (s.released) {

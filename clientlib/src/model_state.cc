@@ -40,7 +40,19 @@ ModelState::ModelState(std::shared_ptr<Connection> c, Acquired acquired)
       size(acquired.reply.size),
       generation(acquired.reply.generation),
       checksum(acquired.reply.checksum),
-      released(false) {}
+      released(false) {
+  commit = std::move(acquired.reply.commit);
+  if (acquired.reply.files.empty()) {
+    files.push_back(FileInfo{name, size, format, true});
+    file_bytes.push_back(bytes);
+    return;
+  }
+  for (std::size_t i = 0; i < acquired.reply.files.size(); ++i) {
+    const proto::FileRef& f = acquired.reply.files[i];
+    files.push_back(FileInfo{f.name, f.size, format_from_wire(f.format), f.weights});
+    file_bytes.push_back(acquired.files.at(i));
+  }
+}
 
 ModelState::~ModelState() {
   try {
@@ -53,6 +65,7 @@ Status ModelState::release() {
   if (released) return {};
   released = true;
   bytes = {};
+  file_bytes.assign(file_bytes.size(), {});
   segment.reset();
   if (!connection || !lease) return {};
   return connection->release(lease);
@@ -63,24 +76,31 @@ void ModelState::ensure_parsed() const {
     // GGUF metadata is validated here but built only when asked for (see
     // metadata_text_once / metadata_value): a 16M-entry vocabulary array
     // would otherwise cost every worker hundreds of MiB.
-    auto index = parse_index(format, bytes, format::MetadataFilter::none());
-    if (!index.ok()) {
-      parse_status =
-          error(index.status().code(), "model '" + name + "': " + index.status().message());
-      return;
-    }
-    tensors.reserve(index->tensors.size());
-    for (format::TensorInfo& t : index->tensors) {
-      if (t.offset > bytes.size() || t.size > bytes.size() - t.offset) {
-        parse_status = error(ErrorCode::kLoadFailed,
-                             "model '" + name + "': tensor '" + t.name + "' lies outside the file");
+    bool first = true;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      if (!files[i].weights) continue;
+      const std::span<const std::byte> data = file_bytes[i];
+      const std::string where = files.size() == 1 ? name : name + "/" + files[i].name;
+      auto index = parse_index(files[i].format, data, format::MetadataFilter::none());
+      if (!index.ok()) {
+        parse_status =
+            error(index.status().code(), "model '" + where + "': " + index.status().message());
         tensors.clear();
         return;
       }
-      tensors.push_back(Tensor{std::move(t.name), std::move(t.dtype), std::move(t.shape),
-                               bytes.subspan(t.offset, t.size)});
+      for (format::TensorInfo& t : index->tensors) {
+        if (t.offset > data.size() || t.size > data.size() - t.offset) {
+          parse_status = error(ErrorCode::kLoadFailed, "model '" + where + "': tensor '" + t.name +
+                                                           "' lies outside the file");
+          tensors.clear();
+          return;
+        }
+        tensors.push_back(Tensor{std::move(t.name), std::move(t.dtype), std::move(t.shape),
+                                 data.subspan(t.offset, t.size)});
+      }
+      if (first && files[i].format == Format::safetensors) metadata_text = dump(index->metadata);
+      first = false;
     }
-    if (format == Format::safetensors) metadata_text = dump(index->metadata);
   });
 }
 

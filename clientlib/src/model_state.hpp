@@ -46,6 +46,9 @@ struct ModelState {
   std::shared_ptr<Lease> lease;          // null for an empty state
   std::shared_ptr<SegmentFile> segment;  // keeps `bytes` mapped
   std::span<const std::byte> bytes;
+  std::vector<FileInfo> files;                         // at least one while held
+  std::vector<std::span<const std::byte>> file_bytes;  // files' bytes
+  std::string commit;
   std::string name;
   Format format = Format::raw;
   bool cached = false;

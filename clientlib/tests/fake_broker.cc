@@ -219,8 +219,8 @@ std::string FakeBroker::worker_reply(Conn& conn, const proto::Request& req) {
     ++acquires_;
     const std::uint64_t handle = next_handle_++;
     handles_[handle] = conn.fd;
-    proto::AcquireReply r{handle,       m.name,     m.offset, m.size,
-                          m.generation, m.checksum, m.format, true};
+    proto::AcquireReply r{handle,     m.name,   m.offset, m.size, m.generation,
+                          m.checksum, m.format, true,     {},     {}};
     return proto::encode_ok(req.id, proto::to_json(r));
   }
   if (req.op == "release") {

@@ -85,6 +85,9 @@ std::string encode_flush_request(std::uint64_t id) {
 }
 
 std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
+  // A model of several files: its file list through the DOM (rarer, and
+  // the reply is read once per acquire of a repository).
+  if (!m.files.empty() || !m.commit.empty()) return encode_ok(id, to_json(m));
   std::string out;
   out.reserve(192 + m.model.size());
   out += R"({"id":)";

@@ -221,11 +221,70 @@ Result<AcquireRequest> decode_acquire_request(const json& body) {
 }
 
 json to_json(const AcquireReply& m) {
-  return {{"handle", m.handle},         {"model", m.model},
-          {"offset", m.offset},         {"size", m.size},
-          {"generation", m.generation}, {"checksum", checksum_to_hex(m.checksum)},
-          {"format", m.format},         {"cached", m.cached}};
+  json j = {{"handle", m.handle},         {"model", m.model},
+            {"offset", m.offset},         {"size", m.size},
+            {"generation", m.generation}, {"checksum", checksum_to_hex(m.checksum)},
+            {"format", m.format},         {"cached", m.cached}};
+  if (!m.files.empty()) {
+    json files = json::array();
+    for (const FileRef& f : m.files) {
+      files.push_back({{"name", f.name},
+                       {"offset", f.offset},
+                       {"size", f.size},
+                       {"generation", f.generation},
+                       {"checksum", checksum_to_hex(f.checksum)},
+                       {"format", f.format},
+                       {"weights", f.weights}});
+    }
+    j["files"] = std::move(files);
+  }
+  if (!m.commit.empty()) j["commit"] = m.commit;
+  return j;
 }
+
+namespace {
+
+// The most files one reply may list: a sharded checkpoint has tens.
+constexpr std::size_t kMaxReplyFiles = 65536;
+
+Result<std::vector<FileRef>> decode_files(const json& body) {
+  std::vector<FileRef> out;
+  auto it = body.find("files");
+  if (it == body.end()) return out;
+  if (!it->is_array() || it->empty() || it->size() > kMaxReplyFiles) {
+    return error(ErrorCode::kProtocol, "acquire reply: \"files\" is not a list of 1 to " +
+                                           std::to_string(kMaxReplyFiles) + " files");
+  }
+  for (const json& f : *it) {
+    if (!f.is_object())
+      return error(ErrorCode::kProtocol, "acquire reply: a file is not an object");
+    FileRef r;
+    auto name = get_string(f, "name");
+    auto offset = get_uint(f, "offset");
+    auto size = get_uint(f, "size");
+    auto gen = get_uint(f, "generation");
+    auto sum = get_string(f, "checksum");
+    auto format = get_string(f, "format");
+    for (const Status* s : {&name.status(), &offset.status(), &size.status(), &gen.status(),
+                            &sum.status(), &format.status()}) {
+      if (!s->ok()) return error(ErrorCode::kProtocol, "acquire reply: file: " + s->message());
+    }
+    auto checksum = checksum_from_hex(*sum);
+    if (!checksum) return error(ErrorCode::kProtocol, "acquire reply: file: bad checksum");
+    auto weights = get_opt_bool(f, "weights");
+    r.name = *name;
+    r.offset = *offset;
+    r.size = *size;
+    r.generation = *gen;
+    r.checksum = *checksum;
+    r.format = *format;
+    r.weights = weights.ok() && weights->value_or(false);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<AcquireReply> decode_acquire_reply(const json& body) {
   AcquireReply m;
@@ -251,6 +310,10 @@ Result<AcquireReply> decode_acquire_reply(const json& body) {
   m.checksum = *checksum;
   m.format = *format;
   m.cached = cached.ok() && cached->value_or(false);
+  auto files = decode_files(body);
+  if (!files.ok()) return files.status();
+  m.files = std::move(files).value();
+  if (auto c = body.find("commit"); c != body.end() && c->is_string()) m.commit = *c;
   return m;
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shm/status.hpp"
 
@@ -74,6 +75,22 @@ struct AcquireRequest {
 json to_json(const AcquireRequest& m);
 Result<AcquireRequest> decode_acquire_request(const json& body);
 
+// One file of a model made of several (a repository, a GGUF split set): its
+// name in the model, where its bytes are, and what they are.
+struct FileRef {
+  std::string name;  // "model-00001-of-00002.safetensors", "config.json"
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  std::uint64_t generation = 0;
+  std::uint64_t checksum = 0;
+  std::string format;
+  bool weights = false;  // a weights file (its tensors are the model's), else a small file
+  bool operator==(const FileRef&) const = default;
+};
+
+// An acquire's grant. For a model of several files, `files` lists them
+// (weights first, in index order) and the top-level extent is the first
+// weights file's; a client that knows only one file reads that one.
 struct AcquireReply {
   std::uint64_t handle = 0;
   std::string model;
@@ -83,6 +100,8 @@ struct AcquireReply {
   std::uint64_t checksum = 0;  // xxh3-64 of the bytes; hex string on the wire
   std::string format;          // "raw", "safetensors", "gguf"
   bool cached = false;         // true when no load was needed
+  std::vector<FileRef> files;  // empty for a model of one file
+  std::string commit;          // hf: names: the snapshot's commit
 };
 json to_json(const AcquireReply& m);
 Result<AcquireReply> decode_acquire_reply(const json& body);

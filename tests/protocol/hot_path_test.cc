@@ -161,8 +161,8 @@ void expect_same_reply(const AcquireReply& got, const AcquireReply& want) {
 }
 
 TEST(HotPath, AcquireReplyRoundTrip) {
-  const AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
-                       3,  0xdeadbeefcafef00dULL, "safetensors", true};
+  const AcquireReply m{
+      42, "a/b.safetensors", 2 << 21, 12345, 3, 0xdeadbeefcafef00dULL, "safetensors", true, {}, {}};
   for (const json& id : {json(9U), json("text id"), json(nullptr), json::array({1, 2})}) {
     const std::string payload = encode_acquire_reply(id, m);
     auto dom = decode_reply(payload);

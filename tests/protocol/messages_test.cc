@@ -40,8 +40,8 @@ TEST(Messages, WrongFieldTypesAreBadRequest) {
 }
 
 TEST(Messages, AcquireReplyRoundTrip) {
-  AcquireReply m{42, "a/b.safetensors",     2 << 21,       12345,
-                 3,  0xdeadbeefcafef00dULL, "safetensors", true};
+  AcquireReply m{
+      42, "a/b.safetensors", 2 << 21, 12345, 3, 0xdeadbeefcafef00dULL, "safetensors", true, {}, {}};
   auto reply = decode_reply(encode_ok(9, to_json(m)));
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->id, 9);

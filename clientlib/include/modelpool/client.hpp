@@ -73,6 +73,16 @@ struct Tensor {
   std::span<const std::byte> data;
 };
 
+// One file of a model. A model of one file has one, named as the model; a
+// repository or a GGUF split set has its weights files first (in index
+// order), then its small files (config.json, tokenizer.json, ...).
+struct FileInfo {
+  std::string name;  // in the repository: "model-00001-of-00002.safetensors"
+  std::uint64_t size = 0;
+  Format format = Format::raw;
+  bool weights = false;  // its tensors are the model's
+};
+
 struct AcquireOptions {
   // How long the broker may wait for room when the pool is full (sent as
   // wait_ms; nullopt: the broker's default).
@@ -103,6 +113,7 @@ class Model {
   ~Model();  // releases the handle (errors ignored)
 
   // The model's bytes; empty after release() and for a moved-from Model.
+  // For a model of several files, the first weights file's.
   std::span<const std::byte> bytes() const;
   std::uint64_t size() const;
   std::uint64_t generation() const;
@@ -112,7 +123,17 @@ class Model {
   bool cached() const;  // true when the broker needed no load
   Format format() const;
 
-  // The tensors in file order (empty for raw models). Parsed once, lazily.
+  // The files of the model (one for a model of one file).
+  const std::vector<FileInfo>& files() const;
+  // The bytes of file `name` (as files() names it), zero-copy from the pool,
+  // valid while the Model holds its handle; Error(kNotFound) if there is
+  // none, Error(kStaleHandle) after release().
+  std::span<const std::byte> file(std::string_view name) const;
+  // The commit an hf: name resolved to; empty for other names.
+  const std::string& commit() const;
+
+  // The tensors in file order (empty for raw models); for a model of several
+  // files, those of each weights file in turn, one namespace. Parsed once, lazily.
   // Throws Error(kLoadFailed) if the file's index is invalid and
   // Error(kStaleHandle) after release().
   const std::vector<Tensor>& tensors() const;

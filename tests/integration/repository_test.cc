@@ -1,0 +1,345 @@
+// File: tests/integration/repository_test.cc
+//
+// Models of several files, served as one by the real broker: a sharded
+// safetensors repository below --models (index order, small files, no
+// pickles), a Hugging Face cache laid out as huggingface_hub writes it (blobs
+// named by sha256, snapshot symlinks, refs/main) with two revisions sharing a
+// shard, and a GGUF split set. Tensors are read through the C++ client and
+// compared with the bytes of the files; the pool's accounting comes from the
+// admin socket.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "broker_fixture.hpp"
+#include "modelpool/client.hpp"
+#include "tests/format/gguf_builder.hpp"
+
+namespace modelpool::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::uint64_t kKiB = 1024;
+
+struct StTensor {
+  std::string name;
+  std::size_t floats;
+};
+
+// A safetensors file by the published layout: u64 little-endian header
+// length, the JSON header, the data. Each tensor's float i holds
+// seed * 1000 + tensor * 100 + i, so every byte says where it came from.
+std::string safetensors(const std::vector<StTensor>& tensors, int seed) {
+  json header = json::object();
+  std::string data;
+  for (std::size_t t = 0; t < tensors.size(); ++t) {
+    const std::size_t begin = data.size();
+    for (std::size_t i = 0; i < tensors[t].floats; ++i) {
+      const float v =
+          static_cast<float>(seed * 1000 + static_cast<int>(t) * 100 + static_cast<int>(i));
+      data.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    header[tensors[t].name] = {
+        {"dtype", "F32"}, {"shape", {tensors[t].floats}}, {"data_offsets", {begin, data.size()}}};
+  }
+  std::string h = header.dump();
+  const std::uint64_t n = h.size();
+  std::string out(reinterpret_cast<const char*>(&n), 8);
+  return out + h + data;
+}
+
+// The bytes of tensor `name` in safetensors file `bytes`.
+std::string tensor_bytes(const std::string& bytes, const std::string& name) {
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const json header = json::parse(bytes.substr(8, n));
+  const auto& off = header.at(name).at("data_offsets");
+  return bytes.substr(8 + n + off[0].get<std::size_t>(),
+                      off[1].get<std::size_t>() - off[0].get<std::size_t>());
+}
+
+std::string as_string(std::span<const std::byte> s) {
+  return {reinterpret_cast<const char*>(s.data()), s.size()};
+}
+
+void put(const std::string& path, const std::string& bytes) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+json row_of(const Broker& b, const std::string& name) {
+  const json list = b.admin("list");
+  for (const json& r : list["models"]) {
+    if (r["name"] == name) return r;
+  }
+  return json();
+}
+
+std::uint64_t bytes_used(const Broker& b) { return b.admin("stats")["bytes_used"]; }
+
+class Repository : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    shard1_ = safetensors({{"embed.weight", 512}, {"l0.weight", 256}}, 1);
+    shard2_ = safetensors({{"l1.weight", 256}, {"head.weight", 384}}, 2);
+    const std::string repo = models_.path() + "/org/m/";
+    put(repo + "model-00001-of-00002.safetensors", shard1_);
+    put(repo + "model-00002-of-00002.safetensors", shard2_);
+    // The index lists shard 2's tensors first: the model's order is the index's.
+    put(repo + "model.safetensors.index.json",
+        R"({"metadata": {"total_size": 0}, "weight_map": {)"
+        R"("l1.weight": "model-00002-of-00002.safetensors",)"
+        R"("head.weight": "model-00002-of-00002.safetensors",)"
+        R"("embed.weight": "model-00001-of-00002.safetensors",)"
+        R"("l0.weight": "model-00001-of-00002.safetensors"}})");
+    config_ = R"({"model_type": "test", "hidden_size": 16})";
+    put(repo + "config.json", config_);
+    put(repo + "tokenizer.json", R"({"version": "1.0"})");
+    put(repo + "pytorch_model.bin", "pickled; never loaded");
+  }
+  ScratchDir models_;
+  std::string shard1_, shard2_, config_;
+};
+
+TEST_F(Repository, IsOneModelWithTensorsAcrossShardsAndItsSmallFiles) {
+  Broker b(models_.path());
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  std::vector<std::string> names;
+  {
+    Model m = c.acquire("org/m");
+    EXPECT_FALSE(m.cached());
+    std::vector<std::string> files;
+    for (const FileInfo& f : m.files()) files.push_back(f.name + (f.weights ? "*" : ""));
+    EXPECT_EQ(files, (std::vector<std::string>{"model-00002-of-00002.safetensors*",
+                                               "model-00001-of-00002.safetensors*", "config.json",
+                                               "model.safetensors.index.json", "tokenizer.json"}));
+    for (const Tensor& t : m.tensors()) names.push_back(t.name);
+    for (const char* name : {"l1.weight", "head.weight"}) {
+      EXPECT_EQ(as_string(m.tensor(name).data), tensor_bytes(shard2_, name)) << name;
+    }
+    for (const char* name : {"embed.weight", "l0.weight"}) {
+      EXPECT_EQ(as_string(m.tensor(name).data), tensor_bytes(shard1_, name)) << name;
+    }
+    EXPECT_EQ(as_string(m.file("config.json")), config_);
+    EXPECT_EQ(as_string(m.file("model-00001-of-00002.safetensors")), shard1_);
+    EXPECT_THROW((void)m.file("pytorch_model.bin"), Error);
+
+    const json row = row_of(b, "org/m");
+    ASSERT_TRUE(row.is_object()) << b.admin("list").dump();
+    EXPECT_EQ(row["file_count"], 5);
+    EXPECT_EQ(row["refs"], 1);
+    EXPECT_EQ(row["format"], "repository");
+    // One handle holds it, and it cannot be evicted while held.
+    EXPECT_EQ(b.admin("evict", {{"model", "org/m"}})["error"]["code"], "forbidden");
+
+    Model again = c.acquire("org/m");
+    EXPECT_TRUE(again.cached());
+    EXPECT_EQ(row_of(b, "org/m")["refs"], 2);
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"l1.weight", "head.weight", "embed.weight", "l0.weight"}));
+  EXPECT_EQ(row_of(b, "org/m")["refs"], 0);
+  // Pinned as a unit, then evicted as a unit once unpinned.
+  EXPECT_EQ(b.admin("pin", {{"model", "org/m"}})["ok"], true);
+  EXPECT_EQ(row_of(b, "org/m")["pinned"], true);
+  EXPECT_EQ(b.admin("evict", {{"model", "org/m"}})["error"]["code"], "forbidden");
+  EXPECT_EQ(b.admin("unpin", {{"model", "org/m"}})["ok"], true);
+  const json evicted = b.admin("evict", {{"model", "org/m"}});
+  EXPECT_EQ(evicted["ok"], true) << evicted.dump();
+  EXPECT_EQ(bytes_used(b), 0u);
+  // A file of it is still a model of its own.
+  Model one = c.acquire("org/m/model-00001-of-00002.safetensors");
+  EXPECT_EQ(one.files().size(), 1u);
+  EXPECT_EQ(as_string(one.tensor("l0.weight").data), tensor_bytes(shard1_, "l0.weight"));
+}
+
+TEST_F(Repository, AnIndexThatLiesIsLoadFailedWithTheReason) {
+  const std::string repo = models_.path() + "/org/m/";
+  // Names a tensor in the shard that does not hold it.
+  put(repo + "model.safetensors.index.json",
+      R"({"weight_map": {"l1.weight": "model-00001-of-00002.safetensors",)"
+      R"("embed.weight": "model-00001-of-00002.safetensors"}})");
+  Broker b(models_.path());
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  try {
+    (void)c.acquire("org/m");
+    FAIL() << "acquired a repository whose index lies";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kLoadFailed);
+    EXPECT_NE(std::string(e.what()).find("l1.weight"), std::string::npos) << e.what();
+  }
+  // What it loaded is gone again; the broker serves the next request.
+  EXPECT_EQ(bytes_used(b), 0u);
+  // A tensor in two shards.
+  put(repo + "model.safetensors.index.json", "");
+  fs::remove(repo + "model.safetensors.index.json");
+  put(repo + "model-00002-of-00002.safetensors",
+      safetensors({{"l1.weight", 4}, {"l0.weight", 4}}, 3));
+  try {
+    (void)c.acquire("org/m");
+    FAIL() << "acquired a repository with a tensor in two shards";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kLoadFailed);
+    EXPECT_NE(std::string(e.what()).find("\"l0.weight\" is in both"), std::string::npos)
+        << e.what();
+  }
+}
+
+// A Hugging Face cache: models--org--m/{blobs/SHA256, snapshots/COMMIT/FILE
+// -> ../../blobs/SHA256, refs/main}.
+class HfCacheRepo : public ::testing::Test {
+ protected:
+  static constexpr const char* kC1 = "1111111111111111111111111111111111111111";
+  static constexpr const char* kC2 = "2222222222222222222222222222222222222222";
+  void SetUp() override {
+    repo_ = cache_.path() + "/models--org--m";
+    shard1_ = safetensors({{"embed.weight", 8 * kKiB}}, 1);
+    shard2_v1_ = safetensors({{"head.weight", 4 * kKiB}}, 2);
+    shard2_v2_ = safetensors({{"head.weight", 4 * kKiB}}, 3);
+    blob("a1", shard1_);
+    blob("b1", shard2_v1_);
+    blob("b2", shard2_v2_);
+    blob("cfg", R"({"model_type": "test"})");
+    for (const char* commit : {kC1, kC2}) {
+      link(commit, "model-00001-of-00002.safetensors", "a1");
+      link(commit, "model-00002-of-00002.safetensors", commit == kC1 ? "b1" : "b2");
+      link(commit, "config.json", "cfg");
+    }
+    set_ref("main", kC1);
+  }
+  void blob(const std::string& id, const std::string& bytes) { put(repo_ + "/blobs/" + id, bytes); }
+  void link(const std::string& commit, const std::string& file, const std::string& id) {
+    const std::string dir = repo_ + "/snapshots/" + commit;
+    fs::create_directories(dir);
+    fs::create_symlink("../../blobs/" + id, dir + "/" + file);
+  }
+  void set_ref(const std::string& ref, const std::string& commit) {
+    put(repo_ + "/refs/" + ref, commit);
+  }
+  ScratchDir models_, cache_;
+  std::string repo_, shard1_, shard2_v1_, shard2_v2_;
+};
+
+TEST_F(HfCacheRepo, RevisionsShareABlobAndEachReadsItsOwnBytes) {
+  Broker b(models_.path(), {"--hf-cache", cache_.path()});
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  Model v1 = c.acquire("hf:org/m");
+  EXPECT_EQ(v1.commit(), kC1);
+  EXPECT_EQ(as_string(v1.tensor("head.weight").data), tensor_bytes(shard2_v1_, "head.weight"));
+  const std::uint64_t after_v1 = bytes_used(b);
+  Model v2 = c.acquire(std::string("hf:org/m@") + kC2);
+  EXPECT_EQ(v2.commit(), kC2);
+  EXPECT_EQ(as_string(v2.tensor("head.weight").data), tensor_bytes(shard2_v2_, "head.weight"));
+  EXPECT_EQ(as_string(v2.tensor("embed.weight").data), tensor_bytes(shard1_, "embed.weight"));
+  // The shared shard is held once: the second revision added only its own shard.
+  const std::uint64_t added = bytes_used(b) - after_v1;
+  EXPECT_LT(added, shard1_.size()) << "the shared shard was loaded twice";
+  EXPECT_GE(added, shard2_v2_.size());
+  EXPECT_EQ(row_of(b, "hf:org/m")["commit"], kC1);
+
+  // refs/main moves: the next acquire is the new revision; the old handle
+  // keeps its bytes.
+  set_ref("main", kC2);
+  Model now = c.acquire("hf:org/m");
+  EXPECT_EQ(now.commit(), kC2);
+  EXPECT_EQ(as_string(now.tensor("head.weight").data), tensor_bytes(shard2_v2_, "head.weight"));
+  EXPECT_EQ(as_string(v1.tensor("head.weight").data), tensor_bytes(shard2_v1_, "head.weight"));
+}
+
+TEST_F(HfCacheRepo, AMissingRevisionOrAnEscapingLinkIsRefused) {
+  // A snapshot file that points outside the cache.
+  ScratchDir outside;
+  const std::string secret = outside.write("secret.safetensors", safetensors({{"w", 4}}, 9));
+  const std::string c3 = "3333333333333333333333333333333333333333";
+  fs::create_directories(repo_ + "/snapshots/" + c3);
+  fs::create_symlink(secret, repo_ + "/snapshots/" + c3 + "/model.safetensors");
+  Broker b(models_.path(), {"--hf-cache", cache_.path()});
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  try {
+    (void)c.acquire("hf:org/m@v9");
+    FAIL() << "acquired a revision the cache does not have";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("main"), std::string::npos) << e.what();
+  }
+  try {
+    (void)c.acquire("hf:org/m@" + c3);
+    FAIL() << "served a file outside the cache";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.code() == ErrorCode::kForbidden || e.code() == ErrorCode::kNotFound) << e.what();
+  }
+  EXPECT_EQ(bytes_used(b), 0u);
+}
+
+// llama.cpp's gguf-split layout: PREFIX-0000N-of-0000M.gguf, split.no from
+// 0, split.count and split.tensors.count in every part.
+std::string gguf_part(std::uint16_t no, std::uint16_t count, unsigned first, unsigned n,
+                      unsigned total) {
+  using namespace format::testing;
+  GgufBuilder b;
+  b.kv("split.no", 2, le(no, 2)).kv("split.count", 2, le(count, 2));
+  b.kv("split.tensors.count", kI32, u32(total));
+  for (unsigned t = 0; t < n; ++t) {
+    b.tensor("blk." + std::to_string(first + t) + ".weight", {8}, kF32, t * 32ull);
+  }
+  std::string bytes = b.build(n * 32ull);
+  // Each tensor's bytes name it: byte i of tensor t is (t * 16 + i).
+  const std::size_t data = bytes.size() - n * 32ull;
+  for (unsigned t = 0; t < n; ++t) {
+    for (unsigned i = 0; i < 32; ++i)
+      bytes[data + t * 32 + i] = static_cast<char>((first + t) * 16 + i);
+  }
+  return bytes;
+}
+
+TEST(SplitSet, IsOneModelWhoseTensorsSpanItsParts) {
+  ScratchDir models;
+  const std::vector<unsigned> per_part = {2, 3, 1};
+  std::map<std::string, std::string> expect;  // tensor -> bytes
+  unsigned first = 0;
+  for (unsigned p = 0; p < per_part.size(); ++p) {
+    const std::string name = "org/q4-0000" + std::to_string(p + 1) + "-of-00003.gguf";
+    const std::string bytes = gguf_part(static_cast<std::uint16_t>(p), 3, first, per_part[p], 6);
+    models.write(name, bytes);
+    for (unsigned t = 0; t < per_part[p]; ++t) {
+      std::string want(32, '\0');
+      for (unsigned i = 0; i < 32; ++i) want[i] = static_cast<char>((first + t) * 16 + i);
+      expect["blk." + std::to_string(first + t) + ".weight"] = want;
+    }
+    first += per_part[p];
+  }
+  Broker b(models.path());
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  {
+    Model m = c.acquire("org/q4-00002-of-00003.gguf");  // any part brings in the set
+    ASSERT_EQ(m.files().size(), 3u);
+    ASSERT_EQ(m.tensors().size(), 6u);
+    for (const Tensor& t : m.tensors()) EXPECT_EQ(as_string(t.data), expect.at(t.name)) << t.name;
+    EXPECT_EQ(m.tensors().front().name, "blk.0.weight");
+    EXPECT_EQ(m.tensors().back().name, "blk.5.weight");
+  }
+  b.admin("clear");
+  fs::remove(models.path() + "/org/q4-00003-of-00003.gguf");
+  try {
+    (void)c.acquire("org/q4-00001-of-00003.gguf");
+    FAIL() << "acquired an incomplete split set";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("00003-of-00003"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(bytes_used(b), 0u);
+}
+
+}  // namespace
+}  // namespace modelpool::testing
