@@ -127,6 +127,20 @@ void print_models(const nlohmann::json& models, std::ostream& out) {
                "LAST ACCESS", "LOAD TIME"},
               {false, true, true, true, false, false, false, true, true, true});
   for (const nlohmann::json& row : models) {
+    // A file of a repository is part of its repository's row (--json lists it).
+    if (field(row, "member_of") != nullptr) continue;
+    if (field(row, "file_count") != nullptr) {
+      std::string name = json_str(row, "name", "?");
+      if (const std::string commit = json_str(row, "commit", ""); !commit.empty()) {
+        name += " (" + commit.substr(0, 12) + ")";
+      }
+      table.add({name, units::format_bytes(json_u64(row, "size")),
+                 std::to_string(json_u64(row, "refs")), "-", json_str(row, "state"),
+                 json_bool(row, "pinned") ? "yes" : "no",
+                 std::to_string(json_u64(row, "file_count")) + " files",
+                 std::to_string(json_u64(row, "accesses")), "-", "-"});
+      continue;
+    }
     table.add({json_str(row, "name", "?"), units::format_bytes(json_u64(row, "size")),
                std::to_string(json_u64(row, "refs")), std::to_string(json_u64(row, "generation")),
                state_text(row), json_bool(row, "pinned") ? "yes" : "no", json_str(row, "format"),

@@ -137,6 +137,12 @@ TEST_F(Repository, IsOneModelWithTensorsAcrossShardsAndItsSmallFiles) {
     EXPECT_EQ(row["file_count"], 5);
     EXPECT_EQ(row["refs"], 1);
     EXPECT_EQ(row["format"], "repository");
+    // modelpoolctl shows it as one row with its file count, not its files.
+    const auto [code, out] = run_command({binary_path("clientlib/modelpoolctl"), "--run-dir",
+                                          b.run_dir(), "--pool", b.pool(), "list"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("5 files"), std::string::npos) << out;
+    EXPECT_EQ(out.find("model-00001"), std::string::npos) << out;
     // One handle holds it, and it cannot be evicted while held.
     EXPECT_EQ(b.admin("evict", {{"model", "org/m"}})["error"]["code"], "forbidden");
 
@@ -159,6 +165,83 @@ TEST_F(Repository, IsOneModelWithTensorsAcrossShardsAndItsSmallFiles) {
   Model one = c.acquire("org/m/model-00001-of-00002.safetensors");
   EXPECT_EQ(one.files().size(), 1u);
   EXPECT_EQ(as_string(one.tensor("l0.weight").data), tensor_bytes(shard1_, "l0.weight"));
+}
+
+TEST_F(Repository, ManifestPreloadsAndPinsItAndWorkersShareOneCopy) {
+  ScratchDir etc;
+  const std::string manifest =
+      etc.write("manifest.json", R"({"tiny": {"path": "org/m", "pin": true, "preload": true}})");
+  Broker b(models_.path(), {"--manifest", manifest});
+  b.start();  // ready once the preload is in
+  const json row = row_of(b, "tiny");
+  ASSERT_TRUE(row.is_object()) << b.admin("list").dump();
+  EXPECT_EQ(row["pinned"], true);
+  EXPECT_EQ(row["file_count"], 5);
+  const std::uint64_t used = bytes_used(b);
+  EXPECT_GT(used, shard1_.size() + shard2_.size());
+  // Three worker processes hold it at once: one copy, three references.
+  std::vector<Child> workers;
+  for (int i = 0; i < 3; ++i) {
+    workers.emplace_back(std::vector<std::string>{binary_path("clientlib/mp_worker"), "--socket",
+                                                  b.worker_socket(), "--model", "tiny", "--hold"});
+  }
+  for (Child& w : workers) {
+    auto line = w.read_line();
+    ASSERT_TRUE(line) << "a worker exited";
+    const json got = json::parse(*line);
+    EXPECT_EQ(got["ok"], true) << *line;
+    EXPECT_EQ(got["cached"], true) << *line;
+  }
+  EXPECT_EQ(row_of(b, "tiny")["refs"], 3);
+  EXPECT_EQ(bytes_used(b), used);
+  // A worker that dies without releasing gives its reference back.
+  workers[0].kill(SIGKILL);
+  workers[0].wait();
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    workers[i].close_stdin();
+    workers[i].wait();
+  }
+  // Bounded: the broker sees the disconnects as they are read.
+  json last;
+  for (int i = 0; i < 200; ++i) {
+    last = row_of(b, "tiny");
+    if (last["refs"] == 0) break;
+    b.admin("stats");  // one round trip: the broker's loop has run
+  }
+  EXPECT_EQ(last["refs"], 0) << last.dump();
+}
+
+TEST(RepositoryBudget, ARepositoryWithoutRoomLeavesNothingBehind) {
+  ScratchDir models;
+  constexpr std::size_t kFloats = 3 << 20;  // 12 MiB shards
+  models.write("org/big/model-00001-of-00002.safetensors", safetensors({{"a", kFloats}}, 1));
+  models.write("org/big/model-00002-of-00002.safetensors", safetensors({{"b", kFloats}}, 2));
+  models.write_random("other.bin", 20 << 20, 7);
+  Broker b(models.path(), {"--memory", "40MiB"});
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  { Model other = c.acquire("other.bin"); }
+  ASSERT_EQ(b.admin("pin", {{"model", "other.bin"}})["ok"], true);
+  const std::uint64_t pinned = bytes_used(b);
+  try {
+    (void)c.acquire("org/big");
+    FAIL() << "a repository larger than the room left was acquired";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPoolFull) << e.what();
+  }
+  EXPECT_EQ(bytes_used(b), pinned) << "a failed repository left files in the pool";
+  ASSERT_EQ(b.admin("unpin", {{"model", "other.bin"}})["ok"], true);
+  Model big = c.acquire("org/big");  // room is made by evicting the unpinned file
+  EXPECT_EQ(big.tensors().size(), 2u);
+  // Larger than the whole budget: too_large at once.
+  models.write("org/huge/model-00001-of-00002.safetensors", safetensors({{"a", 6 << 20}}, 1));
+  models.write("org/huge/model-00002-of-00002.safetensors", safetensors({{"b", 6 << 20}}, 2));
+  try {
+    (void)c.acquire("org/huge");
+    FAIL() << "a repository larger than the budget was acquired";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kTooLarge) << e.what();
+  }
 }
 
 TEST_F(Repository, AnIndexThatLiesIsLoadFailedWithTheReason) {
