@@ -339,6 +339,17 @@ TEST_F(HfCacheRepo, RevisionsShareABlobAndEachReadsItsOwnBytes) {
   EXPECT_EQ(as_string(v1.tensor("head.weight").data), tensor_bytes(shard2_v1_, "head.weight"));
 }
 
+TEST_F(HfCacheRepo, TheManifestNamesASnapshotToPreload) {
+  const std::string manifest =
+      models_.write("manifest.json", R"({"m": {"path": "hf:org/m", "preload": true}})");
+  Broker b(models_.path(), {"--hf-cache", cache_.path(), "--manifest", manifest});
+  b.start();
+  const json row = row_of(b, "m");
+  ASSERT_TRUE(row.is_object()) << b.admin("list").dump();
+  EXPECT_EQ(row["commit"], kC1);
+  EXPECT_EQ(row["file_count"], 3);
+}
+
 TEST_F(HfCacheRepo, AMissingRevisionOrAnEscapingLinkIsRefused) {
   // A snapshot file that points outside the cache.
   ScratchDir outside;
