@@ -244,6 +244,25 @@ TEST(RepositoryBudget, ARepositoryWithoutRoomLeavesNothingBehind) {
   }
 }
 
+TEST_F(Repository, AClientThatLeavesDuringTheLoadCostsNothing) {
+  Broker b(models_.path());
+  b.start();
+  for (int i = 0; i < 3; ++i) {
+    RawConn raw(b.worker_socket());
+    ASSERT_EQ(raw.request({{"op", "hello"}, {"id", 1}})["ok"], true);
+    raw.send_frame(R"({"op":"acquire","id":2,"model":"org/m"})");
+  }  // closed before the reply
+  auto c = Client::connect(b.worker_socket());
+  {
+    Model m = c.acquire("org/m");
+    EXPECT_EQ(m.tensors().size(), 4u);
+    EXPECT_EQ(row_of(b, "org/m")["refs"], 1);
+  }
+  EXPECT_EQ(row_of(b, "org/m")["refs"], 0);
+  EXPECT_EQ(b.admin("evict", {{"model", "org/m"}})["ok"], true);
+  EXPECT_EQ(bytes_used(b), 0u);
+}
+
 TEST_F(Repository, AnIndexThatLiesIsLoadFailedWithTheReason) {
   const std::string repo = models_.path() + "/org/m/";
   // Names a tensor in the shard that does not hold it.
@@ -262,6 +281,22 @@ TEST_F(Repository, AnIndexThatLiesIsLoadFailedWithTheReason) {
   }
   // What it loaded is gone again; the broker serves the next request.
   EXPECT_EQ(bytes_used(b), 0u);
+  // An index naming a file outside the repository, or a shard that is not there.
+  const std::vector<std::pair<std::string, ErrorCode>> hostile = {
+      {R"({"weight_map": {"l1.weight": "../../outside.safetensors"}})", ErrorCode::kForbidden},
+      {R"({"weight_map": {"l1.weight": "model-00003-of-00003.safetensors"}})",
+       ErrorCode::kLoadFailed}};
+  models_.write("outside.safetensors", safetensors({{"l1.weight", 4}}, 4));
+  for (const auto& [index, code] : hostile) {
+    put(repo + "model.safetensors.index.json", index);
+    try {
+      (void)c.acquire("org/m");
+      FAIL() << "acquired a repository whose index is " << index;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << index << ": " << e.what();
+    }
+    EXPECT_EQ(bytes_used(b), 0u) << index;
+  }
   // A tensor in two shards.
   put(repo + "model.safetensors.index.json", "");
   fs::remove(repo + "model.safetensors.index.json");
