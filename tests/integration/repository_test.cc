@@ -263,6 +263,22 @@ TEST_F(Repository, AClientThatLeavesDuringTheLoadCostsNothing) {
   EXPECT_EQ(bytes_used(b), 0u);
 }
 
+TEST_F(Repository, AHeldRepositoryIsProtectedAgainAfterABrokerRestart) {
+  Broker b(models_.path());
+  b.start();
+  auto c = Client::connect(b.worker_socket());
+  Model m = c.acquire("org/m");
+  const std::string before = as_string(m.tensor("l0.weight").data);
+  b.kill9();
+  b.start();  // adopts the segment: every file is resident, no group known yet
+  EXPECT_EQ(b.admin("stats")["loads"], 0);
+  Model other = c.acquire("org/m/config.json");  // reconnects, then re-acquires what it holds
+  EXPECT_EQ(row_of(b, "org/m")["refs"], 1) << b.admin("list").dump();
+  EXPECT_EQ(b.admin("stats")["loads"], 0) << "a file was read again";
+  EXPECT_EQ(as_string(m.tensor("l0.weight").data), before);
+  EXPECT_EQ(as_string(m.file("config.json")), config_);
+}
+
 TEST_F(Repository, AnIndexThatLiesIsLoadFailedWithTheReason) {
   const std::string repo = models_.path() + "/org/m/";
   // Names a tensor in the shard that does not hold it.
