@@ -61,7 +61,8 @@ class Broker {
     b.runDir = runDir || fs.mkdtempSync(path.join(os.tmpdir(), 'mp-run-node-'));
     b.memory = memory;
     b.proc = spawn(brokerBinary(), ['--models', modelsDir, '--name', b.pool, '--run-dir', b.runDir,
-                                    '--memory', memory, '--log-level', 'warn'],
+                                    '--memory', memory, '--log-level', 'warn',
+                                    '--huge-tmpfs', 'no'],
                    { stdio: ['ignore', 'pipe', 'inherit'] });
     b.exited = new Promise((resolve) => b.proc.on('exit', (code, sig) => resolve({ code, sig })));
     const line = await firstLine(b.proc.stdout, START_TIMEOUT_MS);
