@@ -60,20 +60,26 @@ export interface Tensor {
   readonly data: TensorData;
 }
 
-/** A file of a repository model. */
+/** A file of a model (frozen). */
 export interface ModelFile {
+  /** As the model names it: 'model-00001-of-00002.safetensors', 'config.json'; for a
+   *  model of one file, the model's name. */
   readonly name: string;
   readonly size: number;
   readonly format: 'raw' | 'safetensors' | 'gguf';
+  /** Its tensors are the model's (a shard or a GGUF part); false for config.json and the like. */
+  readonly weights: boolean;
 }
 
-/** A model acquired from the pool. Views (bytes(), tensor().data, file())
- *  stay valid while any value refers to them, even after release(): the
- *  broker reference is then held until the garbage collector has collected
- *  the last view. */
+/** A model acquired from the pool: one file, or several (a repository
+ *  directory, an hf: snapshot, a GGUF split set) held as one. Views (bytes(),
+ *  tensor().data, file()) stay valid while any value refers to them, even
+ *  after release(): the broker reference is then held until the garbage
+ *  collector has collected the last view. */
 export class Model {
   private constructor();
   readonly name: string;
+  /** Bytes of bytes(): for a model of several files, its first weights file's. */
   readonly size: number;
   readonly generation: number;
   /** xxh3-64 of the bytes as 16 hex digits, computed by the broker. */
@@ -83,26 +89,37 @@ export class Model {
   /** True when the broker needed no load. */
   readonly cached: boolean;
   readonly format: 'raw' | 'safetensors' | 'gguf';
+  /** The commit an hf: name resolved to (40 hex digits); '' for other names. */
+  readonly commit: string;
   /** release() was called. */
   readonly released: boolean;
   /** The broker reference is held: by the Model, or by views not yet collected. */
   readonly held: boolean;
 
-  /** The model's bytes, a read-only view of the pool. Throws stale_handle after
+  /** The model's bytes, a read-only view of the pool; for a model of several
+   *  files, its first weights file's (see file()). Throws stale_handle after
    *  release(), not_supported for a model larger than one typed array may be
    *  (buffer.constants.MAX_LENGTH: 4 GiB on Node 20; tensor() still works). */
   bytes(): Uint8Array;
-  /** Tensor names in file order (empty for raw models). Throws load_failed
-   *  if the file's index is invalid, stale_handle after release(). */
+  /** Tensor names in file order (empty for raw models); for a model of
+   *  several files, those of each weights file in turn, in files() order.
+   *  Throws load_failed if a file's index is invalid, stale_handle after
+   *  release(). */
   tensorNames(): string[];
   /** The tensor `name`; not_found if there is none. */
   tensor(name: string): Tensor;
   /** safetensors __metadata__ / GGUF key-values. */
   metadata(): Record<string, unknown>;
-  /** The files of a repository model. Throws not_supported until the client library has them. */
-  files(): ModelFile[];
-  /** The bytes of the file `name` of a repository model, a read-only view.
-   *  Throws not_supported until the client library has them. */
+  /** The files of the model, frozen: one, named as the model, for a model of
+   *  one file; else the weights files first, in index order (the order of
+   *  first appearance in model.safetensors.index.json, or the split set's
+   *  part order), then the small files (config.json, tokenizer.json, ...)
+   *  sorted by name. Throws stale_handle after release(). */
+  files(): readonly ModelFile[];
+  /** The bytes of the file `name` (as files() names it), a read-only view of
+   *  the pool (no copy) with the lifetime of bytes(). Throws not_found if the
+   *  model has no such file, stale_handle after release(), not_supported for
+   *  a file larger than one typed array may be. */
   file(name: string): Uint8Array;
   /** Gives the broker reference back now, or when the last view is
    *  collected. Idempotent. Also done on garbage collection of the Model

@@ -28,7 +28,10 @@ function checkOptions(options, allowed, what) {
 
 class Model {
   #native;
-  #buffer = null;   // the ArrayBuffer over all bytes, made on first use
+  #buffer = null;   // the ArrayBuffer of bytes(), made on first use
+  #bytesFile;       // the index in files() of the file bytes() views; -1: none
+  #files = null;    // files(), frozen, made on first use
+  #buffers = new Map();  // file index -> the ArrayBuffer over that file, made on first use
   #index = null;    // Map name -> tensor info, in file order
 
   constructor(token, nativeModel) {
@@ -41,6 +44,8 @@ class Model {
     this.checksum = info.checksum;
     this.cached = info.cached;
     this.format = info.format;
+    this.commit = info.commit;
+    this.#bytesFile = info.bytesFile;
     Object.freeze(this);
   }
 
@@ -55,6 +60,18 @@ class Model {
     const n = this.#open();
     if (this.#buffer === null) this.#buffer = n.buffer();
     return this.#buffer;
+  }
+
+  // The one ArrayBuffer over files()[i]; bytes()'s for the file bytes() views.
+  #fileBuffer(i) {
+    if (i === this.#bytesFile) return this.#arrayBuffer();
+    const n = this.#open();
+    let b = this.#buffers.get(i);
+    if (b === undefined) {
+      b = n.fileBuffer(i);
+      this.#buffers.set(i, b);
+    }
+    return b;
   }
 
   #tensorIndex() {
@@ -85,7 +102,9 @@ class Model {
       throw new ModelpoolError(`model '${this.name}' has no tensor '${name}'`, 'not_found');
     }
     const n = this.#native;
-    return makeTensor(info, this.format, this.#arrayBuffer(), (o, len) => n.slice(o, len));
+    const file = info.file;
+    return makeTensor(info, this.files()[file].format, this.#fileBuffer(file),
+                      (o, len) => n.slice(file, o, len));
   }
 
   metadata() {
@@ -93,16 +112,28 @@ class Model {
   }
 
   files() {
-    return this.#open().files();
+    const n = this.#open();
+    if (this.#files === null) this.#files = Object.freeze(n.files().map((f) => Object.freeze(f)));
+    return this.#files;
   }
 
   file(name) {
     if (typeof name !== 'string') throw new TypeError('file name must be a string');
-    return new Uint8Array(this.#open().file(name));
+    const files = this.files();
+    const i = files.findIndex((f) => f.name === name);
+    if (i < 0) throw new ModelpoolError(`model '${this.name}' has no file '${name}'`, 'not_found');
+    if (files[i].size > MAX_VIEW_BYTES) {
+      throw new ModelpoolError(`file '${name}' of model '${this.name}' has ${files[i].size} ` +
+                               `bytes, more than one typed array can view here ` +
+                               `(${MAX_VIEW_BYTES}); use tensor()`, 'not_supported');
+    }
+    return new Uint8Array(this.#fileBuffer(i));
   }
 
   release() {
     this.#buffer = null;
+    this.#buffers.clear();
+    this.#files = null;
     this.#index = null;
     this.#native.release();
   }

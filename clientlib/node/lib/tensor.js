@@ -25,10 +25,12 @@ function typedClass(dtype, nbytes) {
   return T && nbytes % T.BYTES_PER_ELEMENT === 0 ? T : Uint8Array;
 }
 
-// info: {name, dtype, shape, offset, nbytes} from NativeModel.tensorInfos().
-// buffer: the model's ArrayBuffer; slice(offset, nbytes): an ArrayBuffer
-// over just those bytes, for a tensor whose offset is not a multiple of its
-// element size (typed arrays need an aligned offset).
+// info: {name, dtype, shape, file, offset, nbytes} from
+// NativeModel.tensorInfos(), offset into the model's file `file`.
+// format: that file's. buffer: the ArrayBuffer over that file;
+// slice(offset, nbytes): an ArrayBuffer over just those bytes of it, for a
+// tensor whose offset is not a multiple of its element size (typed arrays
+// need an aligned offset).
 function makeTensor(info, format, buffer, slice) {
   const T = typedClass(info.dtype, info.nbytes);
   const n = info.nbytes / T.BYTES_PER_ELEMENT;

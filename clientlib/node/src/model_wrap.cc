@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "addon.hpp"
 
@@ -71,6 +73,32 @@ std::uint64_t ToIndex(const Napi::Value& v, const char* what) {
   return static_cast<std::uint64_t>(d);
 }
 
+// The bytes of each of m.files(), in that order.
+std::vector<std::span<const std::byte>> FileSpans(const Model& m) {
+  std::vector<std::span<const std::byte>> out;
+  out.reserve(m.files().size());
+  for (const FileInfo& f : m.files()) out.push_back(m.file(f.name));
+  return out;
+}
+
+// Whether `inner` lies in `outer` (an empty `inner` may sit at its end).
+bool Within(std::span<const std::byte> outer, std::span<const std::byte> inner) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(outer.data());
+  const auto at = reinterpret_cast<std::uintptr_t>(inner.data());
+  return at >= begin && at - begin <= outer.size() && inner.size() <= outer.size() - (at - begin);
+}
+
+// The index in `files` of the file that holds `data`, trying `hint` first
+// (the tensors come file by file); files.size() if none does.
+std::size_t FileOf(const std::vector<std::span<const std::byte>>& files,
+                   std::span<const std::byte> data, std::size_t hint) {
+  if (hint < files.size() && Within(files[hint], data)) return hint;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (Within(files[i], data)) return i;
+  }
+  return files.size();
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::DefineClass(Napi::Env env) {
@@ -82,7 +110,7 @@ Napi::Function ModelWrap::DefineClass(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::TensorInfos>("tensorInfos"),
                                      InstanceMethod<&ModelWrap::MetadataJson>("metadataJson"),
                                      InstanceMethod<&ModelWrap::Files>("files"),
-                                     InstanceMethod<&ModelWrap::File>("file"),
+                                     InstanceMethod<&ModelWrap::FileBuffer>("fileBuffer"),
                                      InstanceMethod<&ModelWrap::Release>("release"),
                                      InstanceAccessor<&ModelWrap::Released>("released"),
                                      InstanceAccessor<&ModelWrap::Held>("held"),
@@ -115,6 +143,18 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("checksum", Hex64(m.checksum()));
   o.Set("cached", m.cached());
   o.Set("format", std::string(FormatName(m.format())));
+  o.Set("commit", m.commit());
+  // The index in files() of the file that bytes() views (-1: none), so that
+  // lib/index.js makes one ArrayBuffer for both.
+  const std::span<const std::byte> bytes = m.bytes();
+  const std::vector<std::span<const std::byte>> files = Guard(env, [&] { return FileSpans(m); });
+  double bytes_file = -1;
+  for (std::size_t i = 0; i < files.size() && bytes_file < 0; ++i) {
+    if (files[i].data() == bytes.data() && files[i].size() == bytes.size()) {
+      bytes_file = static_cast<double>(i);
+    }
+  }
+  o.Set("bytesFile", bytes_file);
   return o;
 }
 
@@ -123,28 +163,41 @@ Napi::Value ModelWrap::Buffer(const Napi::CallbackInfo& info) {
   return ExternalBuffer(env, model_, Open(env).bytes());
 }
 
-// slice(offset, length): an ArrayBuffer over bytes [offset, offset + length),
-// for a tensor whose offset does not suit its element size.
+// slice(file, offset, length): an ArrayBuffer over bytes [offset, offset +
+// length) of files()[file], for a tensor whose offset does not suit its
+// element size.
 Napi::Value ModelWrap::Slice(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const std::span<const std::byte> all = Open(env).bytes();
-  const std::uint64_t offset = ToIndex(info[0], "offset");
-  const std::uint64_t length = ToIndex(info[1], "length");
+  const std::span<const std::byte> all = FileBytes(env, info[0]);
+  const std::uint64_t offset = ToIndex(info[1], "offset");
+  const std::uint64_t length = ToIndex(info[2], "length");
   if (offset > all.size() || length > all.size() - offset) {
-    throw Napi::RangeError::New(env, "slice out of the model's bytes");
+    throw Napi::RangeError::New(env, "slice out of the file's bytes");
   }
   return ExternalBuffer(env, model_, all.subspan(offset, length));
+}
+
+std::span<const std::byte> ModelWrap::FileBytes(Napi::Env env, const Napi::Value& index) const {
+  const Model& m = Open(env);
+  const std::uint64_t i = ToIndex(index, "file");
+  if (i >= m.files().size()) throw Napi::RangeError::New(env, "no such file index");
+  return Guard(env, [&] { return m.file(m.files()[i].name); });
 }
 
 Napi::Value ModelWrap::TensorInfos(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     const Model& m = Open(env);
-    const std::byte* base = m.bytes().data();
     const std::vector<Tensor>& tensors = m.tensors();
+    const std::vector<std::span<const std::byte>> files = FileSpans(m);
     Napi::Array out = Napi::Array::New(env, tensors.size());
+    std::size_t file = 0;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       const Tensor& t = tensors[i];
+      file = FileOf(files, t.data, file);
+      if (file == files.size()) {
+        throw MakeError(env, "internal", "tensor '" + t.name + "' lies in none of the files");
+      }
       Napi::Array shape = Napi::Array::New(env, t.shape.size());
       for (std::size_t d = 0; d < t.shape.size(); ++d) {
         shape.Set(static_cast<std::uint32_t>(d), static_cast<double>(t.shape[d]));
@@ -153,7 +206,8 @@ Napi::Value ModelWrap::TensorInfos(const Napi::CallbackInfo& info) {
       o.Set("name", t.name);
       o.Set("dtype", t.dtype);
       o.Set("shape", shape);
-      o.Set("offset", static_cast<double>(t.data.data() - base));
+      o.Set("file", static_cast<double>(file));
+      o.Set("offset", static_cast<double>(t.data.data() - files[file].data()));
       o.Set("nbytes", static_cast<double>(t.data.size()));
       out.Set(static_cast<std::uint32_t>(i), o);
     }
@@ -167,30 +221,27 @@ Napi::Value ModelWrap::MetadataJson(const Napi::CallbackInfo& info) {
                [&]() -> Napi::Value { return Napi::String::New(env, Open(env).metadata_json()); });
 }
 
-// ---- repositories: files() and file(name) ----------------------------------
-// NOT WIRED YET. modelpool::Model is getting files() (a vector of
-// {name, size, format}) and file(name) (read-only bytes) for sharded
-// repositories. When they land:
-//   Files: return an Array of {name, size, format} objects, in the order
-//          Model::files() gives;
-//   File:  return ExternalBuffer(env, model_, <the span Model::file(name)
-//          returns>), letting modelpool::Error (not_found) become a
-//          ModelpoolError through Guard. lib/index.js wraps it in a
-//          Uint8Array; index.d.ts already declares both.
+// The files of the model, in Model::files() order.
 Napi::Value ModelWrap::Files(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  (void)Open(env);
-  throw MakeError(env, "not_supported",
-                  "Model.files() needs a client library with repository support");
+  const std::vector<FileInfo>& files = Open(env).files();
+  Napi::Array out = Napi::Array::New(env, files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", files[i].name);
+    o.Set("size", static_cast<double>(files[i].size));
+    o.Set("format", std::string(FormatName(files[i].format)));
+    o.Set("weights", files[i].weights);
+    out.Set(static_cast<std::uint32_t>(i), o);
+  }
+  return out;
 }
 
-Napi::Value ModelWrap::File(const Napi::CallbackInfo& info) {
+// fileBuffer(index): an ArrayBuffer over the bytes of files()[index].
+Napi::Value ModelWrap::FileBuffer(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  (void)Open(env);
-  throw MakeError(env, "not_supported",
-                  "Model.file() needs a client library with repository support");
+  return ExternalBuffer(env, model_, FileBytes(env, info[0]));
 }
-// ---- end repositories -------------------------------------------------------
 
 Napi::Value ModelWrap::Release(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();

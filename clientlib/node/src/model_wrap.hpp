@@ -16,6 +16,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <span>
 
 #include "modelpool/client.hpp"
 
@@ -31,6 +32,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
  private:
   const Model& Open(Napi::Env env) const;  // throws stale_handle after release()
+  // The bytes of files()[index]; RangeError for an index out of range.
+  std::span<const std::byte> FileBytes(Napi::Env env, const Napi::Value& index) const;
 
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Buffer(const Napi::CallbackInfo& info);
@@ -38,7 +41,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value TensorInfos(const Napi::CallbackInfo& info);
   Napi::Value MetadataJson(const Napi::CallbackInfo& info);
   Napi::Value Files(const Napi::CallbackInfo& info);
-  Napi::Value File(const Napi::CallbackInfo& info);
+  Napi::Value FileBuffer(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value Released(const Napi::CallbackInfo& info);
   Napi::Value Held(const Napi::CallbackInfo& info);

@@ -2,7 +2,7 @@
 //
 // Every failure is a ModelpoolError with the protocol's code: the broker's
 // refusals, the client's own (unavailable, stale_handle), the pool's limits
-// (pool_full, too_large), and the not-yet-wired repository calls.
+// (pool_full, too_large), and file() of a name the model lacks.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -98,11 +98,14 @@ test('client-side errors: unavailable, stale_handle, not_found tensor', async ()
   await assert.rejects(c.acquire('a.bin'), code('unavailable'));
 });
 
-test('files() and file() are not_supported until the client library has them', async () => {
+test('files() of a model of one file; file() of a name it lacks is not_found', async () => {
   const m = await client.acquire('a.bin');
-  assert.throws(() => m.files(), code('not_supported'));
-  assert.throws(() => m.file('tokenizer.json'), code('not_supported'));
+  assert.deepEqual(m.files(), [{ name: 'a.bin', size: 10 * MiB, format: 'raw', weights: true }]);
+  assert.throws(() => m.file('tokenizer.json'), code('not_found'));
+  assert.throws(() => m.file(1), TypeError);
   m.release();
+  assert.throws(() => m.files(), code('stale_handle'));
+  assert.throws(() => m.file('a.bin'), code('stale_handle'));
 });
 
 test('bad arguments are TypeErrors', async () => {

@@ -52,16 +52,17 @@ function firstLine(stream, ms) {
 }
 
 class Broker {
-  // modelpoold --models DIR --name <unique> --run-dir <scratch> --memory M.
-  // `runDir`/`pool` given: restart a broker on the same pool.
-  static async start(modelsDir, { memory = '1GiB', runDir, pool } = {}) {
+  // modelpoold --models DIR --name <unique> --run-dir <scratch> --memory M,
+  // then `args`. `runDir`/`pool` given: restart a broker on the same pool.
+  static async start(modelsDir, { memory = '1GiB', runDir, pool, args = [] } = {}) {
     const b = new Broker();
     b.modelsDir = modelsDir;
     b.pool = pool || `mpnode-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
     b.runDir = runDir || fs.mkdtempSync(path.join(os.tmpdir(), 'mp-run-node-'));
     b.memory = memory;
     b.proc = spawn(brokerBinary(), ['--models', modelsDir, '--name', b.pool, '--run-dir', b.runDir,
-                                    '--memory', memory, '--log-level', 'warn', '--huge-tmpfs', 'no'],
+                                    '--memory', memory, '--log-level', 'warn',
+                                    '--huge-tmpfs', 'no', ...args],
                    { stdio: ['ignore', 'pipe', 'inherit'] });
     b.exited = new Promise((resolve) => b.proc.on('exit', (code, sig) => resolve({ code, sig })));
     const line = await firstLine(b.proc.stdout, START_TIMEOUT_MS);

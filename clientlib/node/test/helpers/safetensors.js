@@ -11,17 +11,18 @@ const path = require('node:path');
 const ITEM = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1,
                U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1, C64: 8 };
 
-// tensors: [[name, dtype, shape]]; the bytes are a fixed pattern per tensor.
+// tensors: [[name, dtype, shape]]; the bytes are a fixed pattern per tensor
+// and `seed` (files written with different seeds differ).
 // `pad`: pad the header to a multiple of 8 (as the reference writer does);
 // without it the data may start at an odd offset.
-function writeSafetensors(file, tensors, { metadata, pad = true } = {}) {
+function writeSafetensors(file, tensors, { metadata, pad = true, seed = 0 } = {}) {
   const header = {};
   const blobs = [];
   let offset = 0;
   tensors.forEach(([name, dtype, shape], k) => {
     const n = shape.reduce((a, b) => a * b, 1) * ITEM[dtype];
     const blob = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) blob[i] = (i * 31 + k * 7 + 3) & 0xff;
+    for (let i = 0; i < n; i++) blob[i] = (i * 31 + k * 7 + seed * 101 + 3) & 0xff;
     header[name] = { dtype, shape, data_offsets: [offset, offset + n] };
     blobs.push(blob);
     offset += n;
