@@ -1,8 +1,9 @@
 /* File: clientlib/examples/c_worker.c
  *
  * A worker written against the C ABI (modelpool/modelpool.h): connects to a
- * broker, acquires one model, prints its size, checksum and tensor count,
- * and releases it.
+ * broker, acquires one model, prints its size, checksum, tensor count and
+ * files (a repository or an hf: snapshot has several; an hf: name also
+ * prints the commit it resolved to), and releases it.
  *
  *   usage: c_worker SOCKET_PATH MODEL_NAME
  *
@@ -16,6 +17,22 @@ static int report(const char* what, int code) {
   fprintf(stderr, "c_worker: %s failed: %s: %s\n", what, mp_error_name(code),
           mp_last_error_message());
   return 1;
+}
+
+/* One line per file: "file NAME SIZE weights|other". */
+static int print_files(mp_model* model) {
+  size_t count = 0;
+  size_t i = 0;
+  mp_file file;
+  int rc = mp_model_file_count(model, &count);
+  if (rc != MP_OK) return rc;
+  printf("files %lu\n", (unsigned long)count);
+  for (i = 0; i < count; ++i) {
+    rc = mp_model_file_at(model, i, &file);
+    if (rc != MP_OK) return rc;
+    printf("file %s %" PRIu64 " %s\n", file.name, file.size, file.weights ? "weights" : "other");
+  }
+  return MP_OK;
 }
 
 int main(int argc, char** argv) {
@@ -51,6 +68,13 @@ int main(int argc, char** argv) {
   printf("checksum %016" PRIx64 "\n", mp_model_checksum(model));
   printf("generation %" PRIu64 "\n", mp_model_generation(model));
   printf("tensors %lu\n", (unsigned long)tensors);
+  if (mp_model_commit(model)[0] != '\0') printf("commit %s\n", mp_model_commit(model));
+  rc = print_files(model);
+  if (rc != MP_OK) {
+    mp_release(model);
+    mp_disconnect(client);
+    return report("files", rc);
+  }
   rc = mp_release(model);
   mp_disconnect(client);
   if (rc != MP_OK) return report("release", rc);

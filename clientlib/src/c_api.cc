@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 #include <new>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,6 +80,27 @@ int fill_tensor(const modelpool::Tensor& t, mp_tensor* out) {
   return MP_OK;
 }
 
+mp_format to_mp_format(modelpool::Format f) {
+  switch (f) {
+    case modelpool::Format::safetensors:
+      return MP_FORMAT_SAFETENSORS;
+    case modelpool::Format::gguf:
+      return MP_FORMAT_GGUF;
+    case modelpool::Format::raw:
+      break;
+  }
+  return MP_FORMAT_RAW;
+}
+
+void fill_file(const modelpool::Model& m, const modelpool::FileInfo& f, mp_file* out) {
+  const std::span<const std::byte> bytes = m.file(f.name);
+  *out = mp_file{.name = f.name.c_str(),
+                 .format = to_mp_format(f.format),
+                 .weights = f.weights ? 1 : 0,
+                 .data = bytes.empty() ? nullptr : bytes.data(),
+                 .size = bytes.size()};
+}
+
 }  // namespace
 
 extern "C" {
@@ -133,16 +155,7 @@ uint64_t mp_model_generation(const mp_model* model) {
 }
 uint64_t mp_model_checksum(const mp_model* model) { return model ? model->model.checksum() : 0; }
 mp_format mp_model_format(const mp_model* model) {
-  if (model == nullptr) return MP_FORMAT_RAW;
-  switch (model->model.format()) {
-    case modelpool::Format::safetensors:
-      return MP_FORMAT_SAFETENSORS;
-    case modelpool::Format::gguf:
-      return MP_FORMAT_GGUF;
-    case modelpool::Format::raw:
-      break;
-  }
-  return MP_FORMAT_RAW;
+  return model ? to_mp_format(model->model.format()) : MP_FORMAT_RAW;
 }
 const char* mp_model_name(const mp_model* model) {
   return model ? model->model.name().c_str() : "";
@@ -189,6 +202,46 @@ int mp_model_tensor(mp_model* model, const char* name, mp_tensor* out) {
 int mp_model_metadata_json(mp_model* model, const char** out) {
   if (model == nullptr || out == nullptr) return null_argument("model and out");
   return guarded([&] { *out = model->model.metadata_json().c_str(); });
+}
+
+int mp_model_file_count(mp_model* model, size_t* count) {
+  if (model == nullptr || count == nullptr) return null_argument("model and count");
+  return guarded([&] { *count = model->model.files().size(); });
+}
+
+int mp_model_file_at(mp_model* model, size_t index, mp_file* out) {
+  if (model == nullptr || out == nullptr) return null_argument("model and out");
+  int rc = MP_OK;
+  const int thrown = guarded([&] {
+    const auto& files = model->model.files();
+    if (index >= files.size()) {
+      rc = fail(MP_NOT_FOUND, "file index " + std::to_string(index) + " is out of range (" +
+                                  std::to_string(files.size()) + " files)");
+      return;
+    }
+    fill_file(model->model, files[index], out);
+  });
+  return thrown != MP_OK ? thrown : rc;
+}
+
+int mp_model_file(mp_model* model, const char* name, mp_file* out) {
+  if (model == nullptr || name == nullptr || out == nullptr) {
+    return null_argument("model, name and out");
+  }
+  return guarded([&] {
+    // The Model's own FileInfo: its name outlives this call.
+    for (const modelpool::FileInfo& f : model->model.files()) {
+      if (f.name == name) {
+        fill_file(model->model, f, out);
+        return;
+      }
+    }
+    (void)model->model.file(name);  // throws kNotFound, naming the model and the file
+  });
+}
+
+const char* mp_model_commit(const mp_model* model) {
+  return model ? model->model.commit().c_str() : "";
 }
 
 }  // extern "C"

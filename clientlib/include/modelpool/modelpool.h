@@ -12,8 +12,8 @@
  *
  * Ownership: mp_connect/mp_acquire hand out objects the caller frees with
  * mp_disconnect/mp_release. A model stays valid after its client is
- * disconnected. Pointers a model hands out (data, tensor names, shapes) are
- * valid until mp_release of that model.
+ * disconnected. Pointers a model hands out (data, tensor and file names,
+ * shapes, the commit) are valid until mp_release of that model.
  *
  * Threads: one mp_client may be used from several threads. Calls on one
  * mp_model may run concurrently, except mp_release.
@@ -68,6 +68,18 @@ typedef struct mp_tensor {
   uint64_t size; /* bytes */
 } mp_tensor;
 
+/* One file of a model. A model of one file has one, named as the model; a
+ * repository (a directory below the broker's models root, or an hf:ORG/NAME
+ * snapshot) or a GGUF split set has its weights files first, in index
+ * order, then its small files (config.json, tokenizer.json, ...). */
+typedef struct mp_file {
+  const char* name; /* NUL-terminated: "model-00001-of-00002.safetensors" */
+  mp_format format;
+  int32_t weights;  /* 1: its tensors are the model's; else 0 */
+  const void* data; /* the file's bytes in the pool; NULL for size 0 */
+  uint64_t size;    /* bytes */
+} mp_file;
+
 /* MODELPOOL_ABI_VERSION of the loaded library. */
 int mp_abi_version(void);
 
@@ -110,6 +122,16 @@ int mp_model_tensor(mp_model* model, const char* name, mp_tensor* out);
 
 /* The file's metadata as JSON object text, valid until mp_release. */
 int mp_model_metadata_json(mp_model* model, const char** out);
+
+/* The model's files (see mp_file). MP_NOT_FOUND for an index out of range
+ * or a name the model has no file of. */
+int mp_model_file_count(mp_model* model, size_t* count);
+int mp_model_file_at(mp_model* model, size_t index, mp_file* out);
+int mp_model_file(mp_model* model, const char* name, mp_file* out);
+
+/* The commit an hf: name resolved to (40 hex digits); "" for other names
+ * and for NULL. */
+const char* mp_model_commit(const mp_model* model);
 
 #ifdef __cplusplus
 }

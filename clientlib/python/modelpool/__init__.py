@@ -7,6 +7,10 @@
         m.tensor_names()                         # list[str], file order
         m.tensor("l1.weight")                    # read-only numpy.ndarray, no copy
         m.state_dict()                           # {name: torch.Tensor} sharing the pool
+    with c.acquire("hf:org/model") as m:         # a repository: one model of several files
+        m.files()                                # [{name, size, format, weights}]
+        m.file("config.json")                    # read-only memoryview into the pool
+        m.commit                                 # the snapshot's commit
 
 Views keep the model mapped: after release() (or the end of the ``with``
 block) the broker reference is dropped when the last view is collected.

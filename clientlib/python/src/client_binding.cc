@@ -89,8 +89,10 @@ restarted (None: $MODELPOOL_RECONNECT_TIMEOUT_MS as it is now, else 10 s;
            py::arg("socket") = py::none(), py::kw_only(), py::arg("reconnect_timeout") = py::none())
       .def("acquire", &PyClient::acquire, py::arg("model"), py::kw_only(),
            py::arg("wait") = py::none(), py::arg("populate") = false, R"doc(
-Acquires `model` (a name below the broker's models directory), loading it
-first if needed; blocks (without the GIL) until its bytes are resident.
+Acquires `model` (a name below the broker's models directory: a file or a
+repository directory; or hf:ORG/NAME[@REV], a snapshot in the broker's
+Hugging Face cache), loading it first if needed; blocks (without the GIL)
+until its bytes are resident.
 wait: seconds the broker may wait for room when the pool is full (None: the
 broker's default). populate: fault every page in before returning.
 Raises NotFound, InvalidName, Forbidden, TooLarge, PoolFull, LoadFailed,

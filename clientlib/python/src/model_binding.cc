@@ -3,6 +3,8 @@
 
 #include <Python.h>
 
+#include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,32 @@ py::tuple to_tuple(const std::vector<std::int64_t>& v) {
   throw Error(ErrorCode::kStaleHandle, "model '" + name + "' was released");
 }
 
+std::string_view format_name(Format f) {
+  switch (f) {
+    case Format::safetensors:
+      return "safetensors";
+    case Format::gguf:
+      return "gguf";
+    case Format::raw:
+      break;
+  }
+  return "raw";
+}
+
+// The weights file of `m` whose bytes hold `data`, and those bytes; a
+// tensor's data always lies in one of them.
+std::pair<const FileInfo*, std::span<const std::byte>> holder(const Model& m,
+                                                              std::span<const std::byte> data) {
+  for (const FileInfo& f : m.files()) {
+    if (!f.weights) continue;
+    const std::span<const std::byte> b = m.file(f.name);
+    if (data.data() >= b.data() && data.data() + data.size() <= b.data() + b.size()) {
+      return {&f, b};
+    }
+  }
+  return {nullptr, m.bytes()};
+}
+
 }  // namespace
 
 PyModel::PyModel(Model model)
@@ -69,6 +97,7 @@ PyModel::PyModel(Model model)
       size_(model_->size()),
       generation_(model_->generation()),
       checksum_(model_->checksum()),
+      commit_(model_->commit()),
       cached_(model_->cached()),
       format_(model_->format()) {}
 
@@ -81,6 +110,24 @@ const Model& PyModel::open() const {
 
 py::memoryview PyModel::bytes() const {
   const std::span<const std::byte> b = open().bytes();
+  return py::memoryview(py::cast(Span(model_, b)));
+}
+
+py::list PyModel::files() const {
+  py::list out;
+  for (const FileInfo& f : open().files()) {
+    py::dict d;
+    d["name"] = f.name;
+    d["size"] = f.size;
+    d["format"] = format_name(f.format);
+    d["weights"] = f.weights;
+    out.append(d);
+  }
+  return out;
+}
+
+py::memoryview PyModel::file(std::string_view name) const {
+  const std::span<const std::byte> b = open().file(name);
   return py::memoryview(py::cast(Span(model_, b)));
 }
 
@@ -121,7 +168,9 @@ py::dict PyModel::tensor_info(std::string_view name) const {
   d["file_shape"] = to_tuple(t.shape);
   d["numpy_dtype"] = py::dtype(spec.typestr);
   d["nbytes"] = t.data.size();
-  d["offset"] = t.data.data() - m.bytes().data();
+  const auto [file, file_bytes] = holder(m, t.data);
+  d["file"] = file != nullptr ? file->name : m.name();
+  d["offset"] = t.data.data() - file_bytes.data();
   return d;
 }
 
@@ -146,17 +195,7 @@ std::string PyModel::checksum() const {
 
 std::uint64_t PyModel::handle() const { return model_ ? model_->handle() : 0; }
 
-std::string_view PyModel::format() const {
-  switch (format_) {
-    case Format::safetensors:
-      return "safetensors";
-    case Format::gguf:
-      return "gguf";
-    case Format::raw:
-      break;
-  }
-  return "raw";
-}
+std::string_view PyModel::format() const { return format_name(format_); }
 
 std::string PyModel::repr() const {
   std::string state = closed() ? (held() ? "closed, views alive" : "released") : "open";
@@ -180,7 +219,15 @@ A model acquired from the pool: read-only, zero-copy views of its bytes and
 tensors. Use it as a context manager, or call release(). Views (memoryviews,
 numpy arrays, torch tensors) keep the mapping and the broker reference alive
 after release() until the last of them is collected; see docs/python.md.)doc")
-      .def("bytes", &PyModel::bytes, "The model's bytes: a read-only memoryview into the pool.")
+      .def("bytes", &PyModel::bytes,
+           "The model's bytes (a repository's: its first weights file's): a read-only "
+           "memoryview into the pool.")
+      .def("files", &PyModel::files,
+           "[{name, size, format, weights}]: weights files first (index order), then the "
+           "small files; one entry for a model of one file.")
+      .def("file", &PyModel::file, py::arg("name"),
+           "The bytes of file `name` (as files() names it): a read-only memoryview into the "
+           "pool. NotFound if the model has no such file.")
       .def("tensor_names", &PyModel::tensor_names, "Tensor names in file order.")
       .def(
           "tensor",
@@ -194,7 +241,7 @@ after release() until the last of them is collected; see docs/python.md.)doc")
       .def("tensors", &PyModel::tensors, "{name: read-only numpy array} in file order.")
       .def("tensor_info", &PyModel::tensor_info, py::arg("name"),
            "dtype (the file's spelling), shape (numpy order), file_shape, numpy_dtype, "
-           "nbytes, offset (into bytes())")
+           "nbytes, file (the weights file holding it), offset (into file(file))")
       .def("metadata_json", &PyModel::metadata_json,
            "safetensors __metadata__ / GGUF key-values as JSON text.")
       .def_property_readonly(
@@ -222,6 +269,8 @@ after release() until the last of them is collected; see docs/python.md.)doc")
       .def_property_readonly("handle", &PyModel::handle)
       .def_property_readonly("cached", &PyModel::cached)
       .def_property_readonly("format", &PyModel::format)
+      .def_property_readonly("commit", &PyModel::commit,
+                             "The commit an hf: name resolved to; \"\" for other names.")
       .def("__repr__", &PyModel::repr);
 }
 

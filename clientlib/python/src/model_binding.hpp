@@ -42,6 +42,8 @@ class PyModel {
 
   // Views; each throws StaleHandle once the Model is closed.
   py::memoryview bytes() const;
+  py::list files() const;  // [{name, size, format, weights}]
+  py::memoryview file(std::string_view name) const;
   py::list tensor_names() const;
   // `writeable_flag` leaves numpy's WRITEABLE flag set (the pages stay
   // PROT_READ): only for handing the array to torch, see _torch.py.
@@ -64,6 +66,7 @@ class PyModel {
   std::uint64_t handle() const;  // 0 once closed
   bool cached() const { return cached_; }
   std::string_view format() const;
+  const std::string& commit() const { return commit_; }
   std::string repr() const;
 
  private:
@@ -77,6 +80,7 @@ class PyModel {
   std::uint64_t size_ = 0;
   std::uint64_t generation_ = 0;
   std::uint64_t checksum_ = 0;
+  std::string commit_;
   bool cached_ = false;
   Format format_ = Format::raw;
 };

@@ -117,8 +117,21 @@ def test_tensor_info(client):
         assert info["shape"] == (2, 3) and info["file_shape"] == (2, 3)
         assert info["numpy_dtype"] == np.uint16
         assert info["nbytes"] == 12
+        assert info["file"] == ALL  # a model of one file is its own one file
         raw = np.frombuffer(m.bytes(), np.uint8)[info["offset"]:info["offset"] + 12]
         assert raw.tobytes() == BF16_BITS.tobytes()
+
+
+def test_a_model_of_one_file_lists_itself(client, models_dir):
+    with client.acquire(ALL) as m:
+        assert m.files() == [{"name": ALL, "size": m.size, "format": "safetensors",
+                              "weights": True}]
+        assert bytes(m.file(ALL)) == (models_dir / ALL).read_bytes()
+        assert address(np.frombuffer(m.file(ALL), np.uint8)) == \
+            address(np.frombuffer(m.bytes(), np.uint8))
+        assert m.commit == ""
+        with pytest.raises(modelpool.NotFound):
+            m.file("config.json")
 
 
 def test_metadata(client):
