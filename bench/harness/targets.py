@@ -121,6 +121,8 @@ def _repository(repo):
     for the cold and the warm acquire of a repository, as ratios."""
     out = []
     why = repo.get("reason") if repo.get("status") == "not measured" else None
+    if not repo:
+        why = "not run (--only)"
     mem, cold, warm = repo.get("memory", {}), repo.get("cold", {}), repo.get("warm", {})
     size = f"{repo['bytes'] / (1 << 20):.0f} MiB" if "bytes" in repo else "?"
     n = mem.get("workers", "N")
