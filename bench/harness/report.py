@@ -49,8 +49,10 @@ def render(doc):
                 ("2. Memory for N workers on one model", _memory),
                 ("3. Load throughput into the pool", _load), ("4. Control plane", _control),
                 ("5. Eviction quality (offline replay)", _eviction), ("6. Scaling", _scaling),
+                ("7. A repository (a model of several files)", _repository),
                 ("Micro-benchmarks (Google Benchmark)", _micro)]
-    keys = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling", "micro"]
+    keys = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling",
+            "repository", "micro"]
     for (title, fn), key in zip(sections, keys):
         out.append(f"## {title}\n")
         sc = r.get(key, {"status": NOT_MEASURED, "reason": "not run (--only)"})
@@ -210,6 +212,35 @@ def _scaling(s, r):
            + "Load time vs model size: see scenario 3 (seconds = bytes / GB/s).\n\n")
     return per + table(["resident models", "acquire+release p50 µs", "p99 µs", "pairs/s",
                         "broker RssAnon MiB", "Shmem per model KiB"], rows)
+
+
+def _repository(s, _):
+    c, w, m = s["cold"], s["warm"], s["memory"]
+    runs = c.get("runs_per_rep", 1)
+    cold = [[label, cell(c[k]["ms"], 0), cell(c[k]["gbps"], 2)]
+            for k, label in (("repository", "whole repository, one acquire"),
+                             ("shards", f"its {s['shards']} shards, one acquire each"))]
+    warm = [[label, cell(w[k]["p50_us"]), cell(w[k]["p99_us"]), cell(w[k]["acquire_p50_us"]),
+             cell(w[k]["release_p50_us"]), cell(w[k]["ops"], 0)]
+            for k, label in (("repository", "whole repository"),
+                             ("file", f"one file (`{w['file_model'].split('/')[-1]}`)"))]
+    return (f"`{s['repository']}`: {s['shards']} safetensors shards, {s['tensors']} tensors, "
+            f"{s['bytes'] / MiB:.0f} MiB with its index and config.json.\n\n"
+            f"**Cold load** (a fresh broker per run, shards in the page cache, "
+            f"{runs} run(s) per repetition): whole / shard by shard = "
+            f"{x(c['repository_over_shards'])}.\n\n"
+            + table(["acquire", "ms", "GB/s"], cold)
+            + f"\n**Warm acquire+release** (resident, one thread, {w['seconds_per_run']} s per "
+            f"run): whole / one file (p50) = {x(w['repository_over_file'])}.\n\n"
+            + table(["model", "pair p50 µs", "p99 µs", "acquire p50 µs", "release p50 µs",
+                     "pairs/s"], warm)
+            + f"\n**Memory**, {m['workers']} workers each holding the repository and touching "
+            f"every tensor ({m['reps']} repetition(s)): Shmem rise "
+            f"{cell(m['shmem_delta_x'], 3)}x the repository ({cell(m['shmem_delta_mib'], 0)} "
+            f"MiB); Σ(Pss + page tables) of the workers + the broker's segment Pss "
+            f"{cell(m['footprint_x'], 3)}x; the largest RssAnon rise of a worker across acquire "
+            f"+ touch {cell(m['rss_anon_rise_max_mib'])} MiB (its RssAnon then "
+            f"{cell(m['rss_anon_max_mib'])} MiB); the broker counted {m['refs']} handles.\n")
 
 
 def _micro(s, _):

@@ -112,7 +112,52 @@ def evaluate(results):
                                load, f"{big.get('bytes', 0) >> 20} MiB: {label} pool "
                                f"{huge_pool.get('median') or 0:.2f} GB/s, memcpy "
                                f"{load.get('memcpy_gbps') or 0:.2f} GB/s")))
+    out += _repository(results.get("repository", {}))
     return out
+
+
+def _repository(repo):
+    """Scenario 7: one copy for N workers (the target), and the expectations
+    for the cold and the warm acquire of a repository, as ratios."""
+    out = []
+    why = repo.get("reason") if repo.get("status") == "not measured" else None
+    if not repo:
+        why = "not run (--only)"
+    mem, cold, warm = repo.get("memory", {}), repo.get("cold", {}), repo.get("warm", {})
+    size = f"{repo['bytes'] / (1 << 20):.0f} MiB" if "bytes" in repo else "?"
+    n = mem.get("workers", "N")
+    shmem = med(mem.get("shmem_delta_x"))
+    out.append(_target(f"memory, repository held by N={n} workers", "Shmem rise <= 1.05x "
+                       "the repository", shmem, lambda v: v <= 1.05,
+                       why or f"{size}: Shmem +{_mib(mem.get('shmem_delta_mib'))}, every "
+                       f"worker touched all tensors"))
+    rise = med(mem.get("rss_anon_rise_max_mib"))
+    out.append(_target(f"memory, repository held by N={n} workers: RssAnon per worker",
+                       "rise <= 0.05x the repository", None if rise is None or "bytes" not in
+                       repo else rise * (1 << 20) / repo["bytes"], lambda v: v <= 0.05,
+                       why or f"largest rise {_mib(mem.get('rss_anon_rise_max_mib'), 1)} "
+                       "across acquire + touch"))
+    t_repo, t_shards = (med((cold.get(m) or {}).get("ms")) for m in ("repository", "shards"))
+    out.append(_target("cold load of a repository vs its shards one by one (fresh broker)",
+                       "whole / shard by shard <= 1.10 (about 1.0 or better)",
+                       cold.get("repository_over_shards"), lambda v: v <= 1.10,
+                       why or f"{size}: whole {_ms(t_repo)}, shard by shard {_ms(t_shards)}"))
+    p_repo, p_file = ((warm.get(m) or {}).get("p50_us") for m in ("repository", "file"))
+    out.append(_target("warm acquire+release of a repository vs of one file",
+                       "whole / one file <= 2.0 (p50)", warm.get("repository_over_file"),
+                       lambda v: v <= 2.0,
+                       why or f"p50 {_fmt_us(p_repo)} vs {_fmt_us(p_file)}"))
+    return out
+
+
+def _mib(s, digits=0):
+    v = med(s)
+    return "n/a" if v is None else f"{v:.{digits}f} MiB"
+
+
+def _fmt_us(s):
+    v = med(s)
+    return "n/a" if v is None else f"{v:.1f} µs"
 
 
 def _us(row, src):

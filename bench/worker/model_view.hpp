@@ -5,7 +5,9 @@
 //   read      read() the file into a private buffer (what most loaders do)
 //   mmap      mmap(MAP_PRIVATE) the file and fault its page-cache pages in
 //   shm       mmap(MAP_SHARED) of a plain /dev/shm file (the "limit" case)
-//   modelpool connect to the broker, acquire, use the zero-copy view
+//   modelpool connect to the broker, acquire, use the zero-copy view (or,
+//             with `tensors`, the views of every tensor: for a repository,
+//             those of all its shards)
 // A ModelView owns whatever keeps the bytes alive (buffer, mapping, or the
 // client and its handle) and releases it when destroyed.
 #ifndef MODELPOOL_BENCH_WORKER_MODEL_VIEW_HPP_
@@ -15,13 +17,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace modelpool::bench {
 
 struct ModelView {
   const std::byte* data = nullptr;
   std::uint64_t size = 0;
+  // When not empty, the bytes to touch instead of [data, data + size)
+  // (size is then their total).
+  std::vector<std::span<const std::byte>> parts;
   // CLOCK_MONOTONIC when the first byte was readable (read: after the first chunk).
   std::int64_t first_byte_ns = 0;
   std::shared_ptr<void> keep_alive;
@@ -34,7 +41,8 @@ ModelView open_mmap(const std::string& path, bool shared, bool populate);
 // True when this build has the client library (otherwise open_modelpool
 // exits with "not built").
 bool have_modelpool_client();
-ModelView open_modelpool(const std::string& socket, const std::string& model);
+// `tensors`: the view is every tensor's bytes (Model::tensors()), not bytes().
+ModelView open_modelpool(const std::string& socket, const std::string& model, bool tensors);
 
 }  // namespace modelpool::bench
 

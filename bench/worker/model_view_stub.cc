@@ -10,7 +10,7 @@ namespace modelpool::bench {
 
 bool have_modelpool_client() { return false; }
 
-ModelView open_modelpool(const std::string&, const std::string&) {
+ModelView open_modelpool(const std::string&, const std::string&, bool) {
   die("modelpool client library not built into this bench");
 }
 
