@@ -255,6 +255,17 @@ class Service {
   std::unordered_map<std::uint64_t, GroupJob> group_jobs_;
   std::uint64_t next_group_job_ = 1;
   std::map<std::string, GroupInfo, std::less<>> groups_;
+  // Plans of models of several files, kept while what they were read from
+  // is unchanged (GroupPlan::stamp): a warm acquire of a repository costs a
+  // few fstatat, not a directory scan and an index parse.
+  struct CachedPlan {
+    std::string path;  // what the name meant (the manifest's path for it)
+    std::string stamp;
+    GroupPlan plan;
+  };
+  std::unordered_map<std::string, CachedPlan> plans_;
+  // The plan `model` (meaning `path`) stands for now, or nullopt for a file.
+  Result<std::optional<GroupPlan>> plan_for(const std::string& model, const std::string& path);
   // Member entry ids (joined) whose tensors were checked together.
   std::unordered_map<std::string, Status> group_checks_;
   std::uint64_t next_handle_ = 1;

@@ -46,13 +46,38 @@ const Service::GroupInfo* Service::find_group(std::string_view model) const {
   return it == groups_.end() ? nullptr : &it->second;
 }
 
-bool Service::serve_group(const std::string& model, Waiter& w) {
-  if (pool_.find_current(model) != nullptr) return false;  // a file of that name is in the pool
-  Resolution r = resolver_.resolve(model);
-  const HfCache* hf = is_hf_name(r.path) ? hf_cache() : nullptr;
+Result<std::optional<GroupPlan>> Service::plan_for(const std::string& model,
+                                                   const std::string& path) {
+  if (auto it = plans_.find(model); it != plans_.end()) {
+    if (it->second.path == path && it->second.plan.stamp() == it->second.stamp) {
+      return std::optional<GroupPlan>(it->second.plan);
+    }
+    plans_.erase(it);
+  }
+  const HfCache* hf = is_hf_name(path) ? hf_cache() : nullptr;
   RepositoryLimits limits;
   limits.max_small_file = config_.repo_max_small_file;
-  auto plan = plan_group(model, r.path, names_, hf, limits);
+  const std::int64_t started = now_ns();
+  auto plan = plan_group(model, path, names_, hf, limits);
+  if (!plan.ok() || !*plan) return plan;
+  // Kept only when nothing it was read from changed after the reading began
+  // (with a margin for the coarse clock of file times): a change made while
+  // it was read, after the read and before the stamp, would otherwise be
+  // missed for good (git's racily clean index entries).
+  std::int64_t newest = 0;
+  std::string stamp = (*plan)->stamp(&newest);
+  constexpr std::int64_t kClockMarginNs = 20'000'000;
+  if (newest < started - kClockMarginNs) {
+    if (plans_.size() >= 1024) plans_.clear();
+    plans_[model] = CachedPlan{path, std::move(stamp), **plan};
+  }
+  return plan;
+}
+
+bool Service::serve_group(const std::string& model, Waiter& w) {
+  if (pool_.find_current(model) != nullptr) return false;  // a file of that name is in the pool
+  const Resolution r = resolver_.resolve(model);
+  auto plan = plan_for(model, r.path);
   if (plan.ok() && !*plan) return false;  // one file: served as one
   if (shutting_down_) {
     fail(w, error(ErrorCode::kShuttingDown, "the broker is shutting down"));

@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
@@ -53,10 +54,23 @@ Result<std::optional<GroupPlan>> plan_hf(const std::string& name, const std::str
     return hf_file_name(parsed->repo, snap->commit, f);
   });
   plan.commit = snap->commit;
+  plan.stamp_root = &hf->files();
+  const std::string repo_dir = snap->dir.substr(0, snap->dir.find("/snapshots/"));
+  plan.stamp_paths = {repo_dir + "/refs/" + parsed->revision, snap->dir};
   return std::optional<GroupPlan>(std::move(plan));
 }
 
 }  // namespace
+
+std::string GroupPlan::stamp(std::int64_t* newest_ns) const {
+  std::string out;
+  for (const std::string& p : stamp_paths) {
+    std::int64_t changed = 0;
+    out += stamp_root->stamp(p, &changed) + "|";
+    if (newest_ns != nullptr) *newest_ns = std::max(*newest_ns, changed);
+  }
+  return out;
+}
 
 std::uint64_t GroupPlan::bytes() const {
   std::uint64_t n = 0;
@@ -80,7 +94,11 @@ Result<std::optional<GroupPlan>> plan_group(const std::string& name, const std::
       auto file = names.resolve(part);
       if (!file.ok()) return file.status();
       plan.members.push_back({part, base_name(part), true, file->identity().size});
+      plan.stamp_paths.push_back(part);
     }
+    const std::size_t slash = path.rfind('/');
+    plan.stamp_paths.push_back(slash == std::string::npos ? "." : path.substr(0, slash));
+    plan.stamp_root = &names;
     return std::optional<GroupPlan>(std::move(plan));
   }
   if (!validate_model_name(path).ok() || !names.list(path).ok()) {
@@ -88,8 +106,11 @@ Result<std::optional<GroupPlan>> plan_group(const std::string& name, const std::
   }
   auto files = scan_repository(names, path, limits);
   if (!files.ok()) return files.status();
-  return std::optional<GroupPlan>(from_repository(
-      name, std::move(files).value(), [&](const std::string& f) { return path + "/" + f; }));
+  GroupPlan plan = from_repository(name, std::move(files).value(),
+                                   [&](const std::string& f) { return path + "/" + f; });
+  plan.stamp_root = &names;
+  plan.stamp_paths = {path, path + "/" + std::string(kSafetensorsIndex)};
+  return std::optional<GroupPlan>(std::move(plan));
 }
 
 Status check_group_tensors(const GroupPlan& plan, int fd, const std::vector<PlacedFile>& files) {

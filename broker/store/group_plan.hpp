@@ -38,6 +38,14 @@ struct GroupPlan {
   std::string commit;                // hf: names: the snapshot's commit
   std::vector<GroupMember> members;  // weights in index (or part) order, then small files
   std::vector<std::pair<std::string, std::string>> weight_map;  // (tensor, file) of the index
+  // What the plan was read from (below `stamp_root`): while stamp() is the
+  // same, the plan is (the directory's entries, the index, the ref and the
+  // snapshot, the parts of a split set). The files' own contents are checked
+  // by the pool on every acquire.
+  const NameResolver* stamp_root = nullptr;
+  std::vector<std::string> stamp_paths;
+  // `newest_ns`, when given, gets the latest change time among them.
+  std::string stamp(std::int64_t* newest_ns = nullptr) const;
   std::uint64_t bytes() const;
 };
 

@@ -90,6 +90,18 @@ std::optional<layout::SourceIdentity> NameResolver::quick_identity(const std::st
   return identity_of(st);
 }
 
+std::string NameResolver::stamp(const std::string& name, std::int64_t* changed_ns) const {
+  struct stat st {};
+  if (::fstatat(dirfd_, name.c_str(), &st, 0) != 0) return {};
+  if (changed_ns != nullptr) {
+    *changed_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  }
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+         std::to_string(st.st_ctim.tv_nsec);
+}
+
 Result<std::vector<std::string>> NameResolver::list(std::string_view dir) const {
   if (auto s = validate_model_name(dir); !s.ok()) return s;
   open_how how{};

@@ -9,6 +9,7 @@
 #define MODELPOOL_BROKER_STORE_NAME_RESOLVER_HPP_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,13 @@ class NameResolver {
   // resident entry's identity proves the bytes are the ones resolve() once
   // confined; anything else must go through resolve(). `name` must be valid.
   std::optional<layout::SourceIdentity> quick_identity(const std::string& name) const;
+
+  // What `name` (a file or a directory) is now, by one fstatat as
+  // quick_identity(): device, inode, size, modification and change times; ""
+  // when there is nothing. Two equal stamps mean nothing was written, added,
+  // removed or replaced there in between (for a directory: in its entries).
+  // `changed_ns`, when given, gets the change time (ns since the epoch).
+  std::string stamp(const std::string& name, std::int64_t* changed_ns = nullptr) const;
 
   // The names in directory `dir` (a name as resolve() takes them; opened the
   // same way, so confined), sorted, without "." and "..". not_found when it

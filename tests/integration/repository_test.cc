@@ -19,70 +19,13 @@
 
 #include "broker_fixture.hpp"
 #include "modelpool/client.hpp"
+#include "repo_files.hpp"
 #include "tests/format/gguf_builder.hpp"
 
 namespace modelpool::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::uint64_t kKiB = 1024;
-
-struct StTensor {
-  std::string name;
-  std::size_t floats;
-};
-
-// A safetensors file by the published layout: u64 little-endian header
-// length, the JSON header, the data. Each tensor's float i holds
-// seed * 1000 + tensor * 100 + i, so every byte says where it came from.
-std::string safetensors(const std::vector<StTensor>& tensors, int seed) {
-  json header = json::object();
-  std::string data;
-  for (std::size_t t = 0; t < tensors.size(); ++t) {
-    const std::size_t begin = data.size();
-    for (std::size_t i = 0; i < tensors[t].floats; ++i) {
-      const float v =
-          static_cast<float>(seed * 1000 + static_cast<int>(t) * 100 + static_cast<int>(i));
-      data.append(reinterpret_cast<const char*>(&v), sizeof v);
-    }
-    header[tensors[t].name] = {
-        {"dtype", "F32"}, {"shape", {tensors[t].floats}}, {"data_offsets", {begin, data.size()}}};
-  }
-  std::string h = header.dump();
-  const std::uint64_t n = h.size();
-  std::string out(reinterpret_cast<const char*>(&n), 8);
-  return out + h + data;
-}
-
-// The bytes of tensor `name` in safetensors file `bytes`.
-std::string tensor_bytes(const std::string& bytes, const std::string& name) {
-  std::uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  const json header = json::parse(bytes.substr(8, n));
-  const auto& off = header.at(name).at("data_offsets");
-  return bytes.substr(8 + n + off[0].get<std::size_t>(),
-                      off[1].get<std::size_t>() - off[0].get<std::size_t>());
-}
-
-std::string as_string(std::span<const std::byte> s) {
-  return {reinterpret_cast<const char*>(s.data()), s.size()};
-}
-
-void put(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-json row_of(const Broker& b, const std::string& name) {
-  const json list = b.admin("list");
-  for (const json& r : list["models"]) {
-    if (r["name"] == name) return r;
-  }
-  return json();
-}
-
-std::uint64_t bytes_used(const Broker& b) { return b.admin("stats")["bytes_used"]; }
 
 class Repository : public ::testing::Test {
  protected:
