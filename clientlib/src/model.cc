@@ -85,4 +85,16 @@ void Model::release() {
   if (Status s = state_->release(); !s.ok()) throw_status(s);
 }
 
+std::string_view format_name(Format format) noexcept {
+  switch (format) {
+    case Format::safetensors:
+      return "safetensors";
+    case Format::gguf:
+      return "gguf";
+    case Format::raw:
+      break;
+  }
+  return "raw";
+}
+
 }  // namespace modelpool

@@ -63,6 +63,8 @@ class Error : public std::runtime_error {
 };
 
 enum class Format { raw, safetensors, gguf };
+// "raw", "safetensors" or "gguf", as the wire and the bindings spell it.
+std::string_view format_name(Format format) noexcept;
 
 // A view of one tensor; `data` points into the Model's mapping and is valid
 // while the Model holds its handle.

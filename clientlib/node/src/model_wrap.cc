@@ -13,18 +13,6 @@
 namespace modelpool::node {
 namespace {
 
-std::string_view FormatName(Format f) {
-  switch (f) {
-    case Format::safetensors:
-      return "safetensors";
-    case Format::gguf:
-      return "gguf";
-    case Format::raw:
-      break;
-  }
-  return "raw";
-}
-
 std::string Hex64(std::uint64_t v) {
   constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex(16, '0');
@@ -142,7 +130,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("generation", static_cast<double>(m.generation()));
   o.Set("checksum", Hex64(m.checksum()));
   o.Set("cached", m.cached());
-  o.Set("format", std::string(FormatName(m.format())));
+  o.Set("format", std::string(modelpool::format_name(m.format())));
   o.Set("commit", m.commit());
   // The index in files() of the file that bytes() views (-1: none), so that
   // lib/index.js makes one ArrayBuffer for both.
@@ -230,7 +218,7 @@ Napi::Value ModelWrap::Files(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", files[i].name);
     o.Set("size", static_cast<double>(files[i].size));
-    o.Set("format", std::string(FormatName(files[i].format)));
+    o.Set("format", std::string(modelpool::format_name(files[i].format)));
     o.Set("weights", files[i].weights);
     out.Set(static_cast<std::uint32_t>(i), o);
   }

@@ -62,18 +62,6 @@ py::tuple to_tuple(const std::vector<std::int64_t>& v) {
   throw Error(ErrorCode::kStaleHandle, "model '" + name + "' was released");
 }
 
-std::string_view format_name(Format f) {
-  switch (f) {
-    case Format::safetensors:
-      return "safetensors";
-    case Format::gguf:
-      return "gguf";
-    case Format::raw:
-      break;
-  }
-  return "raw";
-}
-
 // The weights file of `m` whose bytes hold `data`, and those bytes; a
 // tensor's data always lies in one of them.
 std::pair<const FileInfo*, std::span<const std::byte>> holder(const Model& m,
