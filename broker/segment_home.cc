@@ -16,8 +16,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "broker/mount_info.hpp"
 #include "broker/run_dir.hpp"
+#include "broker/store/mount_info.hpp"
 #include "broker/system_info.hpp"
 #include "shm/layout/segment_layout.hpp"
 #include "shm/units/sizes.hpp"

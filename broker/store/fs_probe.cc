@@ -8,15 +8,14 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "broker/store/errno_text.hpp"
+#include "broker/store/mount_info.hpp"
 #include "broker/store/segment.hpp"
 
 namespace modelpool::broker {
@@ -29,35 +28,6 @@ std::uint64_t thp_pmd_size() {
   std::uint64_t v = 0;
   if (in >> v && v != 0 && (v & (v - 1)) == 0) return v;
   return kDefaultHugePage;
-}
-
-// True when the sysadmin forced huge pages on every tmpfs.
-bool shmem_huge_forced() {
-  std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return all.find("[force]") != std::string::npos;
-}
-
-// The super options of the tmpfs mount with device `dev`, or "" if none.
-std::string tmpfs_options(dev_t dev) {
-  std::ifstream in("/proc/self/mountinfo");
-  const std::string want = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno;
-    if (!(fields >> id >> parent >> devno) || devno != want) continue;
-    const auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype, source, options;
-    if (tail >> fstype >> source >> options && fstype == "tmpfs") return options;
-  }
-  return {};
-}
-
-bool has_option(const std::string& options, const std::string& opt) {
-  return ("," + options + ",").find("," + opt + ",") != std::string::npos;
 }
 
 // One number from a sysfs file, or from the `key` line of /proc/meminfo
@@ -99,9 +69,10 @@ Result<FsProbe> probe_filesystem(int fd) {
   if (static_cast<unsigned long>(fs.f_type) == TMPFS_MAGIC) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return probe;
-    const std::string options = tmpfs_options(st.st_dev);
-    if (has_option(options, "huge=always") || has_option(options, "huge=within_size") ||
-        shmem_huge_forced()) {
+    const MountEntry mount = mount_of(st.st_dev);
+    const bool huge =
+        mount.found && mount.fstype == "tmpfs" && !tmpfs_huge_option(mount.options).empty();
+    if (huge || shmem_enabled() == "force") {
       probe.page_size = thp_pmd_size();
     }
   }

@@ -1,7 +1,7 @@
-// File: broker/mount_info.cc
+// File: broker/store/mount_info.cc
 //
 // Reads of /proc and /sys behind mount_info.hpp.
-#include "broker/mount_info.hpp"
+#include "broker/store/mount_info.hpp"
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>

@@ -1,4 +1,4 @@
-// File: broker/mount_info.hpp
+// File: broker/store/mount_info.hpp
 //
 // What the kernel says about mounts and huge pages, for choosing where the
 // segment lives (segment_home.hpp): the /proc/self/mountinfo entry of a
@@ -6,8 +6,8 @@
 // (/sys/kernel/mm/transparent_hugepage/shmem_enabled), whether this process
 // may mount, and whether a mount it makes is one other processes see. Pure
 // reads; thread-safe.
-#ifndef MODELPOOL_BROKER_MOUNT_INFO_HPP_
-#define MODELPOOL_BROKER_MOUNT_INFO_HPP_
+#ifndef MODELPOOL_BROKER_STORE_MOUNT_INFO_HPP_
+#define MODELPOOL_BROKER_STORE_MOUNT_INFO_HPP_
 
 #include <sys/types.h>
 
@@ -47,4 +47,4 @@ bool sandboxed_mount_namespace(dev_t under);
 
 }  // namespace modelpool::broker
 
-#endif  // MODELPOOL_BROKER_MOUNT_INFO_HPP_
+#endif  // MODELPOOL_BROKER_STORE_MOUNT_INFO_HPP_
