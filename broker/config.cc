@@ -216,6 +216,27 @@ const std::vector<Option>& config_options() {
           "Hugging Face hub cache for hf:ORG/NAME[@REV] names, read only (default "
           "$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)",
           &Config::hf_cache),
+      list("origin",
+           "fetch names that no local source has from URL/NAME: http(s)://, s3://BUCKET/PREFIX "
+           "(AWS_* credentials, AWS_ENDPOINT_URL) or hf:// (HF_ENDPOINT, HF_TOKEN); repeatable, "
+           "tried in order",
+           &Config::origins),
+      str("origin-ca", "FILE", "CA certificates (PEM) trusted for origins besides the system's",
+          &Config::origin_ca),
+      count("origin-connections", "N", "ranged GETs in flight per download (4)",
+            &Config::origin_connections, 1, 64),
+      size("origin-part", "smallest range worth a GET of its own (16MiB)", &Config::origin_part,
+           64ULL << 10, 1ULL << 40),
+      count("origin-retries", "N", "retries per request on resets, timeouts and 5xx (4)",
+            &Config::origin_retries, 0, 100),
+      count("origin-timeout", "SECONDS",
+            "an origin request that receives less than 1 KiB/s this long fails (30)",
+            &Config::origin_timeout_s, 1, 3600),
+      str("disk-cache", "DIR",
+          "keep downloaded models on disk in DIR (content-addressed; survives restarts)",
+          &Config::disk_cache),
+      size("disk-budget", "bytes the disk cache may hold (required with --disk-cache)",
+           &Config::disk_budget, 0, 1ULL << 56),
       size("repo-max-small-file",
            "largest config/tokenizer file of a repository that is loaded with it (16MiB)",
            &Config::repo_max_small_file, 0, 1ULL << 32),
@@ -281,6 +302,9 @@ Status validate(const Config& c) {
   if (auto s = layout::validate_pool_name(c.pool); !s.ok()) return bad("name", s.message());
   if (c.policy.low_watermark > c.policy.high_watermark) {
     return error(ErrorCode::kBadRequest, "--low-watermark must not exceed --high-watermark");
+  }
+  if (!c.disk_cache.empty() && c.disk_budget == 0) {
+    return error(ErrorCode::kBadRequest, "--disk-cache DIR needs --disk-budget SIZE");
   }
   return {};
 }

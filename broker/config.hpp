@@ -35,6 +35,15 @@ struct Config {
   std::string manifest;                             // --manifest FILE
   std::string hf_cache;                             // --hf-cache DIR ("" = default_hf_cache())
   std::uint64_t repo_max_small_file = 16ULL << 20;  // --repo-max-small-file
+  // Remote origins and the disk tier (broker/origin/origins.hpp).
+  std::vector<std::string> origins;         // --origin URL (repeatable), tried in order
+  std::string origin_ca;                    // --origin-ca FILE (PEM), added to the system's CAs
+  std::uint64_t origin_connections = 4;     // ranged GETs in flight per download
+  std::uint64_t origin_part = 16ULL << 20;  // smallest range worth a GET of its own
+  std::uint64_t origin_retries = 4;         // per request, after the first attempt
+  std::uint64_t origin_timeout_s = 30;      // an attempt below 1 KiB/s this long ends
+  std::string disk_cache;                   // --disk-cache DIR ("" = none)
+  std::uint64_t disk_budget = 0;            // --disk-budget (required with --disk-cache)
   std::uint64_t offset_space_factor = 16;
   std::uint64_t catalog_capacity = 16384;
   std::uint64_t loader_threads = 1;

@@ -203,4 +203,18 @@ Result<std::string> reload_manifest(const Config& config, Service& service) {
   return std::string("manifest " + config.manifest + " reloaded: " + what);
 }
 
+Origins::Options origin_options(const Config& config) {
+  Origins::Options o;
+  o.origins = config.origins;
+  o.transfer.ca_file = config.origin_ca;
+  o.transfer.connections = static_cast<unsigned>(config.origin_connections);
+  o.transfer.part_bytes = config.origin_part;
+  o.transfer.retries = static_cast<unsigned>(config.origin_retries);
+  o.transfer.stall_timeout_s = config.origin_timeout_s;
+  o.threads = 4;
+  o.disk_dir = config.disk_cache;
+  o.disk_budget = config.disk_budget;
+  return o;
+}
+
 }  // namespace modelpool::broker

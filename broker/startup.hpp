@@ -14,6 +14,7 @@
 #include <string>
 
 #include "broker/config.hpp"
+#include "broker/origin/origins.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/run_dir.hpp"
 #include "broker/server/service.hpp"
@@ -40,6 +41,9 @@ Status adopt_segment(CatalogStore& store, const Config& config);
 // Reads --manifest (when given) into `service`; a broken one is an error
 // naming the line and the reason.
 Status load_manifest(const Config& config, Service& service);
+
+// The origins' and disk tier's settings from the configuration.
+Origins::Options origin_options(const Config& config);
 
 // Loads --preload models and manifest entries marked preload (pinning those
 // marked pin) before serving; runs `io` until they are resident. A failure

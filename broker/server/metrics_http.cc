@@ -181,6 +181,33 @@ std::string render_prometheus(const json& s) {
   per_model(out, "modelpool_model_refs", "References held on each model.", s["models"], "refs");
   per_model(out, "modelpool_model_pinned", "1 when the model is pinned (never evicted).",
             s["models"], "pinned");
+  if (s.contains("origins")) {
+    const json& o = s["origins"];
+    metric(out, "origin_requests_total", "counter", "HTTP requests made to origins.",
+           o["requests"]);
+    metric(out, "origin_received_bytes_total", "counter", "Body bytes received from origins.",
+           o["bytes"]);
+    metric(out, "origin_errors_total", "counter",
+           "Origin requests and downloads that failed (after their retries).", o["errors"]);
+    metric(out, "origin_retries_total", "counter", "Origin requests retried.", o["retries"]);
+    metric(out, "origin_downloads_total", "counter", "Objects downloaded from origins.",
+           o["fetches"]);
+    metric(out, "origin_integrity_failures_total", "counter",
+           "Downloads refused because their sha256 did not match.", o["integrity_failures"]);
+    if (o.contains("disk_tier")) {
+      const json& t = o["disk_tier"];
+      metric(out, "disk_tier_hits_total", "counter", "Names served from the disk tier.", t["hits"]);
+      metric(out, "disk_tier_misses_total", "counter", "Names the disk tier did not have.",
+             t["misses"]);
+      metric(out, "disk_tier_evictions_total", "counter", "Blobs evicted from the disk tier.",
+             t["evictions"]);
+      metric(out, "disk_tier_write_errors_total", "counter",
+             "Downloads not kept on disk (a full disk, a write error).", t["write_errors"]);
+      metric(out, "disk_tier_bytes", "gauge", "Bytes the disk tier holds.", t["bytes"]);
+      metric(out, "disk_tier_budget_bytes", "gauge", "The disk tier's budget.", t["budget"]);
+      metric(out, "disk_tier_entries", "gauge", "Blobs the disk tier holds.", t["entries"]);
+    }
+  }
   const json& p = s["process"];
   metric_named(out, "process_start_time_seconds", "gauge",
                "Start time of the process since the Unix epoch in seconds.", p["start_time_s"]);

@@ -49,6 +49,17 @@ json to_json(const ModelRow& row) {
             {"offset", e.offset}};
   if (!row.shares.empty()) j["shares"] = row.shares;
   if (!row.member_of.empty()) j["member_of"] = row.member_of;
+  if (row.download) {
+    const DownloadRow& d = *row.download;
+    const double rate = d.seconds > 0 ? static_cast<double>(d.bytes) / d.seconds : 0.0;
+    j["download"] = {
+        {"origin", d.origin},
+        {"bytes", d.bytes},
+        {"total", d.total},
+        {"bytes_per_second", rate},
+        {"eta_seconds", rate > 0 ? nlohmann::json(static_cast<double>(d.total - d.bytes) / rate)
+                                 : nlohmann::json(nullptr)}};
+  }
   return j;
 }
 
@@ -58,7 +69,41 @@ json to_json(const std::vector<ModelRow>& rows) {
   return out;
 }
 
-json to_json(const StatsReport& s) {
+namespace {
+
+json to_json(const OriginReport& o) {
+  const OriginCounters& c = o.counters;
+  json j = {{"origins", o.origins},
+            {"requests", c.requests},
+            {"bytes", c.bytes},
+            {"errors", c.errors},
+            {"retries", c.retries},
+            {"fetches", c.fetches},
+            {"integrity_failures", c.integrity_failures},
+            {"disk_hits", c.disk_hits}};
+  if (o.tier) {
+    const DiskTierStats& t = *o.tier;
+    const std::uint64_t asked = t.hits + t.misses;
+    j["disk_tier"] = {
+        {"bytes", t.bytes},
+        {"entries", t.entries},
+        {"budget", t.budget},
+        {"hits", t.hits},
+        {"misses", t.misses},
+        {"hit_rate", asked ? static_cast<double>(t.hits) / static_cast<double>(asked) : 0.0},
+        {"evictions", t.evictions},
+        {"evicted_bytes", t.evicted_bytes},
+        {"writes", t.writes},
+        {"write_errors", t.write_errors}};
+  }
+  return j;
+}
+
+}  // namespace
+
+namespace {
+
+json stats_json(const StatsReport& s) {
   const Stats& c = s.counters;
   const std::uint64_t requests = c.hits + c.misses;
   return {
@@ -104,6 +149,14 @@ json to_json(const StatsReport& s) {
       {"acquire_histogram", {{"le", Stats::kAcquireBuckets}, {"counts", c.acquire_bucket_counts}}},
       {"models", to_json(s.models)},
   };
+}
+
+}  // namespace
+
+json to_json(const StatsReport& s) {
+  json j = stats_json(s);
+  if (s.origins) j["origins"] = to_json(*s.origins);
+  return j;
 }
 
 json to_json(const Evicted& e) { return {{"model", e.model}, {"bytes", e.bytes}}; }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/origin/origins.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/process_info.hpp"
 #include "broker/server/stats.hpp"
@@ -39,11 +40,26 @@ struct GroupRow {
 
 // One entry of the pool, or one model of several files, as `list` and
 // `stats` show it.
+// A download from an origin in flight.
+struct DownloadRow {
+  std::string origin;  // the object's URL without credentials
+  std::uint64_t bytes = 0, total = 0;
+  double seconds = 0;  // since it started
+};
+
 struct ModelRow {
   EntryInfo entry;                // a group's: its name, size, state
   std::string shares;             // another name of a resident file: the name whose bytes it uses
   std::string member_of;          // a file of a model of several files: that model
   std::optional<GroupRow> group;  // a model of several files
+  std::optional<DownloadRow> download;
+};
+
+// The origins and the disk tier (--origin, --disk-cache).
+struct OriginReport {
+  std::vector<std::string> origins;  // without credentials
+  OriginCounters counters;
+  std::optional<DiskTierStats> tier;
 };
 
 struct StatsReport {
@@ -69,6 +85,7 @@ struct StatsReport {
   std::string segment_path;
   std::string eviction_policy;
   std::vector<ModelRow> models;
+  std::optional<OriginReport> origins;
 };
 
 // evict: the entry freed and the bytes it gave back.

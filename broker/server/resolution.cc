@@ -21,10 +21,11 @@ Resolution Resolver::resolve(const std::string& model) const {
     r.root = hf_ != nullptr ? &hf_->files() : nullptr;
   }
   const EntryInfo* hot = pool_.find_current(model);
-  if (r.root != nullptr && hot != nullptr && hot->state == layout::EntryState::kReady &&
+  if (hot != nullptr && hot->state == layout::EntryState::kReady &&
       validate_model_name(r.path).ok()) {
     // Warm path: one fstatat instead of openat2 + fstat + close.
-    if (auto id = r.root->quick_identity(r.path); id && *id == hot->source) {
+    auto id = r.root != nullptr ? r.root->quick_identity(r.path) : std::nullopt;
+    if (id ? *id == hot->source : is_remote(hot->source)) {
       r.current = hot;
       r.state = Resolution::State::kHit;
     }
@@ -44,6 +45,10 @@ void Resolver::open(Resolution& r) const {
     return;
   }
   r.file = std::move(file).value();
+  classify(r);
+}
+
+void Resolver::classify(Resolution& r) const {
   r.current = pool_.find_current(r.model);
   using State = Resolution::State;
   if (r.current == nullptr) {

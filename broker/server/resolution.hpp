@@ -16,10 +16,13 @@
 // Between them the caller may change the pool (take releases, which can
 // evict), so `current` is looked up by open() after that.
 //
-// Where a new kind of source plugs in (a remote origin): open(), which opens
-// a file below --models, or one of the Hugging Face cache (the member files
-// of hf: repositories, hf:REPO@COMMIT/FILE), through NameResolver. A source gives an identity the
-// pool keys its entries by (and shares one copy per identity) and what the loader reads.
+// Sources: open() opens a file below --models, or one of the Hugging Face
+// cache (the member files of hf: repositories, hf:REPO@COMMIT/FILE), through
+// NameResolver. A name neither has is located on the origins (the Service,
+// service_remote.cc) and classified here. A source gives an identity the
+// pool keys its entries by (and shares one copy per identity) and what the
+// loader reads. An entry from an origin (is_remote) is a warm hit while no
+// local file of its name appears: its bytes were verified when they came.
 #ifndef MODELPOOL_BROKER_SERVER_RESOLUTION_HPP_
 #define MODELPOOL_BROKER_SERVER_RESOLUTION_HPP_
 
@@ -28,6 +31,7 @@
 #include <string>
 
 #include "broker/manifest.hpp"
+#include "broker/origin/origins.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/store/hf_cache.hpp"
 #include "broker/store/name_resolver.hpp"
@@ -47,6 +51,10 @@ struct Resolution {
   // (hf_file_path); null when the name asks for a cache the broker lacks.
   const NameResolver* root = nullptr;
   std::optional<ResolvedFile> file;  // the open source; none for a warm hit
+  // A name from an origin (origins.hpp) that is downloaded into the pool;
+  // `file` then has the remote identity and no fd. A disk tier hit is a
+  // `file` (the blob) with the remote identity, read by the loader.
+  std::shared_ptr<const Located> remote;
   const EntryInfo* current = nullptr;
   State state = State::kMiss;
 
@@ -73,6 +81,9 @@ class Resolver {
   // Opens the source of `r` and classifies it against the pool as it is
   // now. `r.status` says why when the source cannot be opened.
   void open(Resolution& r) const;
+  // Sets `current` and `state` of `r`, whose `file` is set, against the
+  // pool as it is now.
+  void classify(Resolution& r) const;
 
  private:
   const NameResolver& names_;

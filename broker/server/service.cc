@@ -64,6 +64,7 @@ void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireR
   }
   if (serve_group(req.model, w)) return;
   Resolution r = resolve(req.model);
+  if (serve_remote(r, w)) return;
   if (req.wait_ms.value_or(0) > 0 && must_queue_behind(r)) {  // arrival order
     queue_for_room(req.model, std::move(w), *req.wait_ms);
     serve_room_waiters();  // the queue may hold only waiters that have gone
@@ -105,7 +106,9 @@ Resolution Service::resolve(const std::string& model) {
 
 Status Service::start_or_join(const std::string& model, Waiter w) {
   if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
-  return start_or_join(resolve(model), std::move(w));
+  Resolution r = resolve(model);
+  if (serve_remote(r, w)) return {};
+  return start_or_join(std::move(r), std::move(w));
 }
 
 Status Service::start_or_join(Resolution r, Waiter w) {
@@ -164,41 +167,49 @@ Status Service::start_or_join(Resolution r, Waiter w) {
 }
 
 void Service::start_load(const EntryInfo& e, Resolution resolved, Waiter w) {
-  ResolvedFile& file = *resolved.file;
   spdlog::info("load started: {} generation {} ({}) at offset {}", e.name, e.generation,
                units::format_bytes(e.size), e.offset);
+  auto& in = inflight_[e.id];
+  in.file = std::move(*resolved.file);
+  in.waiters.push_back(std::move(w));
+  in.sha256 = resolved.sha256;
+  in.pin = resolved.pin;
+  if (resolved.remote) {
+    start_fetch(e, resolved);
+    return;
+  }
   // The loader reserves the entry's pages (its footprint) as it goes, so the
   // event loop never waits for the pages of a large model to be allocated.
-  // The rest of the extent is offset space and stays a hole.
+  // The rest of the extent is offset space and stays a hole. It fails rather
+  // than load bytes of another version (a disk tier blob is content-addressed,
+  // and its identity the remote object's).
   LoadJob job{
-      file.proc_path(),
+      in.file.proc_path(),
       e.size,
       segment_.fd(),
       e.offset,
       [store = &store_](std::uint64_t off, std::uint64_t len) { return store->reserve(off, len); },
       e.footprint,
-      e.source};  // the loader fails rather than load bytes of another version
-  auto& in = inflight_[e.id];
-  in.file = std::move(file);
-  in.waiters.push_back(std::move(w));
-  in.sha256 = resolved.sha256;
-  in.pin = resolved.pin;
-  const EntryId id = e.id;
-  const int fd = segment_.fd();
-  const std::uint64_t offset = e.offset, size = e.size;
-  loader_.submit(std::move(job), [this, id, fd, offset, size, sha256 = resolved.sha256,
-                                  name = in.file.name()](Result<LoadResult> r) {
-    layout::Format fmt = layout::Format::kRaw;
-    if (r.ok()) {
-      auto f = verify_loaded(fd, offset, size, sha256, name);
-      if (f.ok()) {
-        fmt = *f;
-      } else {
-        r = Status(ErrorCode::kLoadFailed, f.status().message());
-      }
+      is_remote(e.source) ? layout::SourceIdentity{} : e.source};
+  loader_.submit(std::move(job),
+                 [this, e, sha256 = resolved.sha256, name = in.file.name()](Result<LoadResult> r) {
+                   on_loaded(e, std::move(r), sha256, name);
+                 });
+}
+
+void Service::on_loaded(const EntryInfo& e, Result<LoadResult> r, const std::string& sha256,
+                        const std::string& name) {
+  layout::Format fmt = layout::Format::kRaw;
+  if (r.ok()) {
+    auto f = verify_loaded(segment_.fd(), e.offset, e.size, sha256, name);
+    if (f.ok()) {
+      fmt = *f;
+    } else {
+      r = Status(ErrorCode::kLoadFailed, f.status().message());
     }
-    asio::post(io_,
-               [this, id, r = std::move(r), fmt]() mutable { finish_load(id, std::move(r), fmt); });
+  }
+  asio::post(io_, [this, id = e.id, r = std::move(r), fmt]() mutable {
+    finish_load(id, std::move(r), fmt);
   });
 }
 

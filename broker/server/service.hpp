@@ -78,6 +78,10 @@ class Service {
   // Loads `model` without a client (preload at start); `done` gets the outcome.
   void preload(const std::string& model, bool pin, std::function<void(const Status&)> done);
 
+  // Remote origins and the disk tier (null: none). Set before serving.
+  void set_origins(Origins* origins) { origins_ = origins; }
+  const Origins* origins() const { return origins_; }
+
   // The manifest in force (nullptr: names are paths). Swapped on SIGHUP.
   void set_manifest(std::shared_ptr<const Manifest> m) { resolver_.set_manifest(std::move(m)); }
   const Manifest* manifest() const { return resolver_.manifest(); }
@@ -145,6 +149,7 @@ class Service {
     std::vector<std::pair<std::string, Waiter>> retry;  // want a newer version of the file
     std::string sha256;                                 // the manifest's, checked by the load
     bool pin = false;                                   // the manifest pins it once ready
+    std::shared_ptr<FetchProgress> progress;            // a download from an origin
   };
   struct Handle {
     std::vector<EntryId> entries;  // one reference on each (several: a model of several files)
@@ -237,6 +242,19 @@ class Service {
   const GroupInfo* find_group(std::string_view model) const;
   const HfCache* hf_cache();
 
+  // Names no local source has, from the origins (service_remote.cc).
+  // serve_remote() takes `w` and returns true when `r` is such a name: the
+  // waiter joins the search in flight for it, or starts one.
+  bool serve_remote(const Resolution& r, Waiter& w);
+  void finish_locate(const std::string& model, Result<Located> where);
+  // Starts the download of `resolved.remote` into entry `e`'s extent.
+  void start_fetch(const EntryInfo& e, const Resolution& resolved);
+  // A load's result on the loader or origin thread (`e`: the entry as it
+  // was when the load started, a copy): the format checked, then
+  // finish_load() posted to the event loop.
+  void on_loaded(const EntryInfo& e, Result<LoadResult> r, const std::string& sha256,
+                 const std::string& name);
+
   boost::asio::io_context& io_;
   const Config& config_;
   CatalogStore& store_;  // every change to the pool and the segment
@@ -247,6 +265,9 @@ class Service {
   // The Hugging Face cache, opened at the first hf: name (--hf-cache).
   std::optional<HfCache> hf_;
   Resolver resolver_;
+  Origins* origins_ = nullptr;
+  // Names being located on the origins, with the waiters for each.
+  std::unordered_map<std::string, std::vector<Waiter>> locating_;
   Stats stats_;
   std::unordered_map<EntryId, Inflight> inflight_;
   // Entries whose bytes matched a manifest sha256 at load, with it.

@@ -116,8 +116,13 @@ std::vector<ModelRow> Service::list() const {
   }
   for (const EntryInfo* e : pool_.entries()) {
     // Another name of a resident file: its bytes are that entry's.
-    ModelRow row{*e, e->base != 0 ? pool_.get(e->base)->name : std::string(), {}, {}};
+    ModelRow row{*e, e->base != 0 ? pool_.get(e->base)->name : std::string(), {}, {}, {}};
     if (auto it = member_of.find(e->name); it != member_of.end()) row.member_of = it->second;
+    if (auto it = inflight_.find(e->id); it != inflight_.end() && it->second.progress) {
+      const FetchProgress& p = *it->second.progress;
+      row.download = DownloadRow{p.origin, p.bytes.load(std::memory_order_relaxed), p.total,
+                                 static_cast<double>(now_ns() - p.started_ns) / 1e9};
+    }
     rows.push_back(std::move(row));
   }
   return rows;
@@ -147,6 +152,13 @@ StatsReport Service::stats(std::size_t clients) const {
   r.segment_path = segment_.path();
   r.eviction_policy = config_.policy.eviction;
   r.models = list();
+  if (origins_ != nullptr) {
+    OriginReport o;
+    for (const Origin& origin : origins_->origins()) o.origins.push_back(origin.spec);
+    o.counters = origins_->counters();
+    o.tier = origins_->tier_stats();
+    r.origins = std::move(o);
+  }
   return r;
 }
 
@@ -159,6 +171,7 @@ SelfCheck Service::selfcheck() const {
 
 void Service::set_shutting_down() {
   shutting_down_ = true;
+  if (origins_ != nullptr) origins_->cancel();  // downloads end with shutting_down
   room_timer_.cancel();
   for (RoomWaiter& w : room_.drain()) {
     fail(w.waiter, error(ErrorCode::kShuttingDown, "the broker is shutting down"));

@@ -84,6 +84,11 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
     return true;
   }
   if (!plan.ok()) {
+    const ErrorCode code = plan.status().code();
+    if ((code == ErrorCode::kNotFound || code == ErrorCode::kInvalidName) && origins_ != nullptr &&
+        origins_->may_serve(model)) {
+      return false;  // one file, from an origin
+    }
     fail(w, plan.status());
     return true;
   }

@@ -1,0 +1,404 @@
+// File: broker/origin/http_transfer.cc
+#include "broker/origin/http_transfer.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace modelpool::broker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string unquote(std::string s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
+bool is_hex64(const std::string& s) {
+  return s.size() == 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(c) != 0; });
+}
+
+// 32 bytes of base64 as 64 lowercase hex, or "".
+std::string base64_sha256_to_hex(const std::string& b64) {
+  if (b64.size() != 44) return "";
+  unsigned char raw[48];
+  if (EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(b64.data()), 44) != 33) {
+    return "";  // 44 chars decode to 33 bytes, the last a pad
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 32; ++i) {
+    out += kHex[raw[i] >> 4];
+    out += kHex[raw[i] & 15];
+  }
+  return out;
+}
+
+// The headers of the replies to one request. `final_` is the last reply's
+// (after redirects); `any_` keeps what every reply said (the hub puts its
+// X-Linked-* headers on the redirect).
+struct Headers {
+  std::map<std::string, std::string> final_, any_;
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
+    auto* h = static_cast<Headers*>(self);
+    std::string line(data, size * n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.rfind("HTTP/", 0) == 0) {
+      h->final_.clear();
+    } else if (const auto colon = line.find(':'); colon != std::string::npos) {
+      std::string value = line.substr(colon + 1);
+      const auto first = value.find_first_not_of(" \t");
+      value = first == std::string::npos ? "" : value.substr(first);
+      const std::string name = lower(line.substr(0, colon));
+      h->final_[name] = value;
+      h->any_[name] = value;
+    }
+    return size * n;
+  }
+  std::string get(const std::string& name) const {
+    auto it = final_.find(name);
+    return it == final_.end() ? "" : it->second;
+  }
+  std::string get_any(const std::string& name) const {
+    auto it = any_.find(name);
+    return it == any_.end() ? "" : it->second;
+  }
+};
+
+struct EasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using Easy = std::unique_ptr<CURL, EasyDeleter>;
+using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+
+Slist make_headers(const OriginRequest& req, const std::string& if_range) {
+  curl_slist* list = nullptr;
+  for (const std::string& h : req.headers) list = curl_slist_append(list, h.c_str());
+  if (!if_range.empty()) list = curl_slist_append(list, ("If-Range: " + if_range).c_str());
+  return Slist(list);
+}
+
+void setup(CURL* c, const OriginRequest& req, const TransferOptions& opt, curl_slist* headers) {
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "modelpoold/" MODELPOOL_ORIGIN_VERSION);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt.connect_timeout_ms));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // below 1 KiB/s is a stall
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(opt.stall_timeout_s));
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!opt.ca_file.empty()) {
+    // The file adds to the system's CAs: CAINFO replaces the default
+    // bundle, CAPATH keeps the system's hashed directory.
+    curl_easy_setopt(c, CURLOPT_CAINFO, opt.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+  if (headers != nullptr) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (!req.userpwd.empty()) curl_easy_setopt(c, CURLOPT_USERPWD, req.userpwd.c_str());
+  if (!req.aws_sigv4.empty()) curl_easy_setopt(c, CURLOPT_AWS_SIGV4, req.aws_sigv4.c_str());
+}
+
+bool retryable_status(long code) { return code >= 500 || code == 408 || code == 429; }
+
+bool retryable_curl(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::chrono::milliseconds backoff(const TransferOptions& opt, unsigned attempt) {
+  std::uint64_t ms = opt.backoff_ms;
+  for (unsigned i = 1; i < attempt && ms < 5000; ++i) ms *= 2;
+  return std::chrono::milliseconds(std::min<std::uint64_t>(ms, 5000));
+}
+
+std::string describe(CURLcode rc, long code, const TransferOptions& opt) {
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return "timed out (less than 1 KiB/s for " + std::to_string(opt.stall_timeout_s) + " s)";
+  }
+  if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) return curl_easy_strerror(rc);
+  return "HTTP " + std::to_string(code);
+}
+
+Status fail(ErrorCode code, const OriginRequest& req, const std::string& why, unsigned attempts) {
+  return error(code, "origin " + req.display + ": " + why + " (" + std::to_string(attempts) +
+                         (attempts == 1 ? " attempt)" : " attempts)"));
+}
+
+std::string published_sha256(const Headers& h) {
+  for (const char* name :
+       {"x-linked-etag", "x-amz-meta-sha256", "x-ms-meta-sha256", "x-goog-meta-sha256"}) {
+    std::string v = lower(unquote(h.get_any(name)));
+    if (is_hex64(v)) return v;
+  }
+  if (std::string v = base64_sha256_to_hex(h.get_any("x-amz-checksum-sha256")); !v.empty()) {
+    return v;
+  }
+  const std::string digest = h.get_any("repr-digest");  // RFC 9530: sha-256=:B64:
+  if (const auto at = lower(digest).find("sha-256=:"); at != std::string::npos) {
+    return base64_sha256_to_hex(digest.substr(at + 9, 44));
+  }
+  return "";
+}
+
+}  // namespace
+
+void init_http() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+Result<ObjectInfo> probe(const OriginRequest& req, const TransferOptions& opt,
+                         TransferCounters* counters) {
+  Easy easy(curl_easy_init());
+  if (!easy) return error(ErrorCode::kInternal, "curl_easy_init failed");
+  Slist headers = make_headers(req, "");
+  for (unsigned attempt = 1;; ++attempt) {
+    Headers h;
+    curl_easy_reset(easy.get());
+    setup(easy.get(), req, opt, headers.get());
+    curl_easy_setopt(easy.get(), CURLOPT_RANGE, "0-0");
+    curl_easy_setopt(easy.get(), CURLOPT_HEADERFUNCTION, &Headers::on_header);
+    curl_easy_setopt(easy.get(), CURLOPT_HEADERDATA, &h);
+    // A 200 (no ranges) would send the whole object: stop at its first byte.
+    curl_easy_setopt(
+        easy.get(), CURLOPT_WRITEFUNCTION,
+        +[](char*, std::size_t size, std::size_t n, void* e) -> std::size_t {
+          long code = 0;
+          curl_easy_getinfo(static_cast<CURL*>(e), CURLINFO_RESPONSE_CODE, &code);
+          return code == 200 ? 0 : size * n;
+        });
+    curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, easy.get());
+    const CURLcode rc = curl_easy_perform(easy.get());
+    if (counters != nullptr) ++counters->requests;
+    long code = 0;
+    curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &code);
+    const bool answered = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && code == 200);
+    if (answered && (code == 200 || code == 206 || code == 416)) {
+      ObjectInfo info;
+      info.ranges = code == 206 || code == 416;
+      const std::string range = h.get("content-range");  // bytes 0-0/N or bytes */N
+      const auto slash = range.rfind('/');
+      const std::string total = code == 200
+                                    ? h.get("content-length")
+                                    : (slash == std::string::npos ? "" : range.substr(slash + 1));
+      if (total.empty() || total.find_first_not_of("0123456789") != std::string::npos) {
+        return fail(ErrorCode::kLoadFailed, req, "the origin did not say how large the object is",
+                    attempt);
+      }
+      info.size = std::stoull(total);
+      const std::string etag = h.get("etag");
+      if (!etag.empty() && etag.rfind("W/", 0) != 0) info.etag = etag;
+      info.sha256 = published_sha256(h);
+      info.commit = h.get_any("x-repo-commit");
+      return info;
+    }
+    if (answered && (code == 404 || code == 410)) {
+      return fail(ErrorCode::kNotFound, req, "not found (HTTP " + std::to_string(code) + ")",
+                  attempt);
+    }
+    const bool again = answered ? retryable_status(code) : retryable_curl(rc);
+    if (!again || attempt > opt.retries) {
+      return fail(ErrorCode::kLoadFailed, req, describe(rc, code, opt), attempt);
+    }
+    if (counters != nullptr) ++counters->retries;
+    std::this_thread::sleep_for(backoff(opt, attempt));  // backoff between attempts
+  }
+}
+
+namespace {
+
+struct Part {
+  std::uint64_t begin = 0, end = 0, next = 0;
+  unsigned attempts = 0;
+  Easy easy;
+  Clock::time_point ready_at{};
+  bool active = false, done = false;
+  bool ranged = true;
+  std::string range;
+  // Set by the write callback.
+  Status sink_error;
+  std::string fatal;  // the reply cannot be used (a changed object)
+  const Sink* sink = nullptr;
+  std::atomic<std::uint64_t>* progress = nullptr;
+  TransferCounters* counters = nullptr;
+  std::uint64_t object_size = 0;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self) {
+  auto* p = static_cast<Part*>(self);
+  const std::size_t len = size * n;
+  long code = 0;
+  curl_easy_getinfo(p->easy.get(), CURLINFO_RESPONSE_CODE, &code);
+  if (code != 206 && code != 200) return 0;  // an error page: classified when done
+  if (code == 200 && p->ranged && !(p->next == 0 && p->end == p->object_size)) {
+    p->fatal = "the object changed on the origin during the download (a full reply to If-Range)";
+    return 0;
+  }
+  if (code == 200 && p->next != p->begin) {
+    p->next = p->begin;  // a whole reply: it starts over from the first byte
+  }
+  if (len > p->end - p->next) {
+    p->fatal = "the origin sent more bytes than asked for";
+    return 0;
+  }
+  if (Status st = (*p->sink)(p->next, data, len); !st.ok()) {
+    p->sink_error = std::move(st);
+    return 0;
+  }
+  p->next += len;
+  if (p->progress != nullptr) p->progress->fetch_add(len, std::memory_order_relaxed);
+  if (p->counters != nullptr) p->counters->bytes += len;
+  return len;
+}
+
+struct MultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+
+}  // namespace
+
+Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& sink,
+                const TransferOptions& opt, TransferCounters* counters,
+                std::atomic<std::uint64_t>* progress, const std::atomic<bool>* cancel) {
+  if (info.size == 0) return {};
+  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
+  if (!multi) return error(ErrorCode::kInternal, "curl_multi_init failed");
+  const std::uint64_t want =
+      info.ranges ? std::max<std::uint64_t>(1, (info.size + opt.part_bytes - 1) / opt.part_bytes)
+                  : 1;
+  const std::uint64_t n = std::min<std::uint64_t>(want, std::max(1U, opt.connections));
+  const std::uint64_t step = (info.size + n - 1) / n;
+  Slist headers = make_headers(req, info.ranges ? info.etag : "");
+  std::vector<std::unique_ptr<Part>> parts;
+  for (std::uint64_t b = 0; b < info.size; b += step) {
+    auto p = std::make_unique<Part>();
+    p->begin = p->next = b;
+    p->end = std::min(info.size, b + step);
+    p->ranged = info.ranges;
+    p->sink = &sink;
+    p->progress = progress;
+    p->counters = counters;
+    p->object_size = info.size;
+    p->easy.reset(curl_easy_init());
+    if (!p->easy) return error(ErrorCode::kInternal, "curl_easy_init failed");
+    parts.push_back(std::move(p));
+  }
+  auto finish = [&](Status st) {
+    for (auto& p : parts) {
+      if (p->active) curl_multi_remove_handle(multi.get(), p->easy.get());
+      p->active = false;
+    }
+    return st;
+  };
+  std::size_t remaining = parts.size();
+  while (remaining > 0) {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+      return finish(error(ErrorCode::kShuttingDown,
+                          "origin " + req.display + ": the broker is shutting down"));
+    }
+    const auto now = Clock::now();
+    auto next_ready = now + std::chrono::seconds(1);
+    for (auto& p : parts) {
+      if (p->done || p->active) continue;
+      if (p->ready_at > now) {
+        next_ready = std::min(next_ready, p->ready_at);
+        continue;
+      }
+      if (!p->ranged) p->next = p->begin;  // no resume without ranges
+      CURL* c = p->easy.get();
+      curl_easy_reset(c);
+      setup(c, req, opt, headers.get());
+      if (p->ranged) {
+        p->range = std::to_string(p->next) + "-" + std::to_string(p->end - 1);
+        curl_easy_setopt(c, CURLOPT_RANGE, p->range.c_str());
+      }
+      curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_body);
+      curl_easy_setopt(c, CURLOPT_WRITEDATA, p.get());
+      curl_easy_setopt(c, CURLOPT_PRIVATE, p.get());
+      ++p->attempts;
+      if (counters != nullptr) ++counters->requests;
+      if (curl_multi_add_handle(multi.get(), c) != CURLM_OK) {
+        return finish(error(ErrorCode::kInternal, "curl_multi_add_handle failed"));
+      }
+      p->active = true;
+    }
+    int running = 0;
+    curl_multi_perform(multi.get(), &running);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Part* p = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&p));
+      const CURLcode rc = msg->data.result;
+      curl_multi_remove_handle(multi.get(), msg->easy_handle);
+      p->active = false;
+      long code = 0;
+      curl_easy_getinfo(p->easy.get(), CURLINFO_RESPONSE_CODE, &code);
+      if (!p->sink_error.ok()) return finish(p->sink_error);
+      if (!p->fatal.empty())
+        return finish(fail(ErrorCode::kLoadFailed, req, p->fatal, p->attempts));
+      if (rc == CURLE_OK && (code == 200 || code == 206) && p->next == p->end) {
+        p->done = true;
+        --remaining;
+        continue;
+      }
+      const bool answered = rc == CURLE_OK || rc == CURLE_WRITE_ERROR;
+      bool again = answered && (code == 200 || code == 206)  // ended early: resume
+                       ? true
+                       : (answered ? retryable_status(code) : retryable_curl(rc));
+      if (!again || p->attempts > opt.retries) {
+        const std::string why = answered && (code == 200 || code == 206)
+                                    ? "the reply ended at byte " + std::to_string(p->next) +
+                                          " of " + std::to_string(p->end)
+                                    : describe(rc, code, opt);
+        return finish(
+            fail(code == 404 || code == 410 ? ErrorCode::kNotFound : ErrorCode::kLoadFailed, req,
+                 why, p->attempts));
+      }
+      if (counters != nullptr) ++counters->retries;
+      p->ready_at = Clock::now() + backoff(opt, p->attempts);
+      next_ready = std::min(next_ready, p->ready_at);
+    }
+    if (remaining == 0) break;
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_ready - Clock::now());
+    const int wait_ms = static_cast<int>(std::clamp<long long>(wait.count(), 0, 1000));
+    curl_multi_poll(multi.get(), nullptr, 0, wait_ms, nullptr);
+  }
+  return finish({});
+}
+
+}  // namespace modelpool::broker

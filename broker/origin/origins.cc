@@ -1,0 +1,360 @@
+// File: broker/origin/origins.cc
+#include "broker/origin/origins.hpp"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <utility>
+
+#include "broker/store/errno_text.hpp"
+#include "broker/store/load_pipeline.hpp"
+
+namespace modelpool::broker {
+
+Located::Located(Located&& o) noexcept
+    : name(std::move(o.name)),
+      origin(std::move(o.origin)),
+      request(std::move(o.request)),
+      info(std::move(o.info)),
+      disk_fd(std::exchange(o.disk_fd, -1)),
+      disk_path(std::move(o.disk_path)),
+      sha256(std::move(o.sha256)),
+      identity(o.identity) {}
+
+Located& Located::operator=(Located&& o) noexcept {
+  if (this != &o) {
+    if (disk_fd >= 0) ::close(disk_fd);
+    name = std::move(o.name);
+    origin = std::move(o.origin);
+    request = std::move(o.request);
+    info = std::move(o.info);
+    disk_fd = std::exchange(o.disk_fd, -1);
+    disk_path = std::move(o.disk_path);
+    sha256 = std::move(o.sha256);
+    identity = o.identity;
+  }
+  return *this;
+}
+
+Located::~Located() {
+  if (disk_fd >= 0) ::close(disk_fd);
+}
+
+layout::SourceIdentity remote_identity(const std::string& sha256, const std::string& key,
+                                       const std::string& etag, std::uint64_t size) {
+  const std::string basis = sha256.empty() ? key + "\n" + etag : "sha256:" + sha256;
+  return {kRemoteDevice, XXH3_64bits(basis.data(), basis.size()), size, 0};
+}
+
+Result<std::unique_ptr<Origins>> Origins::create(Options options, const EnvFn& env) {
+  std::vector<Origin> parsed;
+  for (const std::string& spec : options.origins) {
+    auto o = parse_origin(spec, env);
+    if (!o.ok()) return o.status();
+    parsed.push_back(std::move(o).value());
+  }
+  std::unique_ptr<DiskTier> tier;
+  if (!options.disk_dir.empty()) {
+    auto t = DiskTier::open({options.disk_dir, options.disk_budget});
+    if (!t.ok()) return t.status();
+    tier = std::move(t).value();
+  }
+  init_http();
+  return std::unique_ptr<Origins>(
+      new Origins(std::move(options), std::move(parsed), std::move(tier)));
+}
+
+Origins::Origins(Options options, std::vector<Origin> origins, std::unique_ptr<DiskTier> tier)
+    : options_(std::move(options)), origins_(std::move(origins)), tier_(std::move(tier)) {
+  for (unsigned i = 0; i < std::max(1U, options_.threads); ++i) {
+    threads_.emplace_back([this] { run(); });
+  }
+}
+
+Origins::~Origins() {
+  cancel_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void Origins::run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();  // after cancel_, jobs end at once with shutting_down
+  }
+}
+
+void Origins::post(std::function<void()> job) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+bool Origins::may_serve(const std::string& name) const {
+  for (const Origin& o : origins_) {
+    if (o.request(name)) return true;
+  }
+  return false;
+}
+
+void Origins::add(const TransferCounters& c, bool failed) {
+  std::lock_guard lock(mu_);
+  counters_.requests += c.requests;
+  counters_.bytes += c.bytes;
+  counters_.retries += c.retries;
+  if (failed) ++counters_.errors;
+}
+
+OriginCounters Origins::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+std::optional<DiskTierStats> Origins::tier_stats() const {
+  if (!tier_) return std::nullopt;
+  return tier_->stats();
+}
+
+void Origins::locate(std::string name, std::string want_sha256,
+                     std::function<void(Result<Located>)> done) {
+  post([this, name = std::move(name), want = std::move(want_sha256), done = std::move(done)] {
+    if (cancel_) {
+      done(error(ErrorCode::kShuttingDown, "the broker is shutting down"));
+      return;
+    }
+    done(do_locate(name, want));
+  });
+}
+
+Result<Located> Origins::do_locate(const std::string& name, const std::string& want_sha256) {
+  if (tier_) {
+    for (const Origin& o : origins_) {
+      auto req = o.request(name);
+      if (!req) continue;
+      auto hit = tier_->find(req->key);
+      if (!hit) continue;
+      Located l;
+      l.disk_fd = hit->fd;
+      if (!want_sha256.empty() && hit->sha256 != want_sha256) continue;  // ~Located closes it
+      l.name = name;
+      l.origin = o.spec;
+      l.request = std::move(*req);
+      l.disk_path = hit->path;
+      l.sha256 = hit->sha256;
+      l.info.size = hit->size;
+      l.info.sha256 = hit->sha256;
+      l.identity = remote_identity(l.sha256, l.request.key, "", hit->size);
+      std::lock_guard lock(mu_);
+      ++counters_.disk_hits;
+      return l;
+    }
+  }
+  std::optional<Status> first_error;
+  std::string asked;
+  for (const Origin& o : origins_) {
+    auto req = o.request(name);
+    if (!req) continue;
+    asked += (asked.empty() ? "" : ", ") + req->display;
+    TransferCounters c;
+    auto info = probe(*req, options_.transfer, &c);
+    add(c, !info.ok() && info.status().code() != ErrorCode::kNotFound);
+    if (info.ok()) {
+      Located l;
+      l.name = name;
+      l.origin = o.spec;
+      l.request = std::move(*req);
+      l.info = std::move(info).value();
+      l.sha256 = l.info.sha256;
+      l.identity = remote_identity(l.sha256, l.request.key, l.info.etag, l.info.size);
+      return l;
+    }
+    if (info.status().code() != ErrorCode::kNotFound && !first_error) first_error = info.status();
+  }
+  if (first_error) return *first_error;
+  if (asked.empty()) {
+    return error(ErrorCode::kNotFound, "\"" + name + "\" is not below --models, and no --origin " +
+                                           "serves names of its form");
+  }
+  return error(
+      ErrorCode::kNotFound,
+      "\"" + name + "\" is not below --models, and no origin has it (asked " + asked + ")");
+}
+
+void Origins::fetch(const Located& where, Destination dst, std::string want_sha256,
+                    std::shared_ptr<FetchProgress> progress,
+                    std::function<void(Result<LoadResult>)> done) {
+  // `where` is copied into the job (without a tier fd: it is not a tier hit).
+  auto job = std::make_shared<Located>();
+  job->name = where.name;
+  job->origin = where.origin;
+  job->request = where.request;
+  job->info = where.info;
+  job->sha256 = where.sha256;
+  job->identity = where.identity;
+  post([this, job, dst = std::move(dst), want = std::move(want_sha256),
+        progress = std::move(progress), done = std::move(done)] {
+    if (cancel_) {
+      done(error(ErrorCode::kShuttingDown, "the broker is shutting down"));
+      return;
+    }
+    done(do_fetch(*job, dst, want, progress.get()));
+  });
+}
+
+namespace {
+
+struct Digests {
+  std::uint64_t xxh3 = 0;
+  std::string sha256;
+};
+
+// One pass over the extent's bytes (memory: the segment is a tmpfs or
+// hugetlbfs file): XXH3-64 for the pool's record, SHA-256 for integrity.
+Result<Digests> digest_extent(int fd, std::uint64_t offset, std::uint64_t size) {
+  constexpr std::size_t kChunk = 4 << 20;
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  XXH3_state_t* xs = XXH3_createState();
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  if (xs == nullptr || md == nullptr) {
+    XXH3_freeState(xs);
+    EVP_MD_CTX_free(md);
+    return error(ErrorCode::kInternal, "out of memory for the digests");
+  }
+  XXH3_64bits_reset(xs);
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  Status st;
+  for (std::uint64_t pos = 0; pos < size && st.ok();) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - pos));
+    const ssize_t n = ::pread(fd, buf.get(), want, static_cast<off_t>(offset + pos));
+    if (n <= 0) {
+      st = error(ErrorCode::kLoadFailed,
+                 "reading the extent back to hash it: " +
+                     (n == 0 ? std::string("end of file") : errno_text(errno)));
+      break;
+    }
+    XXH3_64bits_update(xs, buf.get(), static_cast<std::size_t>(n));
+    EVP_DigestUpdate(md, buf.get(), static_cast<std::size_t>(n));
+    pos += static_cast<std::uint64_t>(n);
+  }
+  Digests d;
+  d.xxh3 = XXH3_64bits_digest(xs);
+  unsigned char raw[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(md, raw, &len);
+  XXH3_freeState(xs);
+  EVP_MD_CTX_free(md);
+  if (!st.ok()) return st;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned i = 0; i < len; ++i) {
+    d.sha256 += kHex[raw[i] >> 4];
+    d.sha256 += kHex[raw[i] & 15];
+  }
+  return d;
+}
+
+Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at) {
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = w < 0 ? errno : EIO;
+      return error(e == ENOSPC || e == EDQUOT ? ErrorCode::kPoolFull : ErrorCode::kLoadFailed,
+                   errno_text(e));
+    }
+    data += w;
+    n -= static_cast<std::size_t>(w);
+    at += static_cast<std::uint64_t>(w);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<LoadResult> Origins::do_fetch(const Located& where, const Destination& dst,
+                                     const std::string& want_sha256, FetchProgress* progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint64_t size = where.info.size;
+  if (dst.reserve) {
+    if (Status st = dst.reserve(dst.offset, dst.footprint); !st.ok()) return st;
+  }
+  auto out = broker::Destination::open(dst.fd, dst.offset, size);
+  if (!out.ok()) return out.status();
+  std::optional<DiskTier::Writer> disk;
+  if (tier_) {
+    auto w = tier_->begin(where.request.key, size);
+    if (w.ok()) {
+      disk.emplace(std::move(w).value());
+    } else {
+      spdlog::warn("disk tier: {} is not kept on disk: {}", where.request.display,
+                   w.status().message());
+    }
+  }
+  Sink sink = [&](std::uint64_t off, const char* data, std::size_t n) -> Status {
+    if (out->mapped()) {
+      std::memcpy(out->at(off), data, n);
+    } else if (Status st = write_all(out->fd(), data, n, out->offset() + off); !st.ok()) {
+      return Status(st.code(), "writing into the pool: " + st.message());
+    }
+    if (disk) {
+      if (Status st = write_all(disk->fd(), data, n, off); !st.ok()) {
+        spdlog::warn("disk tier: dropping the copy of {}: {}", where.request.display, st.message());
+        disk.reset();  // removes the .incomplete: never half-kept
+      }
+    }
+    return {};
+  };
+  TransferCounters c;
+  std::atomic<std::uint64_t>* bytes = progress != nullptr ? &progress->bytes : nullptr;
+  Status st = download(where.request, where.info, sink, options_.transfer, &c, bytes, &cancel_);
+  add(c, !st.ok() && st.code() != ErrorCode::kShuttingDown);
+  if (!st.ok()) return st;
+  auto digests = digest_extent(dst.fd, dst.offset, size);
+  if (!digests.ok()) return digests.status();
+  const std::string& expected = !want_sha256.empty() ? want_sha256 : where.info.sha256;
+  if (!expected.empty() && digests->sha256 != expected) {
+    {
+      std::lock_guard lock(mu_);
+      ++counters_.integrity_failures;
+      ++counters_.errors;
+    }
+    return error(ErrorCode::kLoadFailed,
+                 "origin " + where.request.display + ": the bytes' sha256 is " + digests->sha256 +
+                     ", expected " + expected +
+                     (!want_sha256.empty() ? " (the manifest's)" : " (the origin's)"));
+  }
+  if (disk) {
+    if (Status cs = disk->commit(digests->sha256); !cs.ok()) {
+      spdlog::warn("disk tier: {} is not kept on disk: {}", where.request.display, cs.message());
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++counters_.fetches;
+  }
+  LoadResult r;
+  r.checksum = digests->xxh3;
+  r.bytes = size;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace modelpool::broker
