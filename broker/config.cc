@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "broker/config_options.hpp"
+#include "broker/origin/origin_url.hpp"
 #include "shm/layout/paths.hpp"
 #include "shm/units/sizes.hpp"
 
@@ -171,6 +172,18 @@ Option choice(const char* name, const char* arg, const char* help, Field field,
 
 }  // namespace
 
+Option Option::redacted() && {
+  get = [inner = std::move(get)](const Config& c) {
+    nlohmann::json v = inner(c);
+    if (v.is_string()) return nlohmann::json(redact_url(v.get<std::string>()));
+    if (v.is_array()) {
+      for (auto& item : v) item = redact_url(item.get<std::string>());
+    }
+    return v;
+  };
+  return std::move(*this);
+}
+
 const std::vector<Option>& config_options() {
   static const std::vector<Option> kOptions = {
       str("config", "FILE",
@@ -220,7 +233,8 @@ const std::vector<Option>& config_options() {
            "fetch names that no local source has from URL/NAME: http(s)://, s3://BUCKET/PREFIX "
            "(AWS_* credentials, AWS_ENDPOINT_URL) or hf:// (HF_ENDPOINT, HF_TOKEN); repeatable, "
            "tried in order",
-           &Config::origins),
+           &Config::origins)
+          .redacted(),
       str("origin-ca", "FILE", "CA certificates (PEM) trusted for origins besides the system's",
           &Config::origin_ca),
       count("origin-connections", "N", "ranged GETs in flight per download (4)",

@@ -39,6 +39,10 @@ struct Option {
   // caller names the option or the file's key.
   std::function<Status(Config*, const std::string&)> set;
   std::function<nlohmann::json(const Config&)> get;
+
+  // The same option, shown (--print-config, the `config` admin op) with
+  // the credentials in its URLs (user:password, a query) left out.
+  Option redacted() &&;
 };
 
 // Every option, in --help order.

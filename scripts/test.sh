@@ -30,6 +30,12 @@ esac
 
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELPOOL_WERROR=ON "${extra[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)"
+# The S3-compatible server the origin tests start (tests/origin/s3): without
+# it they skip, saying so.
+if command -v npm >/dev/null; then
+  npm ci --prefix "$dir/tests/origin/s3" --no-audit --no-fund >/dev/null ||
+    echo "test: s3rver could not be installed; the S3 origin tests will skip"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

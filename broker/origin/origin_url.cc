@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "broker/store/hf_cache.hpp"
+#include "broker/store/name_resolver.hpp"
 
 namespace modelpool::broker {
 namespace {
@@ -60,7 +61,7 @@ std::optional<HubFile> parse_hub_file(std::string_view name) {
   const auto slash = name.find('/', at);
   if (slash == std::string_view::npos || slash + 1 >= name.size()) return std::nullopt;
   auto parsed = parse_hf_name(name.substr(0, slash));
-  if (!parsed.ok()) return std::nullopt;
+  if (!parsed.ok() || !validate_model_name(name.substr(slash + 1)).ok()) return std::nullopt;
   return HubFile{parsed->repo, parsed->revision, std::string(name.substr(slash + 1))};
 }
 

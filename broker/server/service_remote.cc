@@ -23,15 +23,23 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The name an origin is asked for: an hf: name as given (the hub's
-// resolve route), else the manifest's path for it.
-std::string origin_name(const Resolution& r) { return is_hf_name(r.model) ? r.model : r.path; }
+// The name an origin is asked for: the manifest's path for it, else the
+// name itself (an hf: name as given: the hub's resolve route).
+std::string origin_name(const Manifest* manifest, const std::string& model) {
+  const ManifestEntry* listed = manifest != nullptr ? manifest->find(model) : nullptr;
+  return listed != nullptr ? listed->path : model;
+}
 
 }  // namespace
 
 bool Service::serve_remote(const Resolution& r, Waiter& w) {
   if (origins_ == nullptr || !origins_->enabled() || r.status.ok()) return false;
-  if (r.status.code() != ErrorCode::kNotFound || !origins_->may_serve(origin_name(r))) {
+  // hf:REPO@REV/FILE is no path below --models (invalid_name there) but
+  // may be a file on the hub; may_serve() checks its form.
+  const ErrorCode code = r.status.code();
+  const std::string name = origin_name(manifest(), r.model);
+  if (!(code == ErrorCode::kNotFound || (code == ErrorCode::kInvalidName && is_hf_name(name))) ||
+      !origins_->may_serve(name)) {
     return false;
   }
   if (shutting_down_) {
@@ -41,7 +49,7 @@ bool Service::serve_remote(const Resolution& r, Waiter& w) {
   std::vector<Waiter>& waiters = locating_[r.model];
   waiters.push_back(std::move(w));
   if (waiters.size() > 1) return true;  // joins the search in flight
-  origins_->locate(origin_name(r), r.sha256, [this, model = r.model](Result<Located> where) {
+  origins_->locate(name, r.sha256, [this, model = r.model](Result<Located> where) {
     auto shared = std::make_shared<Result<Located>>(std::move(where));
     asio::post(io_, [this, model, shared] { finish_locate(model, std::move(*shared)); });
   });
@@ -67,7 +75,7 @@ void Service::finish_locate(const std::string& model, Result<Located> where) {
     Resolution r = resolver_.resolve(model);  // the manifest's sha256 and pin
     r.status = {};
     const int fd = found->from_disk() ? ::fcntl(found->disk_fd, F_DUPFD_CLOEXEC, 0) : -1;
-    r.file.emplace(fd, found->identity, origin_name(r));
+    r.file.emplace(fd, found->identity, found->name);
     if (!found->from_disk()) r.remote = found;
     resolver_.classify(r);
     if (Status st = start_or_join(std::move(r), w); !st.ok()) fail(w, st);
