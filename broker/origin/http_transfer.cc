@@ -116,6 +116,9 @@ void setup(CURL* c, const OriginRequest& req, const TransferOptions& opt, curl_s
     curl_easy_setopt(c, CURLOPT_CAINFO, opt.ca_file.c_str());
     curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
   }
+  const std::string& proxy = req.url.rfind("https://", 0) == 0 ? opt.https_proxy : opt.http_proxy;
+  if (!proxy.empty()) curl_easy_setopt(c, CURLOPT_PROXY, proxy.c_str());
+  if (!opt.no_proxy.empty()) curl_easy_setopt(c, CURLOPT_NOPROXY, opt.no_proxy.c_str());
   if (headers != nullptr) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   if (!req.userpwd.empty()) curl_easy_setopt(c, CURLOPT_USERPWD, req.userpwd.c_str());
   if (!req.aws_sigv4.empty()) curl_easy_setopt(c, CURLOPT_AWS_SIGV4, req.aws_sigv4.c_str());

@@ -14,8 +14,11 @@
 //     status or curl's reason, and the attempts made.
 //   * An attempt that receives less than 1 KiB/s for `stall_timeout_s`
 //     ends ("timed out"); a connection attempt ends after connect_timeout_ms.
-//   * libcurl honours http_proxy, HTTPS_PROXY and NO_PROXY (uppercase
-//     HTTP_PROXY is ignored on purpose, see curl's CVE-2016-5385 advice);
+//   * Proxies: `http_proxy` for http:// URLs, `https_proxy` for https://,
+//     except hosts in `no_proxy` (curl's syntax: host names, domains,
+//     "*"). Origins::create() fills them from http_proxy/HTTP_PROXY,
+//     https_proxy/HTTPS_PROXY and no_proxy/NO_PROXY: the broker is no CGI
+//     program, whose HTTP_PROXY an HTTP client could set (CVE-2016-5385).
 //     TLS peers are verified, against the system's CAs plus `ca_file`.
 //
 // Thread safety: the functions are reentrant; each call owns its handles.
@@ -35,11 +38,12 @@
 namespace modelpool::broker {
 
 struct TransferOptions {
-  std::string ca_file;                  // extra CA bundle (PEM), or ""
-  unsigned connections = 4;             // ranged GETs in flight per object
-  std::uint64_t part_bytes = 16 << 20;  // smallest part worth its own request
-  unsigned retries = 4;                 // per part, after the first attempt
-  std::uint64_t backoff_ms = 200;       // first retry's delay, doubled each time (5 s at most)
+  std::string ca_file;                            // extra CA bundle (PEM), or ""
+  std::string http_proxy, https_proxy, no_proxy;  // see above
+  unsigned connections = 4;                       // ranged GETs in flight per object
+  std::uint64_t part_bytes = 16 << 20;            // smallest part worth its own request
+  unsigned retries = 4;                           // per part, after the first attempt
+  std::uint64_t backoff_ms = 200;  // first retry's delay, doubled each time (5 s at most)
   std::uint64_t connect_timeout_ms = 10000;
   std::uint64_t stall_timeout_s = 30;  // an attempt below 1 KiB/s this long ends
 };

@@ -65,6 +65,14 @@ Result<std::unique_ptr<Origins>> Origins::create(Options options, const EnvFn& e
     if (!t.ok()) return t.status();
     tier = std::move(t).value();
   }
+  auto either = [&](const char* lower, const char* upper) {
+    const char* v = env ? env(lower) : nullptr;
+    if (v == nullptr || *v == '\0') v = env ? env(upper) : nullptr;
+    return std::string(v != nullptr ? v : "");
+  };
+  options.transfer.http_proxy = either("http_proxy", "HTTP_PROXY");
+  options.transfer.https_proxy = either("https_proxy", "HTTPS_PROXY");
+  options.transfer.no_proxy = either("no_proxy", "NO_PROXY");
   init_http();
   return std::unique_ptr<Origins>(
       new Origins(std::move(options), std::move(parsed), std::move(tier)));

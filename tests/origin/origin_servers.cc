@@ -246,8 +246,12 @@ std::string NginxServer::config() const {
       << " inactive=1h use_temp_path=off;\n";
   }
   c << "  server {\n"
-    << "    listen 127.0.0.1:" << port_ << ";\n"
-    << "    if (-f " << fail_file_ << ") { return 503; }\n";
+    << "    listen 127.0.0.1:" << port_ << (tls() ? " ssl" : "") << ";\n";
+  if (tls()) {
+    c << "    ssl_certificate " << options_.tls_cert << ";\n"
+      << "    ssl_certificate_key " << options_.tls_key << ";\n";
+  }
+  c << "    if (-f " << fail_file_ << ") { return 503; }\n";
   if (options_.limit_rate != 0) c << "    limit_rate " << options_.limit_rate << ";\n";
   for (const auto& h : options_.add_headers) c << "    add_header " << h << " always;\n";
   c << options_.server_extra << "\n";
@@ -320,7 +324,9 @@ void NginxServer::kill() {
   wait_exited(workers);  // reparented; gone or zombies, the socket is closed
 }
 
-std::string NginxServer::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string NginxServer::url() const {
+  return (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
+}
 
 void NginxServer::set_failing(bool on) {
   if (on) {

@@ -71,6 +71,9 @@ struct NginxOptions {
   std::vector<std::string> add_headers{};  // "Name value", sent on every reply
   std::string server_extra{};              // raw text inserted in the server block
   std::uint16_t port = 0;                  // 0 = free_loopback_port()
+  // TLS when both are set (PEM files); url() is then https://.
+  std::string tls_cert{};
+  std::string tls_key{};
 };
 
 class NginxServer {
@@ -108,6 +111,7 @@ class NginxServer {
 
  private:
   std::string config() const;
+  bool tls() const { return !options_.tls_cert.empty() && !options_.tls_key.empty(); }
 
   NginxOptions options_;
   ScratchDir dir_;
