@@ -243,6 +243,64 @@ Result<ObjectInfo> probe(const OriginRequest& req, const TransferOptions& opt,
 
 namespace {
 
+struct TextBody {
+  std::string text;
+  std::size_t limit = 0;
+  bool over = false;
+};
+
+std::size_t on_text(char* data, std::size_t size, std::size_t n, void* self) {
+  auto* b = static_cast<TextBody*>(self);
+  if (b->text.size() + size * n > b->limit) {
+    b->over = true;
+    return 0;
+  }
+  b->text.append(data, size * n);
+  return size * n;
+}
+
+}  // namespace
+
+Result<std::string> fetch_text(const OriginRequest& req, const TransferOptions& opt,
+                               std::size_t limit, TransferCounters* counters) {
+  Easy easy(curl_easy_init());
+  if (!easy) return error(ErrorCode::kInternal, "curl_easy_init failed");
+  Slist headers = make_headers(req, "");
+  for (unsigned attempt = 1;; ++attempt) {
+    TextBody body;
+    body.limit = limit;
+    curl_easy_reset(easy.get());
+    setup(easy.get(), req, opt, headers.get());
+    curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, &on_text);
+    curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &body);
+    const CURLcode rc = curl_easy_perform(easy.get());
+    if (counters != nullptr) ++counters->requests;
+    long code = 0;
+    curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &code);
+    if (body.over) {
+      return fail(ErrorCode::kLoadFailed, req,
+                  "larger than " + std::to_string(limit) + " bytes, the most read for it", attempt);
+    }
+    if (rc == CURLE_OK && code == 200) {
+      if (counters != nullptr) counters->bytes += body.text.size();
+      return std::move(body.text);
+    }
+    const bool answered = rc == CURLE_OK;
+    if (answered && (code == 404 || code == 410)) {
+      return fail(ErrorCode::kNotFound, req, "not found (HTTP " + std::to_string(code) + ")",
+                  attempt);
+    }
+    const bool again = answered ? retryable_status(code) : retryable_curl(rc);
+    if (!again || attempt > opt.retries) {
+      return fail(ErrorCode::kLoadFailed, req, describe(rc, code, opt), attempt);
+    }
+    if (counters != nullptr) ++counters->retries;
+    std::this_thread::sleep_for(backoff(opt, attempt));
+  }
+}
+
+namespace {
+
 struct Part {
   std::uint64_t begin = 0, end = 0, next = 0;
   unsigned attempts = 0;
@@ -295,15 +353,18 @@ struct MultiDeleter {
 
 Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& sink,
                 const TransferOptions& opt, TransferCounters* counters,
-                std::atomic<std::uint64_t>* progress, const std::atomic<bool>* cancel) {
+                std::atomic<std::uint64_t>* progress, const std::atomic<bool>* cancel,
+                const PrefixFn& on_prefix) {
   if (info.size == 0) return {};
   std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
   if (!multi) return error(ErrorCode::kInternal, "curl_multi_init failed");
-  const std::uint64_t want =
-      info.ranges ? std::max<std::uint64_t>(1, (info.size + opt.part_bytes - 1) / opt.part_bytes)
-                  : 1;
-  const std::uint64_t n = std::min<std::uint64_t>(want, std::max(1U, opt.connections));
-  const std::uint64_t step = (info.size + n - 1) / n;
+  // Parts of part_bytes (at most 4096 of them), taken in order by the
+  // connections: the object fills from its start, so what is complete from
+  // byte 0 on grows all the time (on_prefix) and can be hashed meanwhile.
+  const std::uint64_t step =
+      info.ranges ? std::max<std::uint64_t>({opt.part_bytes, (info.size + 4095) / 4096, 1})
+                  : info.size;
+  const unsigned connections = std::max(1U, opt.connections);
   Slist headers = make_headers(req, info.ranges ? info.etag : "");
   std::vector<std::unique_ptr<Part>> parts;
   for (std::uint64_t b = 0; b < info.size; b += step) {
@@ -315,8 +376,6 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
     p->progress = progress;
     p->counters = counters;
     p->object_size = info.size;
-    p->easy.reset(curl_easy_init());
-    if (!p->easy) return error(ErrorCode::kInternal, "curl_easy_init failed");
     parts.push_back(std::move(p));
   }
   auto finish = [&](Status st) {
@@ -326,7 +385,9 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
     }
     return st;
   };
-  std::size_t remaining = parts.size();
+  std::size_t remaining = parts.size(), first_open = 0;
+  unsigned active = 0;
+  std::uint64_t prefix = 0;
   while (remaining > 0) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
       return finish(error(ErrorCode::kShuttingDown,
@@ -334,12 +395,15 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
     }
     const auto now = Clock::now();
     auto next_ready = now + std::chrono::seconds(1);
-    for (auto& p : parts) {
+    for (std::size_t i = first_open; i < parts.size() && active < connections; ++i) {
+      Part* p = parts[i].get();
       if (p->done || p->active) continue;
       if (p->ready_at > now) {
         next_ready = std::min(next_ready, p->ready_at);
         continue;
       }
+      if (!p->easy) p->easy.reset(curl_easy_init());
+      if (!p->easy) return finish(error(ErrorCode::kInternal, "curl_easy_init failed"));
       if (!p->ranged) p->next = p->begin;  // no resume without ranges
       CURL* c = p->easy.get();
       curl_easy_reset(c);
@@ -349,14 +413,15 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
         curl_easy_setopt(c, CURLOPT_RANGE, p->range.c_str());
       }
       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_body);
-      curl_easy_setopt(c, CURLOPT_WRITEDATA, p.get());
-      curl_easy_setopt(c, CURLOPT_PRIVATE, p.get());
+      curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
+      curl_easy_setopt(c, CURLOPT_PRIVATE, p);
       ++p->attempts;
       if (counters != nullptr) ++counters->requests;
       if (curl_multi_add_handle(multi.get(), c) != CURLM_OK) {
         return finish(error(ErrorCode::kInternal, "curl_multi_add_handle failed"));
       }
       p->active = true;
+      ++active;
     }
     int running = 0;
     curl_multi_perform(multi.get(), &running);
@@ -368,6 +433,7 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
       const CURLcode rc = msg->data.result;
       curl_multi_remove_handle(multi.get(), msg->easy_handle);
       p->active = false;
+      --active;
       long code = 0;
       curl_easy_getinfo(p->easy.get(), CURLINFO_RESPONSE_CODE, &code);
       if (!p->sink_error.ok()) return finish(p->sink_error);
@@ -375,18 +441,17 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
         return finish(fail(ErrorCode::kLoadFailed, req, p->fatal, p->attempts));
       if (rc == CURLE_OK && (code == 200 || code == 206) && p->next == p->end) {
         p->done = true;
+        p->easy.reset();  // its connection stays in the multi handle's pool
         --remaining;
         continue;
       }
       const bool answered = rc == CURLE_OK || rc == CURLE_WRITE_ERROR;
-      bool again = answered && (code == 200 || code == 206)  // ended early: resume
-                       ? true
-                       : (answered ? retryable_status(code) : retryable_curl(rc));
+      const bool partial = answered && (code == 200 || code == 206);  // ended early: resume
+      const bool again = partial || (answered ? retryable_status(code) : retryable_curl(rc));
       if (!again || p->attempts > opt.retries) {
-        const std::string why = answered && (code == 200 || code == 206)
-                                    ? "the reply ended at byte " + std::to_string(p->next) +
-                                          " of " + std::to_string(p->end)
-                                    : describe(rc, code, opt);
+        const std::string why = partial ? "the reply ended at byte " + std::to_string(p->next) +
+                                              " of " + std::to_string(p->end)
+                                        : describe(rc, code, opt);
         return finish(
             fail(code == 404 || code == 410 ? ErrorCode::kNotFound : ErrorCode::kLoadFailed, req,
                  why, p->attempts));
@@ -395,7 +460,24 @@ Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& si
       p->ready_at = Clock::now() + backoff(opt, p->attempts);
       next_ready = std::min(next_ready, p->ready_at);
     }
+    while (first_open < parts.size() && parts[first_open]->done) ++first_open;
+    // Without ranges a retry starts over: nothing is complete before the end.
+    const std::uint64_t now_prefix = first_open == parts.size() ? info.size
+                                     : info.ranges              ? parts[first_open]->next
+                                                                : 0;
+    if (now_prefix > prefix) {
+      prefix = now_prefix;
+      if (on_prefix) on_prefix(prefix);
+    }
     if (remaining == 0) break;
+    // A free connection and a part ready for it: start it now, not after
+    // the poll (which nothing would end when no transfer is running).
+    bool startable = false;
+    for (std::size_t i = first_open; i < parts.size() && active < connections && !startable; ++i) {
+      const Part& q = *parts[i];
+      startable = !q.done && !q.active && q.ready_at <= Clock::now();
+    }
+    if (startable) continue;
     const auto wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(next_ready - Clock::now());
     const int wait_ms = static_cast<int>(std::clamp<long long>(wait.count(), 0, 1000));

@@ -71,12 +71,23 @@ using Sink = std::function<Status(std::uint64_t offset, const char* data, std::s
 Result<ObjectInfo> probe(const OriginRequest& req, const TransferOptions& opt,
                          TransferCounters* counters);
 
-// Fetches all of `info.size` bytes into `sink`. `progress` (may be null)
-// counts the bytes delivered; `cancel` (may be null) ends it with
-// kShuttingDown.
+// Told how many bytes from the object's start are all in, as that grows.
+using PrefixFn = std::function<void(std::uint64_t bytes)>;
+
+// Fetches all of `info.size` bytes into `sink`, as parts of `part_bytes`
+// taken in order by `connections` requests in flight. `progress` (may be
+// null) counts the bytes delivered; `cancel` (may be null) ends it with
+// kShuttingDown; `on_prefix` (may be empty) follows the complete prefix.
 Status download(const OriginRequest& req, const ObjectInfo& info, const Sink& sink,
                 const TransferOptions& opt, TransferCounters* counters,
-                std::atomic<std::uint64_t>* progress, const std::atomic<bool>* cancel);
+                std::atomic<std::uint64_t>* progress, const std::atomic<bool>* cancel,
+                const PrefixFn& on_prefix = {});
+
+// The whole body of a small object (an index, a listing): kNotFound for
+// 404/410, kLoadFailed beyond `limit` bytes or on any other error, after
+// the retries a probe makes.
+Result<std::string> fetch_text(const OriginRequest& req, const TransferOptions& opt,
+                               std::size_t limit, TransferCounters* counters);
 
 // Global libcurl setup; call once before any thread uses the functions.
 void init_http();

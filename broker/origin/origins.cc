@@ -6,12 +6,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
 #include <utility>
 
+#include "broker/origin/digester.hpp"
 #include "broker/store/errno_text.hpp"
 #include "broker/store/load_pipeline.hpp"
 
@@ -124,6 +126,31 @@ bool Origins::may_serve(const std::string& name) const {
   return false;
 }
 
+bool Origins::has_hub() const {
+  return std::any_of(origins_.begin(), origins_.end(),
+                     [](const Origin& o) { return o.kind == Origin::Kind::kHub; });
+}
+
+void Origins::plan_hub(HfName name, RepositoryLimits limits,
+                       std::function<void(Result<HubSnapshot>)> done) {
+  post([this, name = std::move(name), limits, done = std::move(done)] {
+    if (cancel_) {
+      done(error(ErrorCode::kShuttingDown, "the broker is shutting down"));
+      return;
+    }
+    const auto hub = std::find_if(origins_.begin(), origins_.end(),
+                                  [](const Origin& o) { return o.kind == Origin::Kind::kHub; });
+    if (hub == origins_.end()) {
+      done(error(ErrorCode::kNotFound, "no hf:// origin to plan hf:" + name.repo + " on"));
+      return;
+    }
+    TransferCounters c;
+    auto snap = hub_snapshot(*hub, name, options_.transfer, limits, &c);
+    add(c, !snap.ok() && snap.status().code() != ErrorCode::kNotFound);
+    done(std::move(snap));
+  });
+}
+
 void Origins::add(const TransferCounters& c, bool failed) {
   std::lock_guard lock(mu_);
   counters_.requests += c.requests;
@@ -224,60 +251,21 @@ void Origins::fetch(const Located& where, Destination dst, std::string want_sha2
       done(error(ErrorCode::kShuttingDown, "the broker is shutting down"));
       return;
     }
-    done(do_fetch(*job, dst, want, progress.get()));
+    // The pool's waiters are answered first; the tier's copy is made
+    // durable (fsync, rename) after.
+    std::optional<DiskTier::Writer> disk;
+    std::string sha256;
+    auto result = do_fetch(*job, dst, want, progress.get(), &disk, &sha256);
+    done(std::move(result));
+    if (disk) {
+      if (Status cs = disk->commit(sha256); !cs.ok()) {
+        spdlog::warn("disk tier: {} is not kept on disk: {}", job->request.display, cs.message());
+      }
+    }
   });
 }
 
 namespace {
-
-struct Digests {
-  std::uint64_t xxh3 = 0;
-  std::string sha256;
-};
-
-// One pass over the extent's bytes (memory: the segment is a tmpfs or
-// hugetlbfs file): XXH3-64 for the pool's record, SHA-256 for integrity.
-Result<Digests> digest_extent(int fd, std::uint64_t offset, std::uint64_t size) {
-  constexpr std::size_t kChunk = 4 << 20;
-  std::unique_ptr<char[]> buf(new char[kChunk]);
-  XXH3_state_t* xs = XXH3_createState();
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  if (xs == nullptr || md == nullptr) {
-    XXH3_freeState(xs);
-    EVP_MD_CTX_free(md);
-    return error(ErrorCode::kInternal, "out of memory for the digests");
-  }
-  XXH3_64bits_reset(xs);
-  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
-  Status st;
-  for (std::uint64_t pos = 0; pos < size && st.ok();) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - pos));
-    const ssize_t n = ::pread(fd, buf.get(), want, static_cast<off_t>(offset + pos));
-    if (n <= 0) {
-      st = error(ErrorCode::kLoadFailed,
-                 "reading the extent back to hash it: " +
-                     (n == 0 ? std::string("end of file") : errno_text(errno)));
-      break;
-    }
-    XXH3_64bits_update(xs, buf.get(), static_cast<std::size_t>(n));
-    EVP_DigestUpdate(md, buf.get(), static_cast<std::size_t>(n));
-    pos += static_cast<std::uint64_t>(n);
-  }
-  Digests d;
-  d.xxh3 = XXH3_64bits_digest(xs);
-  unsigned char raw[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(md, raw, &len);
-  XXH3_freeState(xs);
-  EVP_MD_CTX_free(md);
-  if (!st.ok()) return st;
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned i = 0; i < len; ++i) {
-    d.sha256 += kHex[raw[i] >> 4];
-    d.sha256 += kHex[raw[i] & 15];
-  }
-  return d;
-}
 
 Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at) {
   while (n > 0) {
@@ -298,12 +286,11 @@ Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at) {
 }  // namespace
 
 Result<LoadResult> Origins::do_fetch(const Located& where, const Destination& dst,
-                                     const std::string& want_sha256, FetchProgress* progress) {
+                                     const std::string& want_sha256, FetchProgress* progress,
+                                     std::optional<DiskTier::Writer>* keep,
+                                     std::string* keep_sha256) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::uint64_t size = where.info.size;
-  if (dst.reserve) {
-    if (Status st = dst.reserve(dst.offset, dst.footprint); !st.ok()) return st;
-  }
   auto out = broker::Destination::open(dst.fd, dst.offset, size);
   if (!out.ok()) return out.status();
   std::optional<DiskTier::Writer> disk;
@@ -316,26 +303,26 @@ Result<LoadResult> Origins::do_fetch(const Located& where, const Destination& ds
                    w.status().message());
     }
   }
+  Digester digester(dst.fd, dst.offset, size, disk ? disk->fd() : -1, where.request.display);
   Sink sink = [&](std::uint64_t off, const char* data, std::size_t n) -> Status {
     if (out->mapped()) {
       std::memcpy(out->at(off), data, n);
     } else if (Status st = write_all(out->fd(), data, n, out->offset() + off); !st.ok()) {
       return Status(st.code(), "writing into the pool: " + st.message());
     }
-    if (disk) {
-      if (Status st = write_all(disk->fd(), data, n, off); !st.ok()) {
-        spdlog::warn("disk tier: dropping the copy of {}: {}", where.request.display, st.message());
-        disk.reset();  // removes the .incomplete: never half-kept
-      }
-    }
     return {};
   };
   TransferCounters c;
   std::atomic<std::uint64_t>* bytes = progress != nullptr ? &progress->bytes : nullptr;
-  Status st = download(where.request, where.info, sink, options_.transfer, &c, bytes, &cancel_);
+  Status st = download(where.request, where.info, sink, options_.transfer, &c, bytes, &cancel_,
+                       [&](std::uint64_t prefix) { digester.advance(prefix); });
   add(c, !st.ok() && st.code() != ErrorCode::kShuttingDown);
-  if (!st.ok()) return st;
-  auto digests = digest_extent(dst.fd, dst.offset, size);
+  if (!st.ok()) {
+    digester.abort();
+    return st;
+  }
+  auto digests = digester.finish();
+  if (digester.disk_failed()) disk.reset();  // removes the .incomplete: never half-kept
   if (!digests.ok()) return digests.status();
   const std::string& expected = !want_sha256.empty() ? want_sha256 : where.info.sha256;
   if (!expected.empty() && digests->sha256 != expected) {
@@ -349,10 +336,15 @@ Result<LoadResult> Origins::do_fetch(const Located& where, const Destination& ds
                      ", expected " + expected +
                      (!want_sha256.empty() ? " (the manifest's)" : " (the origin's)"));
   }
+  // The writes allocated the pages they filled (a full filesystem was
+  // pool_full); the rest of the footprint (the last page's tail) now.
+  const std::uint64_t written = (size + 4095) / 4096 * 4096;
+  if (dst.reserve && dst.footprint > written) {
+    if (Status rs = dst.reserve(dst.offset + written, dst.footprint - written); !rs.ok()) return rs;
+  }
   if (disk) {
-    if (Status cs = disk->commit(digests->sha256); !cs.ok()) {
-      spdlog::warn("disk tier: {} is not kept on disk: {}", where.request.display, cs.message());
-    }
+    *keep = std::move(disk);
+    *keep_sha256 = digests->sha256;
   }
   {
     std::lock_guard lock(mu_);

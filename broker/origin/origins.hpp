@@ -30,12 +30,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "broker/origin/disk_tier.hpp"
 #include "broker/origin/http_transfer.hpp"
+#include "broker/origin/hub_repository.hpp"
 #include "broker/origin/origin_url.hpp"
 #include "broker/store/loader.hpp"
 #include "shm/layout/segment_layout.hpp"
@@ -112,10 +114,18 @@ class Origins {
     std::uint64_t offset = 0, footprint = 0;
     ReserveFn reserve;  // secures [offset, offset + footprint) first
   };
-  // Downloads `where` (not a tier hit) into `dst`. kPoolFull when the
-  // reservation fails; load_failed on any transfer or integrity error.
+  // Downloads `where` (not a tier hit) into `dst`: the writes into the
+  // extent allocate its pages (a full filesystem is kPoolFull) and
+  // `reserve` takes the rest of the footprint. load_failed on any transfer
+  // or integrity error. `done` runs before the tier's copy is committed.
   void fetch(const Located& where, Destination dst, std::string want_sha256,
              std::shared_ptr<FetchProgress> progress, std::function<void(Result<LoadResult>)> done);
+
+  // Whether an hf:// origin is configured (hf:ORG/NAME@REV repositories).
+  bool has_hub() const;
+  // The snapshot of hf repository `name` on the first hub origin.
+  void plan_hub(HfName name, RepositoryLimits limits,
+                std::function<void(Result<HubSnapshot>)> done);
 
   OriginCounters counters() const;
   std::optional<DiskTierStats> tier_stats() const;
@@ -126,8 +136,10 @@ class Origins {
   void run();
   void post(std::function<void()> job);
   Result<Located> do_locate(const std::string& name, const std::string& want_sha256);
+  // On success, `keep` gets the tier's blob to commit as `keep_sha256`.
   Result<LoadResult> do_fetch(const Located& where, const Destination& dst,
-                              const std::string& want_sha256, FetchProgress* progress);
+                              const std::string& want_sha256, FetchProgress* progress,
+                              std::optional<DiskTier::Writer>* keep, std::string* keep_sha256);
   void add(const TransferCounters& c, bool failed);
 
   Options options_;

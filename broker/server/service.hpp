@@ -24,6 +24,7 @@
 
 #include "broker/config.hpp"
 #include "broker/manifest.hpp"
+#include "broker/origin/hub_repository.hpp"
 #include "broker/pool/pool.hpp"
 #include "broker/server/reports.hpp"
 #include "broker/server/resolution.hpp"
@@ -246,6 +247,9 @@ class Service {
   // serve_remote() takes `w` and returns true when `r` is such a name: the
   // waiter joins the search in flight for it, or starts one.
   bool serve_remote(const Resolution& r, Waiter& w);
+  // The name an origin is asked for: the manifest's path for `model`, else
+  // `model` itself (an hf: name as given: the hub's routes).
+  std::string origin_name(const std::string& model) const;
   void finish_locate(const std::string& model, Result<Located> where);
   // Starts the download of `resolved.remote` into entry `e`'s extent.
   void start_fetch(const EntryInfo& e, const Resolution& resolved);
@@ -279,14 +283,25 @@ class Service {
   // Plans of models of several files, kept while what they were read from
   // is unchanged (GroupPlan::stamp): a warm acquire of a repository costs a
   // few fstatat, not a directory scan and an index parse.
+  // A plan from a hub has no stamp: it is kept until `expires` (for ever
+  // when its revision is a commit, which cannot move).
   struct CachedPlan {
     std::string path;  // what the name meant (the manifest's path for it)
     std::string stamp;
     GroupPlan plan;
+    std::chrono::steady_clock::time_point expires = std::chrono::steady_clock::time_point::max();
   };
   std::unordered_map<std::string, CachedPlan> plans_;
   // The plan `model` (meaning `path`) stands for now, or nullopt for a file.
   Result<std::optional<GroupPlan>> plan_for(const std::string& model, const std::string& path);
+  // Answers `w` with the model of several files `plan` stands for: its files
+  // are started, and it is granted once all are in (or failed).
+  void start_group(const std::string& model, GroupPlan plan, Waiter& w);
+  // hf:ORG/NAME@REV repositories that are planned on the hub (no local
+  // cache has them), with the waiters for each.
+  std::unordered_map<std::string, std::vector<Waiter>> hub_plans_;
+  void finish_hub_plan(const std::string& model, const std::string& path,
+                       Result<HubSnapshot> snapshot);
   // Member entry ids (joined) whose tensors were checked together.
   std::unordered_map<std::string, Status> group_checks_;
   std::uint64_t next_handle_ = 1;

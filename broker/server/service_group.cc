@@ -49,7 +49,8 @@ const Service::GroupInfo* Service::find_group(std::string_view model) const {
 Result<std::optional<GroupPlan>> Service::plan_for(const std::string& model,
                                                    const std::string& path) {
   if (auto it = plans_.find(model); it != plans_.end()) {
-    if (it->second.path == path && it->second.plan.stamp() == it->second.stamp) {
+    if (it->second.path == path && it->second.plan.stamp() == it->second.stamp &&
+        std::chrono::steady_clock::now() < it->second.expires) {
       return std::optional<GroupPlan>(it->second.plan);
     }
     plans_.erase(it);
@@ -85,14 +86,68 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
   }
   if (!plan.ok()) {
     const ErrorCode code = plan.status().code();
-    if ((code == ErrorCode::kNotFound || code == ErrorCode::kInvalidName) && origins_ != nullptr &&
-        origins_->may_serve(model)) {
+    const bool missing = code == ErrorCode::kNotFound || code == ErrorCode::kInvalidName;
+    const std::string asked = origin_name(model);
+    if (missing && origins_ != nullptr && origins_->may_serve(asked)) {
       return false;  // one file, from an origin
+    }
+    if (code == ErrorCode::kNotFound && origins_ != nullptr && origins_->has_hub() &&
+        is_hf_name(asked)) {
+      // A repository no local cache has: its plan comes from the hub.
+      auto name = parse_hf_name(asked);
+      if (name.ok()) {
+        std::vector<Waiter>& waiters = hub_plans_[model];
+        waiters.push_back(std::move(w));
+        if (waiters.size() > 1) return true;  // joins the planning in flight
+        RepositoryLimits limits;
+        limits.max_small_file = config_.repo_max_small_file;
+        origins_->plan_hub(*name, limits, [this, model, path = asked](Result<HubSnapshot> snap) {
+          auto shared = std::make_shared<Result<HubSnapshot>>(std::move(snap));
+          asio::post(io_, [this, model, path, shared] {
+            finish_hub_plan(model, path, std::move(*shared));
+          });
+        });
+        return true;
+      }
     }
     fail(w, plan.status());
     return true;
   }
-  GroupPlan& p = **plan;
+  start_group(model, std::move(**plan), w);
+  return true;
+}
+
+void Service::finish_hub_plan(const std::string& model, const std::string& path,
+                              Result<HubSnapshot> snapshot) {
+  auto node = hub_plans_.extract(model);
+  if (node.empty()) return;
+  std::vector<Waiter> waiters = std::move(node.mapped());
+  if (!snapshot.ok()) {
+    for (Waiter& w : waiters) fail(w, snapshot.status());
+    return;
+  }
+  auto name = parse_hf_name(path);
+  GroupPlan plan = hf_group_plan(model, name->repo, snapshot->commit, std::move(snapshot->files));
+  // A branch or tag may move on the hub: asked again after a while. A
+  // commit cannot.
+  constexpr auto kRevisionTtl = std::chrono::seconds(60);
+  const bool pinned_commit = name->revision == snapshot->commit;
+  if (plans_.size() >= 1024) plans_.clear();
+  plans_[model] = CachedPlan{path, "", plan,
+                             pinned_commit ? std::chrono::steady_clock::time_point::max()
+                                           : std::chrono::steady_clock::now() + kRevisionTtl};
+  spdlog::info("{}: commit {} on the hub, {} files", log_text(model), snapshot->commit,
+               plan.members.size());
+  for (Waiter& w : waiters) {
+    if (shutting_down_) {
+      fail(w, error(ErrorCode::kShuttingDown, "the broker is shutting down"));
+      continue;
+    }
+    start_group(model, plan, w);
+  }
+}
+
+void Service::start_group(const std::string& model, GroupPlan p, Waiter& w) {
   const PoolConfig& pc = pool_.config();
   std::uint64_t footprint = 0;
   for (const GroupMember& m : p.members) footprint += pool_.footprint_for(m.size);
@@ -101,7 +156,7 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
                   "\"" + model + "\"" + " needs " + units::format_bytes(footprint) + " for its " +
                       std::to_string(p.members.size()) + " files, more than the pool's budget (" +
                       units::format_bytes(pc.budget) + ")"));
-    return true;
+    return;
   }
   const std::uint64_t id = next_group_job_++;
   GroupJob& job = group_jobs_[id];
@@ -129,7 +184,6 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
   GroupJob& j = group_jobs_.at(id);
   j.starting = false;
   if (j.pending == 0) asio::post(io_, [this, id] { finish_group(id); });
-  return true;
 }
 
 void Service::member_done(std::uint64_t job, std::size_t i, const Status& st, const EntryInfo* e,

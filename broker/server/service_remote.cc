@@ -21,23 +21,18 @@ namespace modelpool::broker {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// The name an origin is asked for: the manifest's path for it, else the
-// name itself (an hf: name as given: the hub's resolve route).
-std::string origin_name(const Manifest* manifest, const std::string& model) {
-  const ManifestEntry* listed = manifest != nullptr ? manifest->find(model) : nullptr;
+std::string Service::origin_name(const std::string& model) const {
+  const Manifest* m = manifest();
+  const ManifestEntry* listed = m != nullptr ? m->find(model) : nullptr;
   return listed != nullptr ? listed->path : model;
 }
-
-}  // namespace
 
 bool Service::serve_remote(const Resolution& r, Waiter& w) {
   if (origins_ == nullptr || !origins_->enabled() || r.status.ok()) return false;
   // hf:REPO@REV/FILE is no path below --models (invalid_name there) but
   // may be a file on the hub; may_serve() checks its form.
   const ErrorCode code = r.status.code();
-  const std::string name = origin_name(manifest(), r.model);
+  const std::string name = origin_name(r.model);
   if (!(code == ErrorCode::kNotFound || (code == ErrorCode::kInvalidName && is_hf_name(name))) ||
       !origins_->may_serve(name)) {
     return false;

@@ -50,10 +50,7 @@ Result<std::optional<GroupPlan>> plan_hf(const std::string& name, const std::str
     return error(files.status().code(),
                  path + " (commit " + snap->commit + "): " + files.status().message());
   }
-  GroupPlan plan = from_repository(name, std::move(files).value(), [&](const std::string& f) {
-    return hf_file_name(parsed->repo, snap->commit, f);
-  });
-  plan.commit = snap->commit;
+  GroupPlan plan = hf_group_plan(name, parsed->repo, snap->commit, std::move(files).value());
   plan.stamp_root = &hf->files();
   const std::string repo_dir = snap->dir.substr(0, snap->dir.find("/snapshots/"));
   plan.stamp_paths = {repo_dir + "/refs/" + parsed->revision, snap->dir};
@@ -62,7 +59,16 @@ Result<std::optional<GroupPlan>> plan_hf(const std::string& name, const std::str
 
 }  // namespace
 
+GroupPlan hf_group_plan(const std::string& name, const std::string& repo,
+                        const std::string& commit, RepositoryFiles files) {
+  GroupPlan plan = from_repository(
+      name, std::move(files), [&](const std::string& f) { return hf_file_name(repo, commit, f); });
+  plan.commit = commit;
+  return plan;
+}
+
 std::string GroupPlan::stamp(std::int64_t* newest_ns) const {
+  if (stamp_root == nullptr) return "";  // from a hub: kept for a while (the Service)
   std::string out;
   for (const std::string& p : stamp_paths) {
     std::int64_t changed = 0;

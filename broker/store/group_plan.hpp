@@ -58,6 +58,11 @@ Result<std::optional<GroupPlan>> plan_group(const std::string& name, const std::
                                             const NameResolver& names, const HfCache* hf,
                                             const RepositoryLimits& limits);
 
+// The plan of snapshot `commit` of hf repository `repo` made of `files`
+// (from the cache, or from a hub): its members named hf:REPO@COMMIT/FILE.
+GroupPlan hf_group_plan(const std::string& name, const std::string& repo,
+                        const std::string& commit, RepositoryFiles files);
+
 // One weights file as it lies in the segment.
 struct PlacedFile {
   const GroupMember* member = nullptr;

@@ -33,7 +33,7 @@ bool small_kind(std::string_view n) {
 
 // The shards the index names, in the order they first appear in weight_map.
 Result<std::vector<std::string>> indexed_shards(
-    const NameResolver& names, const std::string& dir, const RepositoryLimits& limits,
+    const RepositorySource& names, const std::string& dir, const RepositoryLimits& limits,
     std::vector<std::pair<std::string, std::string>>* weight_map) {
   const std::string where = dir + "/" + std::string(kSafetensorsIndex);
   auto text = names.read_text(where, limits.max_index);
@@ -58,7 +58,32 @@ Result<std::vector<std::string>> indexed_shards(
   return shards;
 }
 
+// The files below --models or of the Hugging Face cache.
+class ResolverSource final : public RepositorySource {
+ public:
+  explicit ResolverSource(const NameResolver& names) : names_(names) {}
+  Result<std::vector<std::string>> list(const std::string& dir) const override {
+    return names_.list(dir);
+  }
+  Result<std::string> read_text(const std::string& path, std::size_t limit) const override {
+    return names_.read_text(path, limit);
+  }
+  Result<std::uint64_t> size(const std::string& path) const override {
+    auto file = names_.resolve(path);
+    if (!file.ok()) return file.status();
+    return file->identity().size;
+  }
+
+ private:
+  const NameResolver& names_;
+};
+
 }  // namespace
+
+Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::string& dir,
+                                        const RepositoryLimits& limits) {
+  return scan_repository(ResolverSource(names), dir, limits);
+}
 
 std::uint64_t RepositoryFiles::bytes() const {
   std::uint64_t n = 0;
@@ -67,7 +92,7 @@ std::uint64_t RepositoryFiles::bytes() const {
   return n;
 }
 
-Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::string& dir,
+Result<RepositoryFiles> scan_repository(const RepositorySource& names, const std::string& dir,
                                         const RepositoryLimits& limits) {
   auto listing = names.list(dir);
   if (!listing.ok()) return listing.status();
@@ -100,7 +125,7 @@ Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::st
                        "\", which is not safetensors" +
                        (pickled(shard) ? " (pickled weights are never loaded)" : ""));
     }
-    auto file = names.resolve(dir + "/" + shard);
+    auto file = names.size(dir + "/" + shard);
     if (!file.ok()) {
       if (file.status().code() == ErrorCode::kNotFound) {
         return error(ErrorCode::kLoadFailed, "repository \"" + dir + "\" is missing shard \"" +
@@ -109,7 +134,7 @@ Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::st
       }
       return file.status();
     }
-    out.weights.push_back({shard, file->identity().size});
+    out.weights.push_back({shard, *file});
   }
   for (const auto& n : *listing) {
     if (ends_with(n, ".safetensors")) continue;  // weights, or not named by the index
@@ -118,16 +143,16 @@ Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::st
       continue;
     }
     if (!small_kind(n)) continue;
-    auto file = names.resolve(dir + "/" + n);
+    auto file = names.size(dir + "/" + n);
     if (!file.ok()) {
       if (file.status().code() == ErrorCode::kForbidden) return file.status();
       continue;  // a subdirectory, or gone since the listing
     }
-    if (file->identity().size > limits.max_small_file) {
+    if (*file > limits.max_small_file) {
       out.skipped.push_back(n + " (larger than the small-file limit)");
       continue;
     }
-    out.small.push_back({n, file->identity().size});
+    out.small.push_back({n, *file});
   }
   return out;
 }

@@ -12,10 +12,12 @@
 // run code when unpickled. Only the directory's own files count (not its
 // subdirectories). Every file is opened through the NameResolver, so an
 // index that names a file outside the repository, or a symlink that leads
-// out of the root, is refused. Pure: it reads the directory, loads nothing.
+// out of the root, is refused. Pure: it reads the directory (or asks the
+// hub, for a RepositorySource of broker/origin), loads nothing.
 #ifndef MODELPOOL_BROKER_STORE_REPOSITORY_HPP_
 #define MODELPOOL_BROKER_STORE_REPOSITORY_HPP_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -48,11 +50,28 @@ struct RepositoryFiles {
   std::uint64_t bytes() const;  // all of them
 };
 
-// The files of repository `dir` (a directory name as `names` resolves them).
-// Errors: not_found (no such directory, or no safetensors in it), forbidden
-// (the index names a file outside the repository), load_failed (a malformed
-// index, a shard it names that is missing or not safetensors), with the
-// reason.
+// Where a repository's files are: below --models or in the Hugging Face
+// cache (through a NameResolver), or on a hub (broker/origin). Paths are
+// "DIR/FILE" as list() names the directory.
+class RepositorySource {
+ public:
+  virtual ~RepositorySource() = default;
+  // The names in `dir`, sorted; not_found when there is no such directory.
+  virtual Result<std::vector<std::string>> list(const std::string& dir) const = 0;
+  // A file's contents; load_failed when larger than `limit`.
+  virtual Result<std::string> read_text(const std::string& path, std::size_t limit) const = 0;
+  // A regular file's size: not_found (or gone), forbidden (it leads out of
+  // the source), anything else a reason to skip a small file.
+  virtual Result<std::uint64_t> size(const std::string& path) const = 0;
+};
+
+// The files of repository `dir` in `source`. Errors: not_found (no such
+// directory, or no safetensors in it), forbidden (the index names a file
+// outside the repository), load_failed (a malformed index, a shard it names
+// that is missing or not safetensors), with the reason.
+Result<RepositoryFiles> scan_repository(const RepositorySource& source, const std::string& dir,
+                                        const RepositoryLimits& limits = {});
+// ... a directory name as `names` resolves them.
 Result<RepositoryFiles> scan_repository(const NameResolver& names, const std::string& dir,
                                         const RepositoryLimits& limits = {});
 

@@ -55,6 +55,7 @@ TEST(CachingProxy, ThreeBrokersThroughOneProxyCostTheOriginEachByteOnce) {
   EXPECT_EQ(from_origin, static_cast<std::int64_t>(kSize)) << "the origin served some bytes twice";
   // Each node downloaded it whole (through the proxy) and keeps it on disk.
   for (const auto& b : nodes) {
+    EXPECT_TRUE(eventually([&] { return origin_stats(*b)["disk_tier"]["entries"] == 1; }));
     const json o = origin_stats(*b);
     EXPECT_EQ(o["fetches"], 1) << o.dump();
     EXPECT_EQ(o["disk_tier"]["bytes"], kSize) << o.dump();

@@ -142,7 +142,8 @@ TEST_F(RemoteFault, ABrokerKilledMidDownloadLeavesNothingHalfDoneAndStartsCleanl
     EXPECT_EQ(n.find(".incomplete"), std::string::npos) << "left over: " << n;
   }
   EXPECT_TRUE(acquire_async(b, "org/m.raw").get() == read_file(model_));
-  EXPECT_EQ(dir_names(tier + "/blobs").size(), 1u);
+  EXPECT_TRUE(eventually([&] { return dir_names(tier + "/blobs").size() == 1; }))
+      << "the tier's copy was not committed";
 }
 
 TEST_F(RemoteFault, AFullDiskTierDropsItsCopyAndThePoolStillGetsTheModel) {

@@ -80,6 +80,8 @@ TEST_F(Remote, EightAcquiresAtOnceAreOneDownloadAndEachByteComesOnce) {
     }
   }
   EXPECT_EQ(ranged, 4u) << "four parts in flight";
+  // The tier's copy is committed (fsync, rename) right after the grant.
+  EXPECT_TRUE(eventually([&] { return origin_stats(b)["disk_tier"]["entries"] == 1; }));
   const json o = origin_stats(b);
   EXPECT_EQ(o["fetches"], 1) << o.dump();
   EXPECT_EQ(o["bytes"], kSize);
