@@ -44,6 +44,32 @@ std::string evictions_text(const nlohmann::json& r) {
   return text;
 }
 
+// The origins' and the disk tier's lines (a broker with --origin or
+// --disk-cache).
+void print_origins(const nlohmann::json& o, std::ostream& out) {
+  const std::string kSep = "   ";
+  std::string names;
+  if (const auto list = o.find("origins"); list != o.end() && list->is_array()) {
+    for (const auto& n : *list) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+  }
+  out << "Origins: " << (names.empty() ? "(none)" : names) << kSep << json_u64(o, "fetches")
+      << " downloads, " << units::format_bytes(json_u64(o, "bytes")) << " received, "
+      << json_u64(o, "requests") << " requests, " << json_u64(o, "retries") << " retries, "
+      << json_u64(o, "errors") << " errors\n";
+  if (const auto t = o.find("disk_tier"); t != o.end() && t->is_object()) {
+    const std::uint64_t asked = json_u64(*t, "hits") + json_u64(*t, "misses");
+    out << "Disk tier: " << units::format_bytes(json_u64(*t, "bytes")) << " of "
+        << units::format_bytes(json_u64(*t, "budget")) << ", " << json_u64(*t, "entries")
+        << " entries" << kSep << "Hit rate: "
+        << (asked == 0
+                ? std::string("-")
+                : std::to_string(100 * json_u64(*t, "hits") / asked) + "% (" +
+                      std::to_string(json_u64(*t, "hits")) + " of " + std::to_string(asked) + ")")
+        << kSep << "Evictions: " << json_u64(*t, "evictions") << kSep
+        << "Write errors: " << json_u64(*t, "write_errors") << "\n";
+  }
+}
+
 }  // namespace
 
 int print_stats(const nlohmann::json& r, std::ostream& out) {
@@ -67,7 +93,9 @@ int print_stats(const nlohmann::json& r, std::ostream& out) {
       << "Load failures: " << json_u64(r, "load_failures") << "\n";
   out << "Pool: " << json_str(r, "pool") << " (pid " << json_u64(r, "pid") << ", policy "
       << json_str(r, "eviction_policy") << ", page size "
-      << units::format_bytes(json_u64(r, "page_size")) << ")\n\n";
+      << units::format_bytes(json_u64(r, "page_size")) << ")\n";
+  if (const auto o = r.find("origins"); o != r.end() && o->is_object()) print_origins(*o, out);
+  out << "\n";
   print_models(r.contains("models") ? r["models"] : nlohmann::json(), out);
   if (json_bool(r, "models_truncated")) {
     out << "(" << (r.contains("models") ? r["models"].size() : 0) << " of "

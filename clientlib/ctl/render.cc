@@ -33,9 +33,19 @@ std::string model_row_age(const nlohmann::json& row) {
   return format_age(age_ms > 0 ? static_cast<std::uint64_t>(age_ms) / 1000 : 0);
 }
 
-// "ready", or "ready (old)" for an old generation still held by workers.
+// "ready", or "ready (old)" for an old generation still held by workers;
+// a download says how far it is: "loading 41% 180.2 MiB/s ETA 3s".
 std::string state_text(const nlohmann::json& row) {
   std::string state = json_str(row, "state");
+  if (const nlohmann::json* d = field(row, "download"); d != nullptr && d->is_object()) {
+    const std::uint64_t total = json_u64(*d, "total");
+    const double rate = json_num(*d, "bytes_per_second");
+    state += " " + std::to_string(total == 0 ? 0 : 100 * json_u64(*d, "bytes") / total) + "% " +
+             units::format_bytes(static_cast<std::uint64_t>(rate)) + "/s";
+    if (const nlohmann::json* eta = field(*d, "eta_seconds"); eta != nullptr && eta->is_number()) {
+      state += " ETA " + format_age(static_cast<std::uint64_t>(eta->get<double>() + 0.5));
+    }
+  }
   const nlohmann::json* current = field(row, "current");
   if (current != nullptr && current->is_boolean() && !current->get<bool>()) state += " (old)";
   return state;

@@ -104,6 +104,12 @@ TEST_F(RemoteFault, TheOriginDiesMidDownloadComesBackAndTheDownloadResumes) {
   auto got = acquire_async(b, "org/m.raw");
   ASSERT_TRUE(eventually([&] { return download_bytes(b, "org/m.raw") > (1 << 20); }))
       << "the download never got going";
+  // modelpoolctl list shows how far it is.
+  const auto [code, out] = run_command({binary_path("clientlib/modelpoolctl"), "--run-dir",
+                                        b.run_dir(), "--pool", b.pool(), "list"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("loading "), std::string::npos) << out;
+  EXPECT_NE(out.find("/s ETA "), std::string::npos) << out;
   nginx_->kill();
   nginx_->start();
   EXPECT_TRUE(got.get() == read_file(model_)) << "the resumed download's bytes differ";

@@ -123,6 +123,13 @@ TEST_F(Remote, ARestartedBrokerIsServedFromTheDiskTierWithNoOriginRequest) {
   EXPECT_EQ(o["disk_hits"], 1);
   EXPECT_EQ(o["disk_tier"]["hits"], 1);
   EXPECT_EQ(o["disk_tier"]["hit_rate"], 1.0);
+  // modelpoolctl shows the tier.
+  const auto [code, out] = run_command({binary_path("clientlib/modelpoolctl"), "--run-dir",
+                                        second.run_dir(), "--pool", second.pool(), "stats"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("Disk tier: 24.0 MiB of 1.0 GiB, 1 entries"), std::string::npos) << out;
+  EXPECT_NE(out.find("Hit rate: 100% (1 of 1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("Origins: " + nginx_->url()), std::string::npos) << out;
 }
 
 TEST_F(Remote, BytesThatDoNotMatchTheManifestAreRefusedAndNothingIsKept) {
