@@ -136,15 +136,13 @@ int run(Config& config) {
   boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
   Loader loader(Loader::Options{static_cast<unsigned>(config.loader_threads), config.chunk_bytes,
                                 static_cast<unsigned>(config.queue_depth), config.direct_io});
-  std::unique_ptr<Origins> origins;  // remote origins and the disk tier, when configured
-  if (!config.origins.empty() || !config.disk_cache.empty()) {
-    auto made =
-        Origins::create(origin_options(config), [](const char* n) { return std::getenv(n); });
-    if (!made.ok()) return fail(made.status().message());
-    origins = std::move(made).value();
-  }
+  // Remote origins and the disk tier: --origin, --disk-cache, and the
+  // manifest's origins (which a SIGHUP may add).
+  auto origins =
+      Origins::create(origin_options(config), [](const char* n) { return std::getenv(n); });
+  if (!origins.ok()) return fail(origins.status().message());
   Service service(io, config, store, loader, names.value());
-  service.set_origins(origins.get());
+  service.set_origins(origins->get());
   Server server(io, config, service);
   ServiceManager manager(io);
   manager.start_watchdog();  // pings through the preloads too

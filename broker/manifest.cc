@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "broker/origin/origin_url.hpp"
 #include "broker/store/name_resolver.hpp"
 
 namespace modelpool::broker {
@@ -48,10 +49,15 @@ Result<ManifestEntry> parse_entry(const json& v) {
       e.revision = value.get<std::string>();
     } else if (key == "sha256" && value.is_string()) {
       e.sha256 = value.get<std::string>();
+    } else if (key == "origin" && value.is_string()) {
+      e.origin = value.get<std::string>();
+      if (auto o = parse_origin(e.origin, nullptr); !o.ok()) {
+        return error(ErrorCode::kBadRequest, o.status().message());
+      }
     } else if ((key == "pin" || key == "preload") && value.is_boolean()) {
       (key == "pin" ? e.pin : e.preload) = value.get<bool>();
     } else if (key == "path" || key == "revision" || key == "sha256" || key == "pin" ||
-               key == "preload") {
+               key == "preload" || key == "origin") {
       return error(ErrorCode::kBadRequest, "field \"" + key + "\" has the wrong type");
     } else {
       return error(ErrorCode::kBadRequest, "unknown field \"" + key + "\"");

@@ -24,6 +24,7 @@ struct ManifestEntry {
   std::string path;      // below the models root
   std::string revision;  // informational
   std::string sha256;    // 64 lowercase hex digits, or empty
+  std::string origin;    // an origin (as --origin) asked first for `path`, or empty
   bool pin = false;
   bool preload = false;
   bool operator==(const ManifestEntry&) const = default;

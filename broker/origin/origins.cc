@@ -77,11 +77,15 @@ Result<std::unique_ptr<Origins>> Origins::create(Options options, const EnvFn& e
   options.transfer.no_proxy = either("no_proxy", "NO_PROXY");
   init_http();
   return std::unique_ptr<Origins>(
-      new Origins(std::move(options), std::move(parsed), std::move(tier)));
+      new Origins(std::move(options), std::move(parsed), std::move(tier), env));
 }
 
-Origins::Origins(Options options, std::vector<Origin> origins, std::unique_ptr<DiskTier> tier)
-    : options_(std::move(options)), origins_(std::move(origins)), tier_(std::move(tier)) {
+Origins::Origins(Options options, std::vector<Origin> origins, std::unique_ptr<DiskTier> tier,
+                 EnvFn env)
+    : options_(std::move(options)),
+      env_(std::move(env)),
+      origins_(std::move(origins)),
+      tier_(std::move(tier)) {
   for (unsigned i = 0; i < std::max(1U, options_.threads); ++i) {
     threads_.emplace_back([this] { run(); });
   }
@@ -119,8 +123,17 @@ void Origins::post(std::function<void()> job) {
   cv_.notify_one();
 }
 
-bool Origins::may_serve(const std::string& name) const {
-  for (const Origin& o : origins_) {
+std::vector<Origin> Origins::with_first(const std::string& first) const {
+  std::vector<Origin> out;
+  if (!first.empty()) {
+    if (auto o = parse_origin(first, env_); o.ok()) out.push_back(std::move(o).value());
+  }
+  out.insert(out.end(), origins_.begin(), origins_.end());
+  return out;
+}
+
+bool Origins::may_serve(const std::string& name, const std::string& first) const {
+  for (const Origin& o : with_first(first)) {
     if (o.request(name)) return true;
   }
   return false;
@@ -169,20 +182,23 @@ std::optional<DiskTierStats> Origins::tier_stats() const {
   return tier_->stats();
 }
 
-void Origins::locate(std::string name, std::string want_sha256,
+void Origins::locate(std::string name, std::string want_sha256, std::string first,
                      std::function<void(Result<Located>)> done) {
-  post([this, name = std::move(name), want = std::move(want_sha256), done = std::move(done)] {
+  post([this, name = std::move(name), want = std::move(want_sha256), first = std::move(first),
+        done = std::move(done)] {
     if (cancel_) {
       done(error(ErrorCode::kShuttingDown, "the broker is shutting down"));
       return;
     }
-    done(do_locate(name, want));
+    done(do_locate(name, want, first));
   });
 }
 
-Result<Located> Origins::do_locate(const std::string& name, const std::string& want_sha256) {
+Result<Located> Origins::do_locate(const std::string& name, const std::string& want_sha256,
+                                   const std::string& first) {
+  const std::vector<Origin> origins = with_first(first);
   if (tier_) {
-    for (const Origin& o : origins_) {
+    for (const Origin& o : origins) {
       auto req = o.request(name);
       if (!req) continue;
       auto hit = tier_->find(req->key);
@@ -205,7 +221,7 @@ Result<Located> Origins::do_locate(const std::string& name, const std::string& w
   }
   std::optional<Status> first_error;
   std::string asked;
-  for (const Origin& o : origins_) {
+  for (const Origin& o : origins) {
     auto req = o.request(name);
     if (!req) continue;
     asked += (asked.empty() ? "" : ", ") + req->display;

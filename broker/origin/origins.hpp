@@ -101,13 +101,20 @@ class Origins {
 
   // Ends downloads in flight and every later job with shutting_down.
   void cancel() { cancel_ = true; }
+  // Whether --origin or --disk-cache is configured (a manifest may still
+  // name origins of its own when not).
+  // Whether --origin or --disk-cache is configured (a manifest may still
+  // name origins of its own when not).
   bool enabled() const { return !origins_.empty() || tier_ != nullptr; }
-  // Whether any origin could serve `name` (by its form alone).
-  bool may_serve(const std::string& name) const;
+  // Whether any origin (`first`, a manifest's, then --origin) could serve
+  // `name`, by its form alone.
+  bool may_serve(const std::string& name, const std::string& first = "") const;
 
-  // The tier, then each origin. not_found names every origin asked.
-  // `want_sha256`: the manifest's digest, or "": a tier blob must match it.
-  void locate(std::string name, std::string want_sha256, std::function<void(Result<Located>)> done);
+  // The tier, then `first` (the manifest's origin for the name, or ""), then
+  // each --origin. not_found names every origin asked. `want_sha256`: the
+  // manifest's digest, or "": a tier blob must match it.
+  void locate(std::string name, std::string want_sha256, std::string first,
+              std::function<void(Result<Located>)> done);
 
   struct Destination {
     int fd = -1;  // the segment
@@ -132,10 +139,13 @@ class Origins {
   const std::vector<Origin>& origins() const { return origins_; }
 
  private:
-  Origins(Options options, std::vector<Origin> origins, std::unique_ptr<DiskTier> tier);
+  Origins(Options options, std::vector<Origin> origins, std::unique_ptr<DiskTier> tier, EnvFn env);
+  // `first` parsed (when valid) and then --origin's, in order.
+  std::vector<Origin> with_first(const std::string& first) const;
   void run();
   void post(std::function<void()> job);
-  Result<Located> do_locate(const std::string& name, const std::string& want_sha256);
+  Result<Located> do_locate(const std::string& name, const std::string& want_sha256,
+                            const std::string& first);
   // On success, `keep` gets the tier's blob to commit as `keep_sha256`.
   Result<LoadResult> do_fetch(const Located& where, const Destination& dst,
                               const std::string& want_sha256, FetchProgress* progress,
@@ -143,6 +153,7 @@ class Origins {
   void add(const TransferCounters& c, bool failed);
 
   Options options_;
+  EnvFn env_;
   std::vector<Origin> origins_;
   std::unique_ptr<DiskTier> tier_;
   std::atomic<bool> cancel_{false};

@@ -250,6 +250,8 @@ class Service {
   // The name an origin is asked for: the manifest's path for `model`, else
   // `model` itself (an hf: name as given: the hub's routes).
   std::string origin_name(const std::string& model) const;
+  // The manifest's origin for `model`, asked before --origin's, or "".
+  std::string manifest_origin(const std::string& model) const;
   void finish_locate(const std::string& model, Result<Located> where);
   // Starts the download of `resolved.remote` into entry `e`'s extent.
   void start_fetch(const EntryInfo& e, const Resolution& resolved);

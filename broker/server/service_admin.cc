@@ -152,7 +152,7 @@ StatsReport Service::stats(std::size_t clients) const {
   r.segment_path = segment_.path();
   r.eviction_policy = config_.policy.eviction;
   r.models = list();
-  if (origins_ != nullptr) {
+  if (origins_ != nullptr && origins_->enabled()) {
     OriginReport o;
     for (const Origin& origin : origins_->origins()) o.origins.push_back(origin.spec);
     o.counters = origins_->counters();

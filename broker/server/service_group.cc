@@ -88,7 +88,7 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
     const ErrorCode code = plan.status().code();
     const bool missing = code == ErrorCode::kNotFound || code == ErrorCode::kInvalidName;
     const std::string asked = origin_name(model);
-    if (missing && origins_ != nullptr && origins_->may_serve(asked)) {
+    if (missing && origins_ != nullptr && origins_->may_serve(asked, manifest_origin(model))) {
       return false;  // one file, from an origin
     }
     if (code == ErrorCode::kNotFound && origins_ != nullptr && origins_->has_hub() &&

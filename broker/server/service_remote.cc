@@ -27,14 +27,22 @@ std::string Service::origin_name(const std::string& model) const {
   return listed != nullptr ? listed->path : model;
 }
 
+std::string Service::manifest_origin(const std::string& model) const {
+  const Manifest* m = manifest();
+  const ManifestEntry* listed = m != nullptr ? m->find(model) : nullptr;
+  return listed != nullptr ? listed->origin : "";
+}
+
 bool Service::serve_remote(const Resolution& r, Waiter& w) {
-  if (origins_ == nullptr || !origins_->enabled() || r.status.ok()) return false;
+  if (origins_ == nullptr || r.status.ok()) return false;
+  const std::string first = manifest_origin(r.model);
+  if (!origins_->enabled() && first.empty()) return false;
   // hf:REPO@REV/FILE is no path below --models (invalid_name there) but
   // may be a file on the hub; may_serve() checks its form.
   const ErrorCode code = r.status.code();
   const std::string name = origin_name(r.model);
   if (!(code == ErrorCode::kNotFound || (code == ErrorCode::kInvalidName && is_hf_name(name))) ||
-      !origins_->may_serve(name)) {
+      !origins_->may_serve(name, first)) {
     return false;
   }
   if (shutting_down_) {
@@ -44,7 +52,7 @@ bool Service::serve_remote(const Resolution& r, Waiter& w) {
   std::vector<Waiter>& waiters = locating_[r.model];
   waiters.push_back(std::move(w));
   if (waiters.size() > 1) return true;  // joins the search in flight
-  origins_->locate(name, r.sha256, [this, model = r.model](Result<Located> where) {
+  origins_->locate(name, r.sha256, first, [this, model = r.model](Result<Located> where) {
     auto shared = std::make_shared<Result<Located>>(std::move(where));
     asio::post(io_, [this, model, shared] { finish_locate(model, std::move(*shared)); });
   });

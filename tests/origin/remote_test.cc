@@ -197,5 +197,30 @@ TEST_F(Remote, ANameNoOriginHasIsNotFoundAndNamesTheOrigin) {
   }
 }
 
+TEST_F(Remote, AManifestNamesTheOriginOfAModel) {
+  // No --origin: the manifest alone says where "m" comes from.
+  ScratchDir etc;
+  const std::string manifest = etc.write(
+      "manifest.json", R"({"m": {"path": "org/m.raw", "origin": ")" + nginx_->url() + R"("}})");
+  Broker b(models_.path(), {"--manifest", manifest});
+  b.start();
+  Client c = Client::connect(b.worker_socket());
+  EXPECT_TRUE(as_string(c.acquire("m").bytes()) == read_file(model_));
+  // Other names have no origin.
+  try {
+    (void)c.acquire("org/m.raw");
+    ADD_FAILURE() << "a name the manifest does not list came from its origin";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  // An origin that is no URL is refused with the manifest.
+  const std::string bad =
+      etc.write("bad.json", R"({"m": {"path": "org/m.raw", "origin": "ftp://x/y"}})");
+  Broker refused(models_.path(), {"--manifest", bad});
+  refused.capture_stderr(etc.path() + "/refused.log");
+  EXPECT_THROW(refused.start(), std::exception);
+  EXPECT_NE(refused.stderr_text().find("ftp://x/y"), std::string::npos) << refused.stderr_text();
+}
+
 }  // namespace
 }  // namespace modelpool::testing
