@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev python3-yaml
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
   libsystemd-dev systemd
-  libcurl4-openssl-dev nginx-light
+  libcurl4-openssl-dev nginx-light curl openssl
 )
 if [[ "${MODELPOOL_WITH_TORCH:-1}" == 1 ]]; then PACKAGES+=(python3-torch); fi
 # The Node.js binding (clientlib/node). Debian's node-* packages depend on
