@@ -36,5 +36,14 @@ if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# nginx is for the tests, which start their own on loopback: the package must
+# not start a system-wide one on port 80 (policy-rc.d 101: "action forbidden",
+# as in container images), nor fail to install where port 80 is taken.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"
