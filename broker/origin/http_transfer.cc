@@ -179,6 +179,25 @@ std::string published_sha256(const Headers& h) {
   return "";
 }
 
+// An attempt of a one-request exchange that got no usable reply: the
+// error to return (not_found for 404/410, load_failed when it may not or
+// need not be retried), or ok after the backoff before the next attempt.
+Status after_failed_attempt(const OriginRequest& req, const TransferOptions& opt, CURLcode rc,
+                            bool answered, long code, unsigned attempt,
+                            TransferCounters* counters) {
+  if (answered && (code == 404 || code == 410)) {
+    return fail(ErrorCode::kNotFound, req, "not found (HTTP " + std::to_string(code) + ")",
+                attempt);
+  }
+  const bool again = answered ? retryable_status(code) : retryable_curl(rc);
+  if (!again || attempt > opt.retries) {
+    return fail(ErrorCode::kLoadFailed, req, describe(rc, code, opt), attempt);
+  }
+  if (counters != nullptr) ++counters->retries;
+  std::this_thread::sleep_for(backoff(opt, attempt));  // backoff between attempts
+  return {};
+}
+
 }  // namespace
 
 void init_http() { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -228,16 +247,10 @@ Result<ObjectInfo> probe(const OriginRequest& req, const TransferOptions& opt,
       info.commit = h.get_any("x-repo-commit");
       return info;
     }
-    if (answered && (code == 404 || code == 410)) {
-      return fail(ErrorCode::kNotFound, req, "not found (HTTP " + std::to_string(code) + ")",
-                  attempt);
+    if (Status st = after_failed_attempt(req, opt, rc, answered, code, attempt, counters);
+        !st.ok()) {
+      return st;
     }
-    const bool again = answered ? retryable_status(code) : retryable_curl(rc);
-    if (!again || attempt > opt.retries) {
-      return fail(ErrorCode::kLoadFailed, req, describe(rc, code, opt), attempt);
-    }
-    if (counters != nullptr) ++counters->retries;
-    std::this_thread::sleep_for(backoff(opt, attempt));  // backoff between attempts
   }
 }
 
@@ -285,17 +298,10 @@ Result<std::string> fetch_text(const OriginRequest& req, const TransferOptions& 
       if (counters != nullptr) counters->bytes += body.text.size();
       return std::move(body.text);
     }
-    const bool answered = rc == CURLE_OK;
-    if (answered && (code == 404 || code == 410)) {
-      return fail(ErrorCode::kNotFound, req, "not found (HTTP " + std::to_string(code) + ")",
-                  attempt);
+    if (Status st = after_failed_attempt(req, opt, rc, rc == CURLE_OK, code, attempt, counters);
+        !st.ok()) {
+      return st;
     }
-    const bool again = answered ? retryable_status(code) : retryable_curl(rc);
-    if (!again || attempt > opt.retries) {
-      return fail(ErrorCode::kLoadFailed, req, describe(rc, code, opt), attempt);
-    }
-    if (counters != nullptr) ++counters->retries;
-    std::this_thread::sleep_for(backoff(opt, attempt));
   }
 }
 

@@ -8,13 +8,16 @@
 #define MODELPOOL_TESTS_ORIGIN_REMOTE_SUPPORT_HPP_
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker_fixture.hpp"
@@ -67,6 +70,45 @@ inline std::int64_t download_bytes(const Broker& b, const std::string& name) {
   const json row = row_of(b, name);
   if (!row.is_object() || !row.contains("download")) return -1;
   return row["download"]["bytes"].get<std::int64_t>();
+}
+
+// Sets environment variables for the brokers a test starts; restores them.
+class ScopedEnv {
+ public:
+  void set(const char* name, const std::string& value) {
+    save(name);
+    ::setenv(name, value.c_str(), 1);
+  }
+  void unset(const char* name) {
+    save(name);
+    ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second) {
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      } else {
+        ::unsetenv(it->first.c_str());
+      }
+    }
+  }
+
+ private:
+  void save(const char* name) {
+    const char* old = ::getenv(name);
+    saved_.emplace_back(name, old != nullptr ? std::optional<std::string>(old) : std::nullopt);
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// The bytes of `name` through a new connection, or "error CODE: message".
+inline std::string acquire_or_error(const Broker& b, const std::string& name) {
+  try {
+    Client c = Client::connect(b.worker_socket());
+    return as_string(c.acquire(name).bytes());
+  } catch (const Error& e) {
+    return "error " + std::string(e.code_name()) + ": " + e.what();
+  }
 }
 
 }  // namespace modelpool::testing

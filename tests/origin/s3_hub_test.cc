@@ -18,37 +18,6 @@
 namespace modelpool::testing {
 namespace {
 
-// Sets environment variables for the brokers a test starts; restores them.
-class ScopedEnv {
- public:
-  void set(const char* name, const std::string& value) {
-    const char* old = ::getenv(name);
-    saved_.emplace_back(name, old != nullptr ? std::optional<std::string>(old) : std::nullopt);
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second) {
-        ::setenv(it->first.c_str(), it->second->c_str(), 1);
-      } else {
-        ::unsetenv(it->first.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-std::string acquire_or_error(const Broker& b, const std::string& name) {
-  try {
-    Client c = Client::connect(b.worker_socket());
-    return as_string(c.acquire(name).bytes());
-  } catch (const Error& e) {
-    return "error " + std::string(e.code_name()) + ": " + e.what();
-  }
-}
-
 TEST(S3Origin, SignedWithSigV4FromTheEnvironmentAndRefusedWithAWrongSecret) {
   std::string why;
   if (!S3Server::available(&why)) GTEST_SKIP() << why;
@@ -131,7 +100,7 @@ TEST_F(HubOrigin, WithoutTheTokenTheHubRefusesAndTheErrorSaysSo) {
   HubServer hub({.root = root_.path(), .token = "hf_test_token"});
   ScopedEnv env;
   env.set("HF_ENDPOINT", hub.url());
-  ::unsetenv("HF_TOKEN");
+  env.unset("HF_TOKEN");
   Broker b(models_.path(), flags());
   b.start();
   const std::string got = acquire_or_error(b, "hf:org/tiny@main/model.raw");

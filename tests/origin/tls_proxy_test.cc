@@ -17,15 +17,6 @@
 namespace modelpool::testing {
 namespace {
 
-std::string acquire_or_error(const Broker& b, const std::string& name) {
-  try {
-    Client c = Client::connect(b.worker_socket());
-    return as_string(c.acquire(name).bytes());
-  } catch (const Error& e) {
-    return "error " + std::string(e.code_name()) + ": " + e.what();
-  }
-}
-
 // A CA and a server certificate for 127.0.0.1 signed by it, by the openssl CLI.
 bool make_certificates(const std::string& dir, std::string* why) {
   const std::string openssl = find_program("openssl");
@@ -48,29 +39,6 @@ bool make_certificates(const std::string& dir, std::string* why) {
   }
   return true;
 }
-
-class ScopedEnv {
- public:
-  ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
-    for (const auto& [name, value] : vars) {
-      const char* old = ::getenv(name.c_str());
-      saved_.emplace_back(name, old != nullptr ? std::optional<std::string>(old) : std::nullopt);
-      ::setenv(name.c_str(), value.c_str(), 1);
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [name, old] : saved_) {
-      if (old) {
-        ::setenv(name.c_str(), old->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
 
 TEST(OriginTls, AnUnknownCaIsRefusedAndOriginCaAddsIt) {
   std::string why;
@@ -105,13 +73,17 @@ TEST(OriginProxy, HttpProxyReachesTheOriginAndNoProxyTakesAHostOut) {
   // A host name no resolver knows: only the proxy can reach "it".
   const std::string far = "http://models.example.invalid:8080";
   {
-    ScopedEnv env({{"HTTP_PROXY", proxy.url()}, {"NO_PROXY", "localhost"}});
+    ScopedEnv env;
+    env.set("HTTP_PROXY", proxy.url());
+    env.set("NO_PROXY", "localhost");
     Broker b(models.path(), {"--origin", far});
     b.start();
     EXPECT_TRUE(acquire_or_error(b, "org/m.raw") == read_file(model));
     EXPECT_GT(proxy.origin_body_bytes("/org/m.raw"), 0) << "not through the proxy";
   }
-  ScopedEnv env({{"HTTP_PROXY", proxy.url()}, {"NO_PROXY", "models.example.invalid"}});
+  ScopedEnv env;
+  env.set("HTTP_PROXY", proxy.url());
+  env.set("NO_PROXY", "models.example.invalid");
   Broker b(models.path(), {"--origin", far, "--origin-retries", "0"});
   b.start();
   const std::string got = acquire_or_error(b, "org/m.raw");
