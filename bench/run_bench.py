@@ -2,7 +2,7 @@
 # File: bench/run_bench.py
 #
 # The bench driver (GitHub issue 7; docs/benchmarks.md): runs the machine
-# limits and scenarios 1-7 with the programs built in build-bench/bench,
+# limits and scenarios 1-8 with the programs built in build-bench/bench,
 # interleaving baselines and modelpool within each repetition, and writes
 #   bench/results/<host>-<date>-<HHMM>.json   every sample and summary
 #   bench/results/<host>-<date>-<HHMM>.md     the summary with PASS/FAIL per target
@@ -26,11 +26,11 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (plots, report, s_cold, s_control, s_eviction, s_limits,  # noqa: E402
-                     s_load, s_memory, s_repo, s_scaling, targets)
+                     s_load, s_memory, s_remote, s_repo, s_scaling, targets)
 from harness.common import GiB, Ctx, log, not_measured  # noqa: E402
 
 SCENARIOS = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling",
-             "repository", "micro"]
+             "repository", "remote", "micro"]
 
 
 def parse_args():
@@ -85,6 +85,8 @@ def check_space(ctx):
     need = (2 if ctx.quick else 6) * GiB
     if not ctx.only or "repository" in ctx.only:
         need += (256 << 20) if ctx.quick else 2 * GiB  # the repository scenario's shards
+    if not ctx.only or "remote" in ctx.only:
+        need += (640 << 20) if ctx.quick else 5 * GiB  # its model, proxy cache and 3 disk tiers
     free = shutil.disk_usage(ctx.data_dir).free
     if free < need:
         sys.exit(f"run_bench: {ctx.data_dir} has {free / GiB:.1f} GiB free, needs {need / GiB}")
@@ -96,6 +98,7 @@ def run_scenarios(ctx, results):
             ("load", lambda: s_load.run(ctx)),
             ("control", lambda: s_control.run(ctx)), ("eviction", lambda: s_eviction.run_eviction(ctx)),
             ("scaling", lambda: s_scaling.run(ctx)), ("repository", lambda: s_repo.run(ctx)),
+            ("remote", lambda: s_remote.run(ctx)),
             ("micro", lambda: s_eviction.run_micro(ctx))]
     for key, fn in plan:
         if ctx.only and key not in ctx.only:

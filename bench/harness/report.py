@@ -50,9 +50,10 @@ def render(doc):
                 ("3. Load throughput into the pool", _load), ("4. Control plane", _control),
                 ("5. Eviction quality (offline replay)", _eviction), ("6. Scaling", _scaling),
                 ("7. A repository (a model of several files)", _repository),
+                ("8. Remote origins", _remote),
                 ("Micro-benchmarks (Google Benchmark)", _micro)]
     keys = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling",
-            "repository", "micro"]
+            "repository", "remote", "micro"]
     for (title, fn), key in zip(sections, keys):
         out.append(f"## {title}\n")
         sc = r.get(key, {"status": NOT_MEASURED, "reason": "not run (--only)"})
@@ -241,6 +242,26 @@ def _repository(s, _):
             f"{cell(m['footprint_x'], 3)}x; the largest RssAnon rise of a worker across acquire "
             f"+ touch {cell(m['rss_anon_rise_max_mib'])} MiB (its RssAnon then "
             f"{cell(m['rss_anon_max_mib'])} MiB); the broker counted {m['refs']} handles.\n")
+
+
+def _remote(s, _):
+    ms, v, tool = s["ms"], s["values"], s["downloader"]
+    rows = [["broker: `modelpoolctl load`, download into the pool and its disk tier",
+             cell(ms["remote_s"], 0), cell(v["remote_origin_x"], 3) + "x"],
+            [f"{tool} to a models dir + `modelpoolctl load` (fresh broker)",
+             f"{cell(ms['curl_s'], 0)} ({cell(ms['curl_download_s'], 0)} + "
+             f"{cell(ms['curl_load_s'], 0)})", cell(v["curl_origin_x"], 3) + "x"],
+            ["second broker, same disk tier", cell(ms["tier_s"], 0),
+             f"{s['tier_origin_log_requests_max']} requests"],
+            [f"{s['nodes']} brokers at once through one caching proxy (wall)",
+             cell(ms["nodes_wall_s"], 0), cell(v["nodes_origin_x"], 3) + "x"]]
+    return (f"`{s['model']}`, {s['bytes'] / MiB:.0f} MiB, on an nginx origin on loopback "
+            f"(its file in the page cache for every method), {s['reps']} repetition(s).\n\n"
+            + table(["method", "ms", "origin sent / model"], rows)
+            + f"\n({tool} + load) / broker = {x(s['curl_over_remote'])}; origin / disk tier = "
+            f"{x(s['remote_over_tier'])}, with {s['tier_origin_requests_max']} origin requests "
+            f"and disk hits {s['tier_disk_hits']} in the second broker's stats; each node "
+            f"received at least {cell(v['nodes_node_bytes_x'], 3)}x the model from the proxy.\n")
 
 
 def _micro(s, _):

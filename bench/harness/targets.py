@@ -113,6 +113,7 @@ def evaluate(results):
                                f"{huge_pool.get('median') or 0:.2f} GB/s, memcpy "
                                f"{load.get('memcpy_gbps') or 0:.2f} GB/s")))
     out += _repository(results.get("repository", {}))
+    out += _remote(results.get("remote", {}))
     return out
 
 
@@ -147,6 +148,36 @@ def _repository(repo):
                        "whole / one file <= 2.0 (p50)", warm.get("repository_over_file"),
                        lambda v: v <= 2.0,
                        why or f"p50 {_fmt_us(p_repo)} vs {_fmt_us(p_file)}"))
+    return out
+
+
+def _remote(rem):
+    """Scenario 8: a download into the pool against download-then-load, the
+    disk tier against the origin, and one origin transfer for three nodes."""
+    why = rem.get("reason") if rem.get("status") == "not measured" else None
+    if not rem:
+        why = "not run (--only)"
+    ms = rem.get("ms", {})
+    size = f"{rem['bytes'] / (1 << 20):.0f} MiB" if "bytes" in rem else "?"
+    tool = rem.get("downloader", "curl")
+    out = [_target("cold remote load vs download then load (fresh brokers)",
+                   f"({tool} + load) / broker's download >= 1.0", rem.get("curl_over_remote"),
+                   lambda v: v >= 1.0,
+                   why or f"{size}: broker {_ms(med(ms.get('remote_s')))}, {tool} "
+                   f"{_ms(med(ms.get('curl_download_s')))} + load "
+                   f"{_ms(med(ms.get('curl_load_s')))}")]
+    requests = rem.get("tier_origin_requests_max")
+    out.append(_target("second broker from the disk tier vs the origin download",
+                       ">= 1.0 with 0 origin requests", rem.get("remote_over_tier"),
+                       lambda v: v >= 1.0 and requests == 0,
+                       why or f"tier {_ms(med(ms.get('tier_s')))} vs origin "
+                       f"{_ms(med(ms.get('remote_s')))}; origin requests {requests}, disk hits "
+                       f"{rem.get('tier_disk_hits')}"))
+    out.append(_target(f"{rem.get('nodes', 3)} nodes through one caching proxy: origin bytes",
+                       "== 1.00x the model (worst repetition)", rem.get("nodes_origin_x_max"),
+                       lambda v: round(v, 2) == 1.0,
+                       why or f"{size}, all at once; wall "
+                       f"{_ms(med(ms.get('nodes_wall_s')))} (origin's access log)"))
     return out
 
 
