@@ -19,7 +19,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling", "micro"]
+SCENARIOS = ["limits", "cold_start", "memory", "load", "control", "eviction", "scaling",
+             "repository", "remote", "micro"]
 VERDICTS = {"PASS", "FAIL", "NOT MEASURED"}
 HUGE = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 
