@@ -47,7 +47,9 @@ class Remote : public ::testing::Test {
 };
 
 TEST_F(Remote, EightAcquiresAtOnceAreOneDownloadAndEachByteComesOnce) {
-  Broker b(models_.path(), flags(disk_.path() + "/tier"));
+  auto f = flags(disk_.path() + "/tier");
+  f.insert(f.end(), {"--metrics-addr", "127.0.0.1:0"});
+  Broker b(models_.path(), f);
   b.start();
   const std::string want = read_file(model_);
   std::vector<std::string> got(8);
@@ -95,6 +97,20 @@ TEST_F(Remote, EightAcquiresAtOnceAreOneDownloadAndEachByteComesOnce) {
   ASSERT_EQ(blobs.size(), 1u);
   EXPECT_EQ(blobs[0].size(), 64u);
   EXPECT_EQ(read_file(disk_.path() + "/tier/blobs/" + blobs[0]), want);
+  // Prometheus sees the download and the tier, and no URL.
+  const std::string ready = b.ready_line();
+  const auto at = ready.find("metrics port ");
+  ASSERT_NE(at, std::string::npos) << ready;
+  const HttpReply metrics = http_request(
+      "http://127.0.0.1:" +
+      ready.substr(at + 13, ready.find_first_not_of("0123456789", at + 13) - at - 13) + "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("\nmodelpool_origin_downloads_total 1\n"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("\nmodelpool_disk_tier_entries 1\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("# TYPE modelpool_disk_tier_hits_total counter"), std::string::npos);
+  EXPECT_EQ(metrics.body.find("127.0.0.1:" + std::to_string(nginx_->port())), std::string::npos)
+      << "an origin URL in the metrics";
   // A warm acquire asks nobody.
   const std::size_t requests = nginx_->access_log().size();
   Client c = Client::connect(b.worker_socket());
