@@ -39,13 +39,14 @@ BUILD_PACKAGE = {
     "liburing": "liburing-dev", "libxxhash": "libxxhash-dev", "libsystemd": "libsystemd-dev",
     "Boost": "libboost-dev", "spdlog": "libspdlog-dev", "nlohmann_json": "nlohmann-json3-dev",
     "OpenSSL": "libssl-dev", "PkgConfig": "pkg-config", "Threads": "build-essential",
-    "tomlplusplus": "libtomlplusplus-dev",
+    "tomlplusplus": "libtomlplusplus-dev", "CURL": "libcurl4-openssl-dev",
 }
 # A -dev package -> the runtime package the linked program needs (None: headers only).
 RUNTIME_PACKAGE = {
     "liburing-dev": "liburing2", "libxxhash-dev": "libxxhash0", "libspdlog-dev": "libspdlog1.10",
     "libssl-dev": "libssl3", "libsystemd-dev": "libsystemd0", "libboost-dev": None,
     "nlohmann-json3-dev": None, "libtomlplusplus-dev": "libtomlplusplus3",
+    "libcurl4-openssl-dev": "libcurl4",
 }
 IN_BASE_IMAGE = {"libsystemd0", "libstdc++6", "libgcc-s1", "libc6"}
 
