@@ -59,8 +59,8 @@ Result<std::optional<GroupPlan>> plan_hf(const std::string& name, const std::str
 
 }  // namespace
 
-GroupPlan hf_group_plan(const std::string& name, const std::string& repo,
-                        const std::string& commit, RepositoryFiles files) {
+GroupPlan hf_group_plan(const std::string& name, const std::string& repo, const std::string& commit,
+                        RepositoryFiles files) {
   GroupPlan plan = from_repository(
       name, std::move(files), [&](const std::string& f) { return hf_file_name(repo, commit, f); });
   plan.commit = commit;

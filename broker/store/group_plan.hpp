@@ -60,8 +60,8 @@ Result<std::optional<GroupPlan>> plan_group(const std::string& name, const std::
 
 // The plan of snapshot `commit` of hf repository `repo` made of `files`
 // (from the cache, or from a hub): its members named hf:REPO@COMMIT/FILE.
-GroupPlan hf_group_plan(const std::string& name, const std::string& repo,
-                        const std::string& commit, RepositoryFiles files);
+GroupPlan hf_group_plan(const std::string& name, const std::string& repo, const std::string& commit,
+                        RepositoryFiles files);
 
 // One weights file as it lies in the segment.
 struct PlacedFile {
