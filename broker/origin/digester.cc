@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "broker/store/errno_text.hpp"
+#include "broker/store/verify.hpp"
 
 namespace modelpool::broker {
 
@@ -65,11 +66,7 @@ Result<Digests> Digester::finish() {
   unsigned char raw[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(sha_, raw, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned i = 0; i < len; ++i) {
-    d.sha256 += kHex[raw[i] >> 4];
-    d.sha256 += kHex[raw[i] & 15];
-  }
+  d.sha256 = hex_of(raw, len);
   return d;
 }
 

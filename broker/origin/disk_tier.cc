@@ -25,29 +25,13 @@
 #include <tuple>
 
 #include "broker/store/errno_text.hpp"
+#include "broker/store/verify.hpp"
 
 namespace modelpool::broker {
 namespace {
 
 constexpr std::string_view kIncomplete = ".incomplete";
 constexpr std::size_t kMaxKeyBytes = 8192;
-constexpr char kHex[] = "0123456789abcdef";
-
-std::string hex(const unsigned char* p, std::size_t n) {
-  std::string out;
-  out.reserve(2 * n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 0xf]);
-  }
-  return out;
-}
-
-bool is_sha_hex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 bool is_incomplete(std::string_view name) {
   return name.size() > kIncomplete.size() && name.ends_with(kIncomplete);
@@ -58,7 +42,7 @@ std::string key_file(const std::string& key) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   ::EVP_Digest(key.data(), key.size(), md, &len, ::EVP_sha256(), nullptr);
-  return hex(md, len);
+  return hex_of(md, len);
 }
 
 // A fresh "<32 hex>.incomplete" name (O_EXCL catches the unlikely repeat).
@@ -69,7 +53,7 @@ std::string incomplete_name() {
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     std::memcpy(buf, &ts, std::min(sizeof ts, sizeof buf));
   }
-  return hex(buf, sizeof buf) + std::string(kIncomplete);
+  return hex_of(buf, sizeof buf) + std::string(kIncomplete);
 }
 
 std::int64_t ns_of(const timespec& ts) {
@@ -200,7 +184,7 @@ void DiskTier::scan_blobs() {
       continue;
     }
     struct stat st {};
-    if (!is_sha_hex(name) || ::fstatat(blobs_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+    if (!is_sha256_hex(name) || ::fstatat(blobs_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         !S_ISREG(st.st_mode)) {
       continue;
     }
@@ -219,7 +203,7 @@ void DiskTier::scan_keys() {
       remove_incomplete(keys_fd_, name, "keys");
       continue;
     }
-    if (!is_sha_hex(name)) continue;
+    if (!is_sha256_hex(name)) continue;
     const int fd = ::openat(keys_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) continue;
     struct stat st {};
@@ -232,7 +216,7 @@ void DiskTier::scan_keys() {
     const std::string sha = text.substr(0, 64);
     const std::string key = text.size() > 65 ? text.substr(65) : std::string();
     if (text.size() <= 65 || text.size() > 65 + kMaxKeyBytes || text[64] != '\n' ||
-        !is_sha_hex(sha) || key_file(key) != name) {
+        !is_sha256_hex(sha) || key_file(key) != name) {
       ::unlinkat(keys_fd_, name.c_str(), 0);
       spdlog::warn("disk tier {}: removed corrupt key file keys/{}", dir_, name);
     } else if (blobs_.count(sha) == 0) {
@@ -323,7 +307,7 @@ std::optional<DiskTier::Hit> DiskTier::find(const std::string& key) {
 }
 
 std::optional<DiskTier::Hit> DiskTier::find_sha256(const std::string& sha256) {
-  if (!is_sha_hex(sha256)) return std::nullopt;
+  if (!is_sha256_hex(sha256)) return std::nullopt;
   std::lock_guard lock(mu_);
   return open_blob(sha256);
 }
@@ -388,7 +372,7 @@ Status DiskTier::commit(Writer& w, const std::string& sha) {
     ++stats_.write_errors;
     return s;
   };
-  if (!is_sha_hex(sha)) {
+  if (!is_sha256_hex(sha)) {
     return fail(error(ErrorCode::kInternal, "disk tier commit: \"" + sha + "\" is not a sha256"));
   }
   struct stat st {};

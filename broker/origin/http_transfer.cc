@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "broker/store/verify.hpp"
+
 namespace modelpool::broker {
 namespace {
 
@@ -27,11 +29,6 @@ std::string unquote(std::string s) {
   return s;
 }
 
-bool is_hex64(const std::string& s) {
-  return s.size() == 64 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(c) != 0; });
-}
-
 // 32 bytes of base64 as 64 lowercase hex, or "".
 std::string base64_sha256_to_hex(const std::string& b64) {
   if (b64.size() != 44) return "";
@@ -39,13 +36,7 @@ std::string base64_sha256_to_hex(const std::string& b64) {
   if (EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(b64.data()), 44) != 33) {
     return "";  // 44 chars decode to 33 bytes, the last a pad
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 32; ++i) {
-    out += kHex[raw[i] >> 4];
-    out += kHex[raw[i] & 15];
-  }
-  return out;
+  return hex_of(raw, 32);
 }
 
 // The headers of the replies to one request. `final_` is the last reply's
@@ -167,7 +158,7 @@ std::string published_sha256(const Headers& h) {
   for (const char* name :
        {"x-linked-etag", "x-amz-meta-sha256", "x-ms-meta-sha256", "x-goog-meta-sha256"}) {
     std::string v = lower(unquote(h.get_any(name)));
-    if (is_hex64(v)) return v;
+    if (is_sha256_hex(v)) return v;
   }
   if (std::string v = base64_sha256_to_hex(h.get_any("x-amz-checksum-sha256")); !v.empty()) {
     return v;

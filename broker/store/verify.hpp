@@ -7,6 +7,7 @@
 #ifndef MODELPOOL_BROKER_STORE_VERIFY_HPP_
 #define MODELPOOL_BROKER_STORE_VERIFY_HPP_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -27,6 +28,12 @@ Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t
 
 // Hex SHA-256 of `size` bytes at `offset` of `fd`, read with pread.
 Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size);
+
+// `n` bytes as 2n lowercase hex digits.
+std::string hex_of(const unsigned char* bytes, std::size_t n);
+
+// True for 64 lowercase hex digits (a SHA-256 as the broker writes it).
+bool is_sha256_hex(std::string_view s);
 
 }  // namespace modelpool::broker
 
