@@ -315,6 +315,38 @@ Result<Reservation> Pool::alias(std::string_view name, EntryId base, std::int64_
   return r;
 }
 
+Result<Reservation> Pool::fold(EntryId id, EntryId base, std::int64_t now_ns) {
+  note_time(now_ns);
+  const EntryInfo* e = get(id);
+  const EntryInfo* b = get(base);
+  if (e == nullptr || e->base != 0 || !e->current || e->state != EntryState::kLoading ||
+      e->refs != 0 || b == nullptr || b->base != 0 || !b->current ||
+      b->state != EntryState::kReady || b->id == id || b->size != e->size) {
+    return error(ErrorCode::kInternal,
+                 "no loading copy to fold into entry " + std::to_string(base));
+  }
+  Reservation r;
+  EntryInfo a = *e;  // its name, source, generation, pin and times
+  r.evicted.push_back(take(id, Removal::kDropped));
+  b = get(base);
+  a.id = next_id_++;
+  a.base = base;
+  a.footprint = 0;
+  a.state = EntryState::kReady;
+  a.offset = b->offset;
+  a.extent_size = b->extent_size;
+  a.slot = b->slot;
+  a.checksum = b->checksum;
+  a.format = b->format;
+  a.load_seconds = 0;
+  if (a.pinned) ++mutable_entry(base)->alias_pins;
+  current_[a.name] = a.id;
+  entries_.emplace(a.id, a);
+  ++aliases_;
+  r.entry = a;
+  return r;
+}
+
 void Pool::retire_aliases(EntryId base) {
   if (aliases_ == 0) return;
   std::vector<EntryId> of_base;

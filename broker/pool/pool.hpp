@@ -66,9 +66,11 @@ struct EntryInfo : EntryRecord {
   std::int64_t last_access_ns = 0;
   std::int64_t evictable_after_ns = 0;  // grace period: not evicted for room before this
   // An alias: a name (a symlink, a manifest alias, another path) whose file
-  // is the one entry `base` already holds. It shares base's bytes, extent
-  // and catalog slot, holds no footprint of its own, and each of its refs is
-  // one on base too. 0 for an entry that holds its own bytes.
+  // is the one entry `base` already holds, or whose file's bytes were found
+  // equal to base's once loaded (Pool::fold; its `source` is then its own).
+  // It shares base's bytes, extent and catalog slot, holds no footprint of
+  // its own, and each of its refs is one on base too. 0 for an entry that
+  // holds its own bytes.
   EntryId base = 0;
   std::uint32_t alias_pins = 0;  // of an entry with bytes: its current aliases that are pinned
   std::uint32_t alias_refs = 0;  // of an entry with bytes: the refs in `refs` taken through aliases
@@ -135,6 +137,13 @@ class Pool {
   // not such an entry, is `name` itself, or `name` is already current with
   // that source).
   Result<Reservation> alias(std::string_view name, EntryId base, std::int64_t now_ns);
+  // The LOADING entry `id` turned out to hold the same bytes as `base`
+  // (READY, current, holding its own bytes, the same size): `id` goes (in
+  // `evicted`, its extent and slot to free) and its name becomes an alias of
+  // `base` with its own source, generation and pin. One copy per content,
+  // whatever files it came from. Errors, pool unchanged: kInternal when
+  // either entry is not as described or `id` has refs.
+  Result<Reservation> fold(EntryId id, EntryId base, std::int64_t now_ns);
   // LOADING -> READY. Ignored for unknown ids or entries not LOADING.
   void finish_load(EntryId id, std::uint64_t checksum, layout::Format format, double load_seconds);
   // Removes a LOADING entry (refs taken by waiters go with it) and returns it
@@ -200,6 +209,10 @@ class Pool {
   std::uint64_t high_watermark_bytes() const;
   std::uint64_t low_watermark_bytes() const;
   std::uint64_t largest_free_extent() const { return allocator_.largest_free(); }
+  // The budget's room now: what is unused plus what evicting idle entries
+  // (other than those in `keep`) would give back. The budget only: a load
+  // that fits it may still find no slot or offset space (begin_load says).
+  std::uint64_t room_in_budget(const std::vector<EntryId>& keep, std::int64_t now_ns) const;
   std::uint64_t offset_space_used() const { return allocator_.span_used(); }
   std::uint32_t slots_used() const { return slots_.used_count(); }
   std::uint64_t evictions() const { return evictions_; }  // for room, watermark and admin

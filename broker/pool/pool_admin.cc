@@ -53,6 +53,16 @@ Result<EntryInfo> Pool::evict(std::string_view name) {
   return take(e->id, Removal::kByAdmin);
 }
 
+std::uint64_t Pool::room_in_budget(const std::vector<EntryId>& keep, std::int64_t now_ns) const {
+  std::uint64_t room = config_.budget > bytes_used_ ? config_.budget - bytes_used_ : 0;
+  for (const auto& [id, e] : entries_) {
+    if (evictable_for_room(id, now_ns) && std::find(keep.begin(), keep.end(), id) == keep.end()) {
+      room += e.footprint;
+    }
+  }
+  return room;
+}
+
 std::vector<EntryInfo> Pool::clear() {
   std::vector<EntryId> idle_ids, idle_aliases;
   for (const auto& [id, e] : entries_) {

@@ -62,7 +62,11 @@ void Service::acquire(const SessionPtr& s, const json& id, const proto::AcquireR
     fail(w, handles_cap_error());  // at once: neither a load nor a wait for room
     return;
   }
-  if (serve_group(req.model, w)) return;
+  std::chrono::steady_clock::time_point until{};
+  if (req.wait_ms.value_or(0) > 0) {
+    until = w.asked + std::chrono::milliseconds(std::min(*req.wait_ms, proto::kMaxWaitMs));
+  }
+  if (serve_group(req.model, w, until)) return;
   Resolution r = resolve(req.model);
   if (serve_remote(r, w)) return;
   if (req.wait_ms.value_or(0) > 0 && must_queue_behind(r)) {  // arrival order
@@ -214,18 +218,35 @@ void Service::on_loaded(const EntryInfo& e, Result<LoadResult> r, const std::str
 }
 
 void Service::finish_load(EntryId id, Result<LoadResult> result, layout::Format format) {
+  if (result.ok() && check_content(id, *result, format)) return;  // settled once compared
+  settle_load(id, std::move(result), format, 0);
+}
+
+void Service::settle_load(EntryId id, Result<LoadResult> result, layout::Format format,
+                          EntryId same_as) {
   auto node = inflight_.extract(id);
   Inflight in = std::move(node.mapped());
   if (result.ok()) {
-    const EntryInfo* e = store_.finish_load(id, result->checksum, format, result->seconds);
+    const EntryInfo* e = nullptr;
+    if (same_as != 0) {
+      // Its extent goes; the name reads the resident copy.
+      if (auto folded = store_.fold(id, same_as, now_ns()); folded.ok()) {
+        e = pool_.get(folded->entry.id);
+        spdlog::info("{} holds the same bytes as {}: one copy kept", log_text(e->name),
+                     log_text(pool_.get(same_as)->name));
+      }
+    }
+    if (e == nullptr) {
+      e = store_.finish_load(id, result->checksum, format, result->seconds);
+      if (!in.sha256.empty()) verified_sha256_[id] = in.sha256;
+    }
     stats_.record_load(e->size, result->seconds);
-    if (!in.sha256.empty()) verified_sha256_[id] = in.sha256;
     spdlog::info("load finished: {} generation {}: {} in {:.3f} s ({:.2f} GB/s), format {}",
                  e->name, e->generation, units::format_bytes(e->size), result->seconds,
                  result->seconds > 0 ? static_cast<double>(e->size) / result->seconds / 1e9 : 0.0,
                  layout::to_string(format));
     if (in.pin) pin(*e, true);  // the manifest pins it
-    const EntryInfo ready = *pool_.get(id);
+    const EntryInfo ready = *pool_.get(e->id);
     for (auto& w : in.waiters) grant(ready, w, false);
     forget(store_.enforce_watermark());
   } else {

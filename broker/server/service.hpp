@@ -11,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -143,6 +144,8 @@ class Service {
     std::string model;
     Waiter waiter;
     RoomWaitCount counted;
+    bool group = false;  // a model of several files, served by serve_queued_group()
+    std::chrono::steady_clock::time_point until{};  // a group's deadline, for its next try
   };
   struct Inflight {
     ResolvedFile file;
@@ -151,6 +154,7 @@ class Service {
     std::string sha256;                                 // the manifest's, checked by the load
     bool pin = false;                                   // the manifest pins it once ready
     std::shared_ptr<FetchProgress> progress;            // a download from an origin
+    bool content_checked = false;  // compared with a resident entry of the same checksum
   };
   struct Handle {
     std::vector<EntryId> entries;  // one reference on each (several: a model of several files)
@@ -168,6 +172,9 @@ class Service {
     std::size_t pending = 0;                    // members started and not answered
     bool starting = true;                       // still starting members
     Status failure;
+    // An acquire with wait_ms: until when a failure for room waits for room
+    // and tries again, rather than being the answer.
+    std::chrono::steady_clock::time_point wait_until{};
   };
   // What a model of several files stands for, as it was last served: the
   // pool entries of its files, for list, pin, evict and the references its
@@ -188,6 +195,14 @@ class Service {
   Status start_or_join(Resolution r, Waiter w);
   void start_load(const EntryInfo& entry, Resolution resolved, Waiter w);
   void finish_load(EntryId id, Result<LoadResult> result, layout::Format format);
+  // Ends the load of `id`: READY, or (`same_as` != 0) an alias of that
+  // entry, whose bytes it was found to hold; failed when `result` is an error.
+  void settle_load(EntryId id, Result<LoadResult> result, layout::Format format, EntryId same_as);
+  // One copy per content (service_dedup.cc): when a resident entry has the
+  // same size, checksum and format as the loaded `id`, their bytes are
+  // compared off the event loop and the load settles as its alias if they
+  // are equal. False when there is nothing to compare (settle now).
+  bool check_content(EntryId id, const LoadResult& result, layout::Format format);
   void grant(const EntryInfo& e, Waiter& w, bool cached);
   // True when `r`'s name may share `twin`'s copy (the same file): the format
   // its name promises and its manifest sha256, if any, are what `twin`'s
@@ -217,7 +232,8 @@ class Service {
   // Raises or lowers `wake` in every ring as acquires start or stop waiting
   // for room; raising it is followed by a collection (see release_ring.hpp).
   void update_release_wake();
-  void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms);
+  void queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms, bool group = false,
+                      std::chrono::steady_clock::time_point until = {});
   void serve_room_waiters();
   // What serving, failing and timing out a RoomWaiter mean.
   RoomQueue<RoomWaiter>::Hooks room_hooks();
@@ -231,7 +247,20 @@ class Service {
   // Models of several files (service_group.cc). serve_group() answers `w`
   // and returns true when `model` is one (a repository, an hf: snapshot, a
   // GGUF split set), else returns false and leaves `w` to the caller.
-  bool serve_group(const std::string& model, Waiter& w);
+  // `wait_until` (an acquire's wait_ms) lets it wait for room; `queued`: it
+  // is served from the room queue, where it already waited its turn.
+  bool serve_group(const std::string& model, Waiter& w,
+                   std::chrono::steady_clock::time_point wait_until = {}, bool queued = false);
+  // A group's turn in the room queue: kPoolFull (it keeps its place) while
+  // the budget has no room for the files it still needs, else started.
+  Status serve_queued_group(RoomWaiter& w);
+  // True when the budget has room for the members of `p` not in the pool.
+  bool group_fits(const GroupPlan& p) const;
+  // True when every member of `p` has a current entry (READY or LOADING).
+  bool group_resident(const GroupPlan& p) const;
+  // The job failed for room and may wait: its references go (what it loaded
+  // stays, idle), and its waiter queues for room until its deadline.
+  void wait_again(GroupJob& job);
   void member_done(std::uint64_t job, std::size_t i, const Status& st, const EntryInfo* e,
                    bool cached);
   void finish_group(std::uint64_t job);
@@ -298,7 +327,8 @@ class Service {
   Result<std::optional<GroupPlan>> plan_for(const std::string& model, const std::string& path);
   // Answers `w` with the model of several files `plan` stands for: its files
   // are started, and it is granted once all are in (or failed).
-  void start_group(const std::string& model, GroupPlan plan, Waiter& w);
+  void start_group(const std::string& model, GroupPlan plan, Waiter& w,
+                   std::chrono::steady_clock::time_point wait_until = {});
   // hf:ORG/NAME@REV repositories that are planned on the hub (no local
   // cache has them), with the waiters for each.
   std::unordered_map<std::string, std::vector<Waiter>> hub_plans_;
@@ -320,6 +350,8 @@ class Service {
   bool shutting_down_ = false;
   std::function<void()> idle_cb_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // Compares the bytes of two entries (check_content). Last: it joins first.
+  boost::asio::thread_pool comparer_{1};
 };
 
 }  // namespace modelpool::broker

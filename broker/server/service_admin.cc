@@ -181,7 +181,9 @@ void Service::set_shutting_down() {
 
 RoomQueue<Service::RoomWaiter>::Hooks Service::room_hooks() {
   RoomQueue<RoomWaiter>::Hooks h;
-  h.serve = [this](RoomWaiter& w) { return start_or_join(w.model, w.waiter); };
+  h.serve = [this](RoomWaiter& w) {
+    return w.group ? serve_queued_group(w) : start_or_join(w.model, w.waiter);
+  };
   h.fail = [this](RoomWaiter& w, const Status& why) { fail(w.waiter, why); };
   h.expired = [this](RoomWaiter& w, std::chrono::milliseconds waited) {
     fail(w.waiter,
@@ -196,7 +198,8 @@ RoomQueue<Service::RoomWaiter>::Hooks Service::room_hooks() {
   return h;
 }
 
-void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms) {
+void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t wait_ms, bool group,
+                             std::chrono::steady_clock::time_point until) {
   // The client's number: clamp it before it becomes a duration (2^64-1 ms
   // would overflow the timer's clock arithmetic).
   wait_ms = std::min(wait_ms, proto::kMaxWaitMs);
@@ -209,7 +212,7 @@ void Service::queue_for_room(const std::string& model, Waiter w, std::uint64_t w
                       std::to_string(config_.max_waiting_per_client) + ")"));
     return;
   }
-  room_.push(RoomWaiter{model, std::move(w), RoomWaitCount(session)},
+  room_.push(RoomWaiter{model, std::move(w), RoomWaitCount(session), group, until},
              std::chrono::milliseconds(wait_ms));
   arm_room_timer();
   update_release_wake();

@@ -13,9 +13,16 @@
 // a posted finish_group(), never from inside a grant: finish_load() is still
 // granting that entry to its other waiters, and a failed group evicts what it
 // loaded.
+//
+// An acquire with wait_ms waits for room as a file's does: behind the
+// acquires already waiting, and again whenever a try fails for room (its
+// references dropped meanwhile, so two groups never hold room from each
+// other), until its deadline.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <chrono>
 
 #include "broker/server/log_text.hpp"
 #include "broker/server/service.hpp"
@@ -75,7 +82,8 @@ Result<std::optional<GroupPlan>> Service::plan_for(const std::string& model,
   return plan;
 }
 
-bool Service::serve_group(const std::string& model, Waiter& w) {
+bool Service::serve_group(const std::string& model, Waiter& w,
+                          std::chrono::steady_clock::time_point wait_until, bool queued) {
   if (pool_.find_current(model) != nullptr) return false;  // a file of that name is in the pool
   const Resolution r = resolver_.resolve(model);
   auto plan = plan_for(model, r.path);
@@ -113,8 +121,62 @@ bool Service::serve_group(const std::string& model, Waiter& w) {
     fail(w, plan.status());
     return true;
   }
-  start_group(model, std::move(**plan), w);
+  if (!queued && wait_until > std::chrono::steady_clock::now() && !room_.empty() &&
+      !group_resident(**plan)) {
+    // Acquires already wait for room: it waits behind them (arrival order).
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(wait_until - std::chrono::steady_clock::now());
+    queue_for_room(model, std::move(w), static_cast<std::uint64_t>(left.count()), true, wait_until);
+    serve_room_waiters();
+    return true;
+  }
+  start_group(model, std::move(**plan), w, wait_until);
   return true;
+}
+
+Status Service::serve_queued_group(RoomWaiter& w) {
+  if (shutting_down_) return error(ErrorCode::kShuttingDown, "the broker is shutting down");
+  auto plan = plan_for(w.model, resolver_.resolve(w.model).path);
+  if (plan.ok() && *plan && !group_fits(**plan)) {
+    return error(ErrorCode::kPoolFull, "no room yet for \"" + w.model + "\"");
+  }
+  if (!serve_group(w.model, w.waiter, w.until, true)) return start_or_join(w.model, w.waiter);
+  return {};
+}
+
+bool Service::group_resident(const GroupPlan& p) const {
+  for (const GroupMember& m : p.members) {
+    if (pool_.find_current(m.entry) == nullptr) return false;
+  }
+  return true;
+}
+
+bool Service::group_fits(const GroupPlan& p) const {
+  std::uint64_t need = 0;
+  std::vector<EntryId> keep;  // resident members: the group holds them, they make no room
+  for (const GroupMember& m : p.members) {
+    if (const EntryInfo* e = pool_.find_current(m.entry); e != nullptr) {
+      keep.push_back(e->base != 0 ? e->base : e->id);
+    } else {
+      need += pool_.footprint_for(m.size);
+    }
+  }
+  return need == 0 || need <= pool_.room_in_budget(keep, now_ns());
+}
+
+void Service::wait_again(GroupJob& job) {
+  // What it loaded stays: idle and evictable, a head start for the next try.
+  for (const auto& got : job.got) {
+    if (got) forget(store_.release_ref(got->id));
+  }
+  after_release();
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(job.wait_until -
+                                                                 std::chrono::steady_clock::now());
+  spdlog::debug("{}: {}; waiting up to {} ms for room", log_text(job.plan.name),
+                log_text(job.failure.message()), left.count());
+  queue_for_room(job.plan.name, std::move(job.waiter),
+                 static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1)), true,
+                 job.wait_until);
 }
 
 void Service::finish_hub_plan(const std::string& model, const std::string& path,
@@ -147,7 +209,8 @@ void Service::finish_hub_plan(const std::string& model, const std::string& path,
   }
 }
 
-void Service::start_group(const std::string& model, GroupPlan p, Waiter& w) {
+void Service::start_group(const std::string& model, GroupPlan p, Waiter& w,
+                          std::chrono::steady_clock::time_point wait_until) {
   const PoolConfig& pc = pool_.config();
   std::uint64_t footprint = 0;
   for (const GroupMember& m : p.members) footprint += pool_.footprint_for(m.size);
@@ -161,6 +224,7 @@ void Service::start_group(const std::string& model, GroupPlan p, Waiter& w) {
   const std::uint64_t id = next_group_job_++;
   GroupJob& job = group_jobs_[id];
   job.waiter = std::move(w);
+  job.wait_until = wait_until;
   job.got.resize(p.members.size());
   job.fresh.resize(p.members.size());
   job.plan = std::move(p);
@@ -214,6 +278,11 @@ void Service::finish_group(std::uint64_t id) {
     }
   }
   if (job.failure.ok()) job.failure = check_group(job);
+  if (job.failure.code() == ErrorCode::kPoolFull && job.waiter.kind == Waiter::Kind::kAcquire &&
+      job.wait_until > std::chrono::steady_clock::now() && !shutting_down_) {
+    wait_again(job);
+    return;
+  }
   if (!job.failure.ok()) {
     fail_group(job, job.failure);
     return;

@@ -48,6 +48,13 @@ Result<Reservation> CatalogStore::alias(std::string_view name, EntryId base, std
   return res;
 }
 
+Result<Reservation> CatalogStore::fold(EntryId id, EntryId base, std::int64_t now_ns) {
+  auto res = pool_.fold(id, base, now_ns);
+  if (!res.ok()) return res;
+  res->evicted = free(std::move(res->evicted));
+  return res;
+}
+
 const EntryInfo* CatalogStore::finish_load(EntryId id, std::uint64_t checksum,
                                            layout::Format format, double load_seconds) {
   const EntryInfo* e = pool_.get(id);

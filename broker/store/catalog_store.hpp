@@ -49,6 +49,9 @@ class CatalogStore {
   // `name` shares `base`'s copy (Pool::alias). Aliases hold no slot; the pin
   // of the bytes in the catalog already counts theirs.
   Result<Reservation> alias(std::string_view name, EntryId base, std::int64_t now_ns);
+  // The LOADING entry `id` holds what `base` holds (Pool::fold): its slot
+  // cleared and its extent punched, its name an alias of `base`.
+  Result<Reservation> fold(EntryId id, EntryId base, std::int64_t now_ns);
   // LOADING -> READY in both. Returns the entry (nullptr for an unknown id).
   const EntryInfo* finish_load(EntryId id, std::uint64_t checksum, layout::Format format,
                                double load_seconds);

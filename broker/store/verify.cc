@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -16,6 +17,38 @@
 #include "shm/format/tensor_index.hpp"
 
 namespace modelpool::broker {
+
+namespace {
+
+// Reads `len` bytes at `offset` of `fd` into `to`, or says why not.
+Status read_at(int fd, unsigned char* to, std::size_t len, std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, to + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return error(ErrorCode::kInternal, std::string("reading back the segment: ") +
+                                             (n == 0 ? "end of file" : std::strerror(errno)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<bool> same_bytes(int fd, std::uint64_t a, std::uint64_t b, std::uint64_t size) {
+  constexpr std::size_t kChunk = 1 << 20;
+  std::vector<unsigned char> x(kChunk), y(kChunk);
+  for (std::uint64_t done = 0; done < size;) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
+    if (Status st = read_at(fd, x.data(), n, a + done); !st.ok()) return st;
+    if (Status st = read_at(fd, y.data(), n, b + done); !st.ok()) return st;
+    if (std::memcmp(x.data(), y.data(), n) != 0) return false;
+    done += n;
+  }
+  return true;
+}
 
 Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);

@@ -29,6 +29,10 @@ Result<layout::Format> verify_loaded(int fd, std::uint64_t offset, std::uint64_t
 // Hex SHA-256 of `size` bytes at `offset` of `fd`, read with pread.
 Result<std::string> sha256_of(int fd, std::uint64_t offset, std::uint64_t size);
 
+// True when the `size` bytes at offsets `a` and `b` of `fd` are equal (read
+// with pread, 1 MiB at a time: no mapping, so no page faults).
+Result<bool> same_bytes(int fd, std::uint64_t a, std::uint64_t b, std::uint64_t size);
+
 // `n` bytes as 2n lowercase hex digits.
 std::string hex_of(const unsigned char* bytes, std::size_t n);
 

@@ -63,7 +63,8 @@ TEST(Manifest, Sha256MatchLoadsAndMismatchFailsNamingBothDigests) {
 
 TEST(Manifest, PreloadedModelsAreResidentBeforeTheFirstClient) {
   ScratchDir models;
-  for (const char* m : {"a.bin", "b.bin", "c.bin"}) models.write_random(m, kSize, 3);
+  std::uint32_t seed = 3;  // three different files: none shares another's copy
+  for (const char* m : {"a.bin", "b.bin", "c.bin"}) models.write_random(m, kSize, seed++);
   const std::string manifest = models.write("manifest.json", R"({
   "b": {"path": "b.bin", "preload": true, "pin": true},
   "c": {"path": "c.bin"}

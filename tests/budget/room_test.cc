@@ -3,7 +3,8 @@
 // What happens when a model does not fit, through the real broker: too_large
 // at once for a model that can never fit, pool_full at once when everything
 // is referenced or pinned, pool_full after wait_ms, waiters served in arrival
-// order as room appears (a release, an unpin), and pinned models surviving
+// order as room appears (a release, an unpin), a repository (a model of
+// several files) waiting as a file does, and pinned models surviving
 // pressure that evicts everything else.
 #include <gtest/gtest.h>
 
@@ -296,6 +297,46 @@ TEST(Room, AReleaseOnTheSameClientDoesNotWaitBehindAWaitingAcquire) {
   EXPECT_EQ(waiter.get(), 1U);
   EXPECT_EQ(broker.admin("stats")["waiting_for_room"], 0);
   EXPECT_EQ(current_models(broker).count("m0"), 0U);
+}
+
+// A safetensors file of one U8 tensor `name` of `n` bytes, all `fill`.
+std::string safetensors_of(const std::string& name, std::size_t n, char fill) {
+  const std::string header = R"({")" + name + R"(":{"dtype":"U8","shape":[)" + std::to_string(n) +
+                             R"(],"data_offsets":[0,)" + std::to_string(n) + "]}}";
+  const std::uint64_t len = header.size();
+  return std::string(reinterpret_cast<const char*>(&len), 8) + header + std::string(n, fill);
+}
+
+TEST(Room, ARepositoryWaitsForRoomAsAFileDoes) {
+  ScratchDir models;
+  write_models(models, 5);
+  models.write("r/model-00001-of-00002.safetensors", safetensors_of("a", 6 * kMiB, 'a'));
+  models.write("r/model-00002-of-00002.safetensors", safetensors_of("b", 6 * kMiB, 'b'));
+  Broker broker(models.path(), kArgs);
+  broker.start();
+  WorkerConn holder(broker);
+  const auto handles = hold(holder, 5);  // 60 of the 64 MiB
+  ASSERT_EQ(handles.size(), 5U);
+  WorkerConn w(broker);
+  json r = w.acquire("r");
+  EXPECT_EQ(code_of(r), "pool_full") << "no wait_ms: at once. " << r.dump();
+  r = w.acquire("r", 300);
+  EXPECT_EQ(code_of(r), "pool_full") << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("within"), std::string::npos) << r.dump();
+
+  w.send_acquire("r", 20000);
+  ASSERT_EQ(
+      admin_until(broker, "stats",
+                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
+      1);
+  ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());  // 12 MiB: room for both shards
+  auto got = w.reply_within(milliseconds(10000));
+  ASSERT_TRUE(got.has_value()) << "room appeared but the repository's waiter was not served";
+  EXPECT_EQ(code_of(*got), "ok") << got->dump();
+  EXPECT_EQ((*got)["model"], "r");
+  EXPECT_EQ((*got)["files"].size(), 2U) << got->dump();
+  EXPECT_EQ(broker.admin("stats")["waiting_for_room"], 0);
+  EXPECT_EQ(self_check_problems(broker), json::array());
 }
 
 }  // namespace

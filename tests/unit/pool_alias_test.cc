@@ -3,7 +3,8 @@
 // One resident copy per file: a name whose file another entry already holds
 // becomes an alias of it (Pool::alias). The alias counts no bytes, its refs
 // and pins protect the bytes it shares, it goes when they go, and it never
-// hands its bytes back for freeing.
+// hands its bytes back for freeing. Another file found to hold the same
+// bytes once loaded folds into the resident copy (Pool::fold).
 #include <gtest/gtest.h>
 
 #include "broker/pool/pool.hpp"
@@ -146,6 +147,47 @@ TEST(PoolAlias, OnlyAReadyCopyWithBytesIsShared) {
   EXPECT_FALSE(s.pool.alias("e", loading->entry.id, 10).ok()) << "not while it loads";
   EXPECT_FALSE(s.pool.alias("", s.a, 10).ok());
   expect_consistent(s.pool);
+}
+
+TEST(PoolAlias, ALoadOfTheSameBytesFoldsIntoTheResidentCopy) {
+  Pool pool{config_of(10)};
+  const EntryId a = load(pool, "a", 4);
+  Result<Reservation> c = pool.begin_load("c", src(2), 4 * kUnit, 10);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(pool.bytes_used(), 8 * kUnit) << "both copies while the second loads";
+  Result<Reservation> f = pool.fold(c->entry.id, a, 20);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  ASSERT_EQ(f->evicted.size(), 1U) << "the loaded copy, to free";
+  EXPECT_EQ(f->evicted[0].id, c->entry.id);
+  EXPECT_EQ(f->evicted[0].offset, c->entry.offset);
+  const EntryInfo* alias = pool.find_current("c");
+  ASSERT_NE(alias, nullptr);
+  EXPECT_EQ(alias->base, a);
+  EXPECT_EQ(alias->source, src(2)) << "its own file: not stale on the next acquire";
+  EXPECT_EQ(alias->offset, pool.get(a)->offset);
+  EXPECT_EQ(alias->state, layout::EntryState::kReady);
+  EXPECT_EQ(pool.bytes_used(), 4 * kUnit) << "one copy";
+  EXPECT_EQ(pool.find_resident(src(2)), nullptr) << "an alias holds no bytes of its own";
+  pool.add_ref(alias->id, 30);
+  EXPECT_EQ(pool.get(a)->refs, 1U) << "a ref through the alias holds the bytes";
+  expect_consistent(pool);
+}
+
+TEST(PoolAlias, OnlyALoadingEntryFoldsAndOnlyIntoAReadyCopy) {
+  Pool pool{config_of(20)};
+  const EntryId a = load(pool, "a", 4);
+  const EntryId b = load(pool, "b", 4, 0, 2);
+  Result<Reservation> c = pool.begin_load("c", src(3), kUnit, 10);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(pool.fold(b, a, 20).ok()) << "b is ready: its bytes are its own";
+  EXPECT_FALSE(pool.fold(c->entry.id, a, 20).ok()) << "another size cannot be the same bytes";
+  Result<Reservation> d = pool.begin_load("d", src(4), 4 * kUnit, 10);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(pool.fold(d->entry.id, c->entry.id, 20).ok()) << "not into a loading entry";
+  EXPECT_FALSE(pool.fold(d->entry.id, d->entry.id, 20).ok()) << "not into itself";
+  EXPECT_FALSE(pool.fold(d->entry.id, 999, 20).ok()) << "not into an entry that has gone";
+  EXPECT_EQ(pool.find_current("d")->state, layout::EntryState::kLoading) << "unchanged";
+  expect_consistent(pool);
 }
 
 }  // namespace
