@@ -339,5 +339,40 @@ TEST(Room, ARepositoryWaitsForRoomAsAFileDoes) {
   EXPECT_EQ(self_check_problems(broker), json::array());
 }
 
+TEST(Room, ARepositoryWaitsBehindAnEarlierWaiter) {
+  ScratchDir models;
+  write_models(models, 5);
+  models.write_random("big", 2 * kModel, 99);
+  models.write("r/model-00001-of-00002.safetensors", safetensors_of("a", 5 * kMiB, 'a'));
+  models.write("r/model-00002-of-00002.safetensors", safetensors_of("b", 5 * kMiB, 'b'));
+  Broker broker(models.path(), kArgs);
+  broker.start();
+  WorkerConn holder(broker);
+  const auto handles = hold(holder, 5);
+  ASSERT_EQ(handles.size(), 5U);
+  auto waiting = [](std::uint64_t n) {
+    return [n](const json& s) { return s["waiting_for_room"] == n; };
+  };
+  WorkerConn first(broker), second(broker);
+  first.send_acquire("big", 20000);
+  ASSERT_EQ(admin_until(broker, "stats", waiting(1))["waiting_for_room"], 1);
+  // Room for the repository, not for the first waiter: the repository must
+  // not take it.
+  ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());
+  second.send_acquire("r", 20000);
+  json s = admin_until(broker, "stats", waiting(2), milliseconds(2000));
+  EXPECT_EQ(s["waiting_for_room"], 2) << "the repository jumped the queue";
+  ASSERT_TRUE(holder.release(handles[1])["ok"].get<bool>());
+  auto r1 = first.reply_within(milliseconds(10000));
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_EQ(code_of(*r1), "ok") << r1->dump();
+  ASSERT_TRUE(holder.release(handles[2])["ok"].get<bool>());
+  auto r2 = second.reply_within(milliseconds(10000));
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(code_of(*r2), "ok") << r2->dump();
+  EXPECT_EQ((*r2)["model"], "r");
+  EXPECT_EQ(self_check_problems(broker), json::array());
+}
+
 }  // namespace
 }  // namespace modelpool::testing
