@@ -164,8 +164,9 @@ class Service {
   // A model of several files being gathered for one waiter: a reference on
   // each member is taken as it is granted (so that loading a later member
   // cannot evict an earlier one), and the waiter is answered once all are in.
+  using PlanPtr = std::shared_ptr<const GroupPlan>;  // plans are shared, never changed
   struct GroupJob {
-    GroupPlan plan;
+    PlanPtr plan;
     Waiter waiter;
     std::vector<std::optional<EntryInfo>> got;  // per member, once granted (ref held)
     std::vector<bool> fresh;                    // per member: loaded for this job
@@ -180,8 +181,7 @@ class Service {
   // pool entries of its files, for list, pin, evict and the references its
   // handles hold.
   struct GroupInfo {
-    std::string commit;
-    std::vector<GroupMember> members;
+    PlanPtr plan;  // its commit and members
     std::size_t refs = 0;
     std::uint64_t accesses = 0;
   };
@@ -319,15 +319,15 @@ class Service {
   struct CachedPlan {
     std::string path;  // what the name meant (the manifest's path for it)
     std::string stamp;
-    GroupPlan plan;
+    PlanPtr plan;
     std::chrono::steady_clock::time_point expires = std::chrono::steady_clock::time_point::max();
   };
   std::unordered_map<std::string, CachedPlan> plans_;
-  // The plan `model` (meaning `path`) stands for now, or nullopt for a file.
-  Result<std::optional<GroupPlan>> plan_for(const std::string& model, const std::string& path);
+  // The plan `model` (meaning `path`) stands for now, or null for a file.
+  Result<PlanPtr> plan_for(const std::string& model, const std::string& path);
   // Answers `w` with the model of several files `plan` stands for: its files
   // are started, and it is granted once all are in (or failed).
-  void start_group(const std::string& model, GroupPlan plan, Waiter& w,
+  void start_group(const std::string& model, PlanPtr plan, Waiter& w,
                    std::chrono::steady_clock::time_point wait_until = {});
   // hf:ORG/NAME@REV repositories that are planned on the hub (no local
   // cache has them), with the waiters for each.

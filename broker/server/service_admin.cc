@@ -20,7 +20,7 @@ Result<Evicted> Service::evict(std::string_view model) {
     if (auto g = groups_.find(model); g != groups_.end()) {
       // As a unit: every file may go, or none does.
       std::vector<std::string> present;
-      for (const GroupMember& m : g->second.members) {
+      for (const GroupMember& m : g->second.plan->members) {
         const EntryInfo* e = pool_.find_current(m.entry);
         if (e == nullptr) continue;
         if (e->state == layout::EntryState::kLoading || e->refs > 0 || e->pinned) {
@@ -55,11 +55,11 @@ Result<PinState> Service::set_pinned(std::string_view model, bool pinned) {
   const EntryInfo* e = pool_.find_current(model);
   if (e == nullptr) {
     if (const GroupInfo* g = find_group(model)) {
-      for (const GroupMember& m : g->members) {
+      for (const GroupMember& m : g->plan->members) {
         if (const EntryInfo* me = pool_.find_current(m.entry)) pin(*me, pinned);
       }
       spdlog::info("{} {} ({} files)", pinned ? "pinned" : "unpinned", log_text(model),
-                   g->members.size());
+                   g->plan->members.size());
       if (!pinned) {
         forget(store_.enforce_watermark());
         serve_room_waiters();
@@ -96,11 +96,11 @@ std::vector<ModelRow> Service::list() const {
     row.entry.name = name;
     row.entry.state = layout::EntryState::kReady;
     GroupRow gr;
-    gr.commit = g.commit;
+    gr.commit = g.plan->commit;
     gr.refs = g.refs;
     gr.accesses = g.accesses;
-    gr.pinned = !g.members.empty();
-    for (const GroupMember& m : g.members) {
+    gr.pinned = !g.plan->members.empty();
+    for (const GroupMember& m : g.plan->members) {
       member_of.emplace(m.entry, name);
       const EntryInfo* e = pool_.find_current(m.entry);
       const bool resident = e != nullptr && e->state == layout::EntryState::kReady;

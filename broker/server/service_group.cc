@@ -53,12 +53,11 @@ const Service::GroupInfo* Service::find_group(std::string_view model) const {
   return it == groups_.end() ? nullptr : &it->second;
 }
 
-Result<std::optional<GroupPlan>> Service::plan_for(const std::string& model,
-                                                   const std::string& path) {
+Result<Service::PlanPtr> Service::plan_for(const std::string& model, const std::string& path) {
   if (auto it = plans_.find(model); it != plans_.end()) {
-    if (it->second.path == path && it->second.plan.stamp() == it->second.stamp &&
+    if (it->second.path == path && it->second.plan->stamp() == it->second.stamp &&
         std::chrono::steady_clock::now() < it->second.expires) {
-      return std::optional<GroupPlan>(it->second.plan);
+      return it->second.plan;
     }
     plans_.erase(it);
   }
@@ -66,18 +65,20 @@ Result<std::optional<GroupPlan>> Service::plan_for(const std::string& model,
   RepositoryLimits limits;
   limits.max_small_file = config_.repo_max_small_file;
   const std::int64_t started = now_ns();
-  auto plan = plan_group(model, path, names_, hf, limits);
-  if (!plan.ok() || !*plan) return plan;
+  auto planned = plan_group(model, path, names_, hf, limits);
+  if (!planned.ok()) return planned.status();
+  if (!*planned) return PlanPtr();
+  auto plan = std::make_shared<const GroupPlan>(std::move(**planned));
   // Kept only when nothing it was read from changed after the reading began
   // (with a margin for the coarse clock of file times): a change made while
   // it was read, after the read and before the stamp, would otherwise be
   // missed for good (git's racily clean index entries).
   std::int64_t newest = 0;
-  std::string stamp = (*plan)->stamp(&newest);
+  std::string stamp = plan->stamp(&newest);
   constexpr std::int64_t kClockMarginNs = 20'000'000;
   if (newest < started - kClockMarginNs) {
     if (plans_.size() >= 1024) plans_.clear();
-    plans_[model] = CachedPlan{path, std::move(stamp), **plan};
+    plans_[model] = CachedPlan{path, std::move(stamp), plan};
   }
   return plan;
 }
@@ -130,7 +131,7 @@ bool Service::serve_group(const std::string& model, Waiter& w,
     serve_room_waiters();
     return true;
   }
-  start_group(model, std::move(**plan), w, wait_until);
+  start_group(model, std::move(*plan), w, wait_until);
   return true;
 }
 
@@ -172,9 +173,9 @@ void Service::wait_again(GroupJob& job) {
   after_release();
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(job.wait_until -
                                                                  std::chrono::steady_clock::now());
-  spdlog::debug("{}: {}; waiting up to {} ms for room", log_text(job.plan.name),
+  spdlog::debug("{}: {}; waiting up to {} ms for room", log_text(job.plan->name),
                 log_text(job.failure.message()), left.count());
-  queue_for_room(job.plan.name, std::move(job.waiter),
+  queue_for_room(job.plan->name, std::move(job.waiter),
                  static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 1)), true,
                  job.wait_until);
 }
@@ -189,7 +190,8 @@ void Service::finish_hub_plan(const std::string& model, const std::string& path,
     return;
   }
   auto name = parse_hf_name(path);
-  GroupPlan plan = hf_group_plan(model, name->repo, snapshot->commit, std::move(snapshot->files));
+  auto plan = std::make_shared<const GroupPlan>(
+      hf_group_plan(model, name->repo, snapshot->commit, std::move(snapshot->files)));
   // A branch or tag may move on the hub: asked again after a while. A
   // commit cannot.
   constexpr auto kRevisionTtl = std::chrono::seconds(60);
@@ -199,7 +201,7 @@ void Service::finish_hub_plan(const std::string& model, const std::string& path,
                              pinned_commit ? std::chrono::steady_clock::time_point::max()
                                            : std::chrono::steady_clock::now() + kRevisionTtl};
   spdlog::info("{}: commit {} on the hub, {} files", log_text(model), snapshot->commit,
-               plan.members.size());
+               plan->members.size());
   for (Waiter& w : waiters) {
     if (shutting_down_) {
       fail(w, error(ErrorCode::kShuttingDown, "the broker is shutting down"));
@@ -209,15 +211,15 @@ void Service::finish_hub_plan(const std::string& model, const std::string& path,
   }
 }
 
-void Service::start_group(const std::string& model, GroupPlan p, Waiter& w,
+void Service::start_group(const std::string& model, PlanPtr p, Waiter& w,
                           std::chrono::steady_clock::time_point wait_until) {
   const PoolConfig& pc = pool_.config();
   std::uint64_t footprint = 0;
-  for (const GroupMember& m : p.members) footprint += pool_.footprint_for(m.size);
+  for (const GroupMember& m : p->members) footprint += pool_.footprint_for(m.size);
   if (footprint > pc.budget) {
     fail(w, error(ErrorCode::kTooLarge,
                   "\"" + model + "\"" + " needs " + units::format_bytes(footprint) + " for its " +
-                      std::to_string(p.members.size()) + " files, more than the pool's budget (" +
+                      std::to_string(p->members.size()) + " files, more than the pool's budget (" +
                       units::format_bytes(pc.budget) + ")"));
     return;
   }
@@ -225,10 +227,10 @@ void Service::start_group(const std::string& model, GroupPlan p, Waiter& w,
   GroupJob& job = group_jobs_[id];
   job.waiter = std::move(w);
   job.wait_until = wait_until;
-  job.got.resize(p.members.size());
-  job.fresh.resize(p.members.size());
+  job.got.resize(p->members.size());
+  job.fresh.resize(p->members.size());
   job.plan = std::move(p);
-  const std::size_t n = job.plan.members.size();
+  const std::size_t n = job.plan->members.size();
   for (std::size_t i = 0; i < n; ++i) {
     GroupJob& j = group_jobs_.at(id);  // member_done() below may not erase it, but may rehash
     if (!j.failure.ok()) break;
@@ -242,7 +244,7 @@ void Service::start_group(const std::string& model, GroupPlan p, Waiter& w,
               [this, id, i](const Status& st, const EntryInfo* e, bool cached) {
                 member_done(id, i, st, e, cached);
               }};
-    const std::string entry = j.plan.members[i].entry;
+    const std::string& entry = j.plan->members[i].entry;
     if (Status st = start_or_join(entry, mw); !st.ok()) member_done(id, i, st, nullptr, false);
   }
   GroupJob& j = group_jobs_.at(id);
@@ -262,8 +264,8 @@ void Service::member_done(std::uint64_t job, std::size_t i, const Status& st, co
     j.got[i] = *e;
     j.fresh[i] = !cached;
   } else if (j.failure.ok()) {
-    const GroupMember& m = j.plan.members[i];
-    j.failure = Status(st.code(), j.plan.name + ": " + m.file + ": " + st.message());
+    const GroupMember& m = j.plan->members[i];
+    j.failure = Status(st.code(), j.plan->name + ": " + m.file + ": " + st.message());
   }
   if (--j.pending == 0 && !j.starting) asio::post(io_, [this, job] { finish_group(job); });
 }
@@ -274,7 +276,7 @@ void Service::finish_group(std::uint64_t id) {
   GroupJob& job = node.mapped();
   if (job.failure.ok()) {
     for (const auto& got : job.got) {
-      if (!got) job.failure = error(ErrorCode::kInternal, job.plan.name + ": a file went missing");
+      if (!got) job.failure = error(ErrorCode::kInternal, job.plan->name + ": a file went missing");
     }
   }
   if (job.failure.ok()) job.failure = check_group(job);
@@ -289,9 +291,8 @@ void Service::finish_group(std::uint64_t id) {
   }
   bool cached = true;
   for (bool f : job.fresh) cached = cached && !f;
-  GroupInfo& info = groups_[job.plan.name];
-  info.commit = job.plan.commit;
-  info.members = job.plan.members;
+  GroupInfo& info = groups_[job.plan->name];
+  info.plan = job.plan;
   ++info.accesses;
   grant_group(job, cached);
 }
@@ -302,12 +303,12 @@ Status Service::check_group(const GroupJob& job) {
   for (std::size_t i = 0; i < job.got.size(); ++i) {
     const EntryInfo& e = *job.got[i];
     key += std::to_string(e.id) + ",";
-    if (job.plan.members[i].weights) {
-      placed.push_back(PlacedFile{&job.plan.members[i], e.offset, e.size, e.format});
+    if (job.plan->members[i].weights) {
+      placed.push_back(PlacedFile{&job.plan->members[i], e.offset, e.size, e.format});
     }
   }
   if (auto hit = group_checks_.find(key); hit != group_checks_.end()) return hit->second;
-  Status st = check_group_tensors(job.plan, segment_.fd(), placed);
+  Status st = check_group_tensors(*job.plan, segment_.fd(), placed);
   if (group_checks_.size() >= 4096) group_checks_.clear();  // ids of evicted entries pile up
   group_checks_.emplace(std::move(key), st);
   return st;
@@ -333,7 +334,7 @@ void Service::grant_group(GroupJob& job, bool cached) {
     after_release();
   };
   Waiter& w = job.waiter;
-  const GroupPlan& plan = job.plan;
+  const GroupPlan& plan = *job.plan;
   std::uint64_t size = 0;
   for (const auto& got : job.got) size += got->size;
   if (w.kind == Waiter::Kind::kPreload || w.kind == Waiter::Kind::kLoad) {
