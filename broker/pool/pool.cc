@@ -293,26 +293,32 @@ Result<Reservation> Pool::alias(std::string_view name, EntryId base, std::int64_
   Reservation r;
   EntryInfo& a = r.entry;
   a = make_entry(name, b->source, b->size, b->extent_size, now_ns);
-  a.id = next_id_++;
-  a.base = base;
-  a.footprint = 0;
-  a.state = EntryState::kReady;
-  a.offset = b->offset;
-  a.slot = b->slot;
-  a.checksum = b->checksum;
-  a.format = b->format;
-  a.load_seconds = 0;
   if (old != nullptr) {
     a.pinned = old->pinned;
     const bool reclaim = old->base == 0 && old->refs == 0 && !mapped(*old);
     supersede(*mutable_entry(old->id), reclaim, r.evicted);
   }
-  if (a.pinned) ++mutable_entry(base)->alias_pins;
   history_[a.name] = NameHistory{a.generation, a.source};
+  add_alias(a, base);
+  return r;
+}
+
+void Pool::add_alias(EntryInfo& a, EntryId base) {
+  EntryInfo* b = mutable_entry(base);
+  a.id = next_id_++;
+  a.base = base;
+  a.footprint = 0;
+  a.state = EntryState::kReady;
+  a.offset = b->offset;
+  a.extent_size = b->extent_size;
+  a.slot = b->slot;
+  a.checksum = b->checksum;
+  a.format = b->format;
+  a.load_seconds = 0;
+  if (a.pinned) ++b->alias_pins;
   current_[a.name] = a.id;
   entries_.emplace(a.id, a);
   ++aliases_;
-  return r;
 }
 
 Result<Reservation> Pool::fold(EntryId id, EntryId base, std::int64_t now_ns) {
@@ -326,24 +332,9 @@ Result<Reservation> Pool::fold(EntryId id, EntryId base, std::int64_t now_ns) {
                  "no loading copy to fold into entry " + std::to_string(base));
   }
   Reservation r;
-  EntryInfo a = *e;  // its name, source, generation, pin and times
+  r.entry = *e;  // its name, source, generation, pin and times
   r.evicted.push_back(take(id, Removal::kDropped));
-  b = get(base);
-  a.id = next_id_++;
-  a.base = base;
-  a.footprint = 0;
-  a.state = EntryState::kReady;
-  a.offset = b->offset;
-  a.extent_size = b->extent_size;
-  a.slot = b->slot;
-  a.checksum = b->checksum;
-  a.format = b->format;
-  a.load_seconds = 0;
-  if (a.pinned) ++mutable_entry(base)->alias_pins;
-  current_[a.name] = a.id;
-  entries_.emplace(a.id, a);
-  ++aliases_;
-  r.entry = a;
+  add_alias(r.entry, base);
   return r;
 }
 

@@ -244,6 +244,9 @@ class Pool {
   // The aliases of `base` stop being current; those without refs go.
   void retire_aliases(EntryId base);
   void take_alias(EntryId id);
+  // Makes `a` (its name, source, generation and pin set) a new current
+  // alias of `base` and adds it.
+  void add_alias(EntryInfo& a, EntryId base);
   bool mapped(const EntryInfo& e) const { return mapped_ && mapped_(e); }
   // A superseded entry with no refs: freed now, or retained while mapped.
   std::vector<EntryInfo> drop_or_retain(EntryInfo& e);
