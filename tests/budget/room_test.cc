@@ -48,6 +48,21 @@ std::vector<std::uint64_t> hold(WorkerConn& w, int n) {
   return handles;
 }
 
+// A safetensors file of one U8 tensor `name` of `n` bytes, all `fill`.
+std::string safetensors_of(const std::string& name, std::size_t n, char fill) {
+  const std::string header = R"({")" + name + R"(":{"dtype":"U8","shape":[)" + std::to_string(n) +
+                             R"(],"data_offsets":[0,)" + std::to_string(n) + "]}}";
+  const std::uint64_t len = header.size();
+  return std::string(reinterpret_cast<const char*>(&len), 8) + header + std::string(n, fill);
+}
+
+// The broker's stats once `n` acquires wait for room, or when `limit` ends.
+json stats_when_waiting(const Broker& broker, std::uint64_t n,
+                        milliseconds limit = std::chrono::seconds(10)) {
+  return admin_until(
+      broker, "stats", [n](const json& s) { return s["waiting_for_room"] == n; }, limit);
+}
+
 TEST(Room, ModelThatCanNeverFitIsTooLargeAtOnce) {
   ScratchDir models;
   models.write_random("huge", 65 * kMiB, 1);  // over the 64 MiB budget
@@ -114,14 +129,11 @@ TEST(Room, WaitersGetRoomInArrivalOrder) {
   WorkerConn holder(broker);
   const auto handles = hold(holder, 5);
   ASSERT_EQ(handles.size(), 5U);
-  auto waiting = [](std::uint64_t n) {
-    return [n](const json& s) { return s["waiting_for_room"] == n; };
-  };
   WorkerConn first(broker), second(broker);
   first.send_acquire("m5", 20000);
-  ASSERT_EQ(admin_until(broker, "stats", waiting(1))["waiting_for_room"], 1);
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
   second.send_acquire("m6", 20000);
-  ASSERT_EQ(admin_until(broker, "stats", waiting(2))["waiting_for_room"], 2);
+  ASSERT_EQ(stats_when_waiting(broker, 2)["waiting_for_room"], 2);
 
   // One release makes room for one model: the first waiter gets it.
   ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());
@@ -143,10 +155,18 @@ TEST(Room, WaitersGetRoomInArrivalOrder) {
   EXPECT_EQ(self_check_problems(broker), json::array());
 }
 
-TEST(Room, NewcomerWaitsBehindAnEarlierWaiter) {
+// A later arrival must not take the room an earlier waiter needs (the big
+// waiter would starve behind a stream of small ones), be it a file or a
+// repository.
+class NewcomerWaitsBehind : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NewcomerWaitsBehind, AnEarlierWaiter) {
+  const std::string newcomer = GetParam();
   ScratchDir models;
   write_models(models, 6);
   models.write_random("big", 2 * kModel, 99);
+  models.write("r/model-00001-of-00002.safetensors", safetensors_of("a", 5 * kMiB, 'a'));
+  models.write("r/model-00002-of-00002.safetensors", safetensors_of("b", 5 * kMiB, 'b'));
   Broker broker(models.path(), kArgs);
   broker.start();
   WorkerConn holder(broker);
@@ -154,19 +174,12 @@ TEST(Room, NewcomerWaitsBehindAnEarlierWaiter) {
   ASSERT_EQ(handles.size(), 5U);
   WorkerConn first(broker), second(broker);
   first.send_acquire("big", 20000);  // needs two models' room
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
-      1);
-  // Room for one small model: not enough for the first waiter, and a later
-  // arrival must not take it (the big waiter would starve behind a stream
-  // of small ones).
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
+  // Room for the newcomer, not for the first waiter.
   ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());
-  second.send_acquire("m5", 20000);
-  json s = admin_until(
-      broker, "stats", [](const json& s) { return s["waiting_for_room"] == 2; },
-      milliseconds(2000));
-  EXPECT_EQ(s["waiting_for_room"], 2) << "the newcomer jumped the queue";
+  second.send_acquire(newcomer, 20000);
+  json s = stats_when_waiting(broker, 2, milliseconds(2000));
+  EXPECT_EQ(s["waiting_for_room"], 2) << newcomer << " jumped the queue";
   ASSERT_TRUE(holder.release(handles[1])["ok"].get<bool>());
   auto r1 = first.reply_within(milliseconds(10000));
   ASSERT_TRUE(r1.has_value());
@@ -175,8 +188,11 @@ TEST(Room, NewcomerWaitsBehindAnEarlierWaiter) {
   auto r2 = second.reply_within(milliseconds(10000));
   ASSERT_TRUE(r2.has_value());
   EXPECT_EQ(code_of(*r2), "ok") << r2->dump();
+  EXPECT_EQ((*r2)["model"], newcomer);
   EXPECT_EQ(self_check_problems(broker), json::array());
 }
+
+INSTANTIATE_TEST_SUITE_P(FileOrRepository, NewcomerWaitsBehind, ::testing::Values("m5", "r"));
 
 TEST(Room, AWaiterThatHangsUpStopsHoldingUpTheQueue) {
   ScratchDir models;
@@ -189,17 +205,11 @@ TEST(Room, AWaiterThatHangsUpStopsHoldingUpTheQueue) {
   ASSERT_EQ(handles.size(), 5U);
   auto first = std::make_unique<WorkerConn>(broker);
   first->send_acquire("big", 20000);
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
-      1);
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
   ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());  // room for m5, not for big
   WorkerConn second(broker);
   second.send_acquire("m5", 20000);
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 2; })["waiting_for_room"],
-      2);
+  ASSERT_EQ(stats_when_waiting(broker, 2)["waiting_for_room"], 2);
   first.reset();  // the head of the queue hangs up: m5 fits now
   auto r = second.reply_within(milliseconds(5000));
   ASSERT_TRUE(r.has_value()) << "the second waiter stayed behind a waiter that had gone";
@@ -219,10 +229,7 @@ TEST(Room, UnpinningGivesRoomToAWaiter) {
   EXPECT_EQ(p["pinned"], true);
   WorkerConn w(broker);
   w.send_acquire("m5", 20000);
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
-      1);
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
   json u = broker.admin("unpin", {{"model", "m4"}});
   ASSERT_TRUE(u["ok"].get<bool>()) << u.dump();
   auto r = w.reply_within(milliseconds(10000));
@@ -287,24 +294,13 @@ TEST(Room, AReleaseOnTheSameClientDoesNotWaitBehindAWaitingAcquire) {
   auto waiter = std::async(std::launch::async, [&] {
     return client.acquire("m5", AcquireOptions{milliseconds(60000), false}).generation();
   });
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
-      1);
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
   held.front().release();  // while the other thread waits in acquire
   ASSERT_EQ(waiter.wait_for(std::chrono::seconds(30)), std::future_status::ready)
       << "the waiting acquire never got the room the release made";
   EXPECT_EQ(waiter.get(), 1U);
   EXPECT_EQ(broker.admin("stats")["waiting_for_room"], 0);
   EXPECT_EQ(current_models(broker).count("m0"), 0U);
-}
-
-// A safetensors file of one U8 tensor `name` of `n` bytes, all `fill`.
-std::string safetensors_of(const std::string& name, std::size_t n, char fill) {
-  const std::string header = R"({")" + name + R"(":{"dtype":"U8","shape":[)" + std::to_string(n) +
-                             R"(],"data_offsets":[0,)" + std::to_string(n) + "]}}";
-  const std::uint64_t len = header.size();
-  return std::string(reinterpret_cast<const char*>(&len), 8) + header + std::string(n, fill);
 }
 
 TEST(Room, ARepositoryWaitsForRoomAsAFileDoes) {
@@ -325,10 +321,7 @@ TEST(Room, ARepositoryWaitsForRoomAsAFileDoes) {
   EXPECT_NE(r["error"]["message"].get<std::string>().find("within"), std::string::npos) << r.dump();
 
   w.send_acquire("r", 20000);
-  ASSERT_EQ(
-      admin_until(broker, "stats",
-                  [](const json& s) { return s["waiting_for_room"] == 1; })["waiting_for_room"],
-      1);
+  ASSERT_EQ(stats_when_waiting(broker, 1)["waiting_for_room"], 1);
   ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());  // 12 MiB: room for both shards
   auto got = w.reply_within(milliseconds(10000));
   ASSERT_TRUE(got.has_value()) << "room appeared but the repository's waiter was not served";
@@ -336,41 +329,6 @@ TEST(Room, ARepositoryWaitsForRoomAsAFileDoes) {
   EXPECT_EQ((*got)["model"], "r");
   EXPECT_EQ((*got)["files"].size(), 2U) << got->dump();
   EXPECT_EQ(broker.admin("stats")["waiting_for_room"], 0);
-  EXPECT_EQ(self_check_problems(broker), json::array());
-}
-
-TEST(Room, ARepositoryWaitsBehindAnEarlierWaiter) {
-  ScratchDir models;
-  write_models(models, 5);
-  models.write_random("big", 2 * kModel, 99);
-  models.write("r/model-00001-of-00002.safetensors", safetensors_of("a", 5 * kMiB, 'a'));
-  models.write("r/model-00002-of-00002.safetensors", safetensors_of("b", 5 * kMiB, 'b'));
-  Broker broker(models.path(), kArgs);
-  broker.start();
-  WorkerConn holder(broker);
-  const auto handles = hold(holder, 5);
-  ASSERT_EQ(handles.size(), 5U);
-  auto waiting = [](std::uint64_t n) {
-    return [n](const json& s) { return s["waiting_for_room"] == n; };
-  };
-  WorkerConn first(broker), second(broker);
-  first.send_acquire("big", 20000);
-  ASSERT_EQ(admin_until(broker, "stats", waiting(1))["waiting_for_room"], 1);
-  // Room for the repository, not for the first waiter: the repository must
-  // not take it.
-  ASSERT_TRUE(holder.release(handles[0])["ok"].get<bool>());
-  second.send_acquire("r", 20000);
-  json s = admin_until(broker, "stats", waiting(2), milliseconds(2000));
-  EXPECT_EQ(s["waiting_for_room"], 2) << "the repository jumped the queue";
-  ASSERT_TRUE(holder.release(handles[1])["ok"].get<bool>());
-  auto r1 = first.reply_within(milliseconds(10000));
-  ASSERT_TRUE(r1.has_value());
-  EXPECT_EQ(code_of(*r1), "ok") << r1->dump();
-  ASSERT_TRUE(holder.release(handles[2])["ok"].get<bool>());
-  auto r2 = second.reply_within(milliseconds(10000));
-  ASSERT_TRUE(r2.has_value());
-  EXPECT_EQ(code_of(*r2), "ok") << r2->dump();
-  EXPECT_EQ((*r2)["model"], "r");
   EXPECT_EQ(self_check_problems(broker), json::array());
 }
 
