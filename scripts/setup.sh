@@ -11,6 +11,7 @@ PACKAGES=(
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
   libsystemd-dev systemd
   libcurl4-openssl-dev nginx-light curl openssl
+  prometheus
 )
 if [[ "${MODELPOOL_WITH_TORCH:-1}" == 1 ]]; then PACKAGES+=(python3-torch); fi
 # The Node.js binding (clientlib/node). Debian's node-* packages depend on
@@ -39,6 +40,8 @@ $SUDO apt-get update -qq
 # nginx is for the tests, which start their own on loopback: the package must
 # not start a system-wide one on port 80 (policy-rc.d 101: "action forbidden",
 # as in container images), nor fail to install where port 80 is taken.
+# prometheus is there for its promtool (`promtool check metrics` on a scrape),
+# and its server must not start either.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
