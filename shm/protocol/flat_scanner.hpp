@@ -19,40 +19,24 @@ inline bool same_key(std::string_view a, std::string_view b) {
   return a.size() == b.size() && (a.empty() || a[0] == b[0]) && a == b;
 }
 
-// Feeds `sax` a payload that is one flat JSON object -- keys and string
-// values of printable ASCII without escapes, unsigned integers, true, false,
-// null, JSON whitespace between tokens -- which is what the broker and the
-// library write on the hot path. Returns false at the first byte outside
-// that subset (valid JSON or not); the caller then starts over with
+// Feeds `sax` a payload that is one JSON object of the plain subset -- keys
+// and string values of printable ASCII without escapes, unsigned integers,
+// true, false, null, objects and arrays of these nested at most kMaxDepth
+// deep, JSON whitespace between tokens -- which is what the broker and the
+// library write on the hot path (an acquire reply's "files" list included).
+// Returns false at the first byte outside that subset (valid JSON or not),
+// or when `sax` refuses an event; the caller then starts over with
 // nlohmann's parser, which decides everything this does not.
 class FlatScanner {
  public:
+  static constexpr int kMaxDepth = 64;
+
   explicit FlatScanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
 
   template <class Sax>
   bool feed(Sax& sax) {
     skip_ws();
-    if (!eat('{') || !sax.start_object(0)) return false;
-    skip_ws();
-    if (!eat('}')) {
-      for (;;) {
-        std::string_view key;
-        if (!plain_string(key)) return false;
-        skip_ws();
-        if (!eat(':')) return false;
-        skip_ws();
-        if (!sax.key_view(key)) return false;
-        if (!value(sax)) return false;
-        skip_ws();
-        if (eat(',')) {
-          skip_ws();
-          continue;
-        }
-        if (eat('}')) break;
-        return false;
-      }
-    }
-    sax.end_object();
+    if (p_ == end_ || *p_ != '{' || !object(sax)) return false;
     skip_ws();
     return p_ == end_;
   }
@@ -93,6 +77,55 @@ class FlatScanner {
     return true;
   }
 
+  // At '{': the object, its closing brace included.
+  template <class Sax>
+  bool object(Sax& sax) {
+    ++p_;
+    if (++depth_ > kMaxDepth || !sax.start_object(0)) return false;
+    skip_ws();
+    if (!eat('}')) {
+      for (;;) {
+        std::string_view key;
+        if (!plain_string(key)) return false;
+        skip_ws();
+        if (!eat(':')) return false;
+        skip_ws();
+        if (!sax.key_view(key) || !value(sax)) return false;
+        skip_ws();
+        if (eat(',')) {
+          skip_ws();
+          continue;
+        }
+        if (eat('}')) break;
+        return false;
+      }
+    }
+    --depth_;
+    return sax.end_object();
+  }
+
+  // At '[': the array, its closing bracket included.
+  template <class Sax>
+  bool array(Sax& sax) {
+    ++p_;
+    if (++depth_ > kMaxDepth || !sax.start_array(0)) return false;
+    skip_ws();
+    if (!eat(']')) {
+      for (;;) {
+        if (!value(sax)) return false;
+        skip_ws();
+        if (eat(',')) {
+          skip_ws();
+          continue;
+        }
+        if (eat(']')) break;
+        return false;
+      }
+    }
+    --depth_;
+    return sax.end_array();
+  }
+
   template <class Sax>
   bool value(Sax& sax) {
     if (p_ == end_) return false;
@@ -101,6 +134,8 @@ class FlatScanner {
       std::string_view v;
       return plain_string(v) && sax.string_view(v);
     }
+    if (c == '{') return object(sax);
+    if (c == '[') return array(sax);
     if (c >= '0' && c <= '9') {
       const char* start = p_;
       while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
@@ -114,11 +149,12 @@ class FlatScanner {
     if (literal("true")) return sax.boolean(true);
     if (literal("false")) return sax.boolean(false);
     if (literal("null")) return sax.null();
-    return false;  // nested, negative, or not JSON
+    return false;  // negative, or not JSON
   }
 
   const char* p_;
   const char* end_;
+  int depth_ = 0;
 };
 
 }  // namespace modelpool::proto::flat

@@ -9,6 +9,7 @@
 #ifndef MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
 #define MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,8 +33,13 @@ std::string encode_acquire_reply(const json& id, const AcquireReply& m);
 // {"id": id, "ok": true}
 std::string encode_ok_empty(const json& id);
 
+// The most files one acquire reply may list (both readers' limit): a sharded
+// checkpoint has tens.
+inline constexpr std::size_t kMaxReplyFiles = 65536;
+
 // A reply's top-level fields. Nested values are skipped, except the
-// error object's "code" and "message".
+// error object's "code" and "message" and the scalars of each object in the
+// acquire reply's "files" list.
 struct FlatReply {
   struct Value {
     enum class Kind { kNull, kBool, kUnsigned, kSigned, kFloat, kString, kNested };
@@ -44,12 +50,23 @@ struct FlatReply {
     std::string s;
     bool operator==(const Value&) const = default;
   };
+  // The scalars of one object, by key; the last one wins, as in the DOM.
+  struct Fields {
+    std::vector<std::pair<std::string, Value>> items;
+    const Value* find(std::string_view key) const;
+    void set(std::string_view key, Value&& v);
+    bool operator==(const Fields&) const = default;
+  };
   std::optional<std::uint64_t> id;  // only an unsigned id (the ones clients send)
   bool has_ok = false;
   bool ok = false;
   std::optional<std::string> error_code;
   std::optional<std::string> error_message;
   std::vector<std::pair<std::string, Value>> fields;  // the last one wins, as in the DOM
+  // The last top-level "files": its objects, while files_listed says it is
+  // an array of at most kMaxReplyFiles objects and nothing else.
+  std::vector<Fields> files;
+  bool files_listed = false;
 
   const Value* find(std::string_view key) const;
   bool operator==(const FlatReply&) const = default;
@@ -69,7 +86,8 @@ Result<FlatReply> parse_flat_reply_reference(std::string_view payload);
 // malformed one); OK for an ok:true reply.
 Status flat_reply_status(const FlatReply& r);
 
-// The fields of an ok:true acquire reply, checked as decode_acquire_reply does.
+// The fields of an ok:true acquire reply, its "files" and "commit" too,
+// checked as decode_acquire_reply does: what one refuses, so does the other.
 Result<AcquireReply> acquire_reply_from(const FlatReply& r);
 
 // The broker's side: an acquire or release request read without a DOM.

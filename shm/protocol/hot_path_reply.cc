@@ -2,6 +2,7 @@
 //
 // The hot path's reply reader (hot_path.hpp): the flat reader every reply
 // goes through, and the acquire reply's fields from it.
+#include <iterator>
 #include <string>
 
 #include "shm/protocol/flat_scanner.hpp"
@@ -61,6 +62,8 @@ class FlatSax {
       key_.assign(k);
     } else if (depth_ == 2 && in_error_) {
       error_key_.assign(k);
+    } else if (depth_ == 3 && in_file_) {
+      file_key_.assign(k);
     }
     return true;
   }
@@ -73,6 +76,8 @@ class FlatSax {
   const std::string& problem() const { return problem_; }
 
  private:
+  // Depths: 1 the reply, 2 a top-level value ("error", "files"), 3 an
+  // element of "files", 4 a value inside that element.
   bool open(bool object) {
     if (++depth_ > kMaxDepth) {
       problem_ = "reply nests JSON deeper than " + std::to_string(kMaxDepth) + " levels";
@@ -84,21 +89,44 @@ class FlatSax {
       return false;
     }
     if (depth_ == 2) {
-      const bool error_key = std::string_view(key_) == "error"sv;
+      const std::string_view key = key_;
+      const bool error_key = key == "error"sv;
       in_error_ = object && error_key;
       if (error_key) {  // a later "error" replaces an earlier one
         out_.error_code.reset();
         out_.error_message.reset();
       }
+      if (key == "files"sv) {  // a later "files" replaces an earlier one
+        out_.files.clear();
+        out_.files_listed = !object;
+        in_files_ = !object;
+      }
       record(Value{Value::Kind::kNested});
+    } else if (depth_ == 3 && in_files_) {
+      file_element(object);
+    } else if (depth_ == 4 && in_file_) {
+      out_.files.back().set(file_key_, Value{Value::Kind::kNested});
     }
     return true;
   }
 
   bool close() {
-    if (depth_ == 2) in_error_ = false;
+    if (depth_ == 2) in_error_ = in_files_ = false;
+    if (depth_ == 3) in_file_ = false;
     --depth_;
     return true;
+  }
+
+  // An element of "files" starts: an object is kept (up to the limit),
+  // anything else makes the list invalid.
+  void file_element(bool object) {
+    if (object && out_.files_listed && out_.files.size() < kMaxReplyFiles) {
+      out_.files.emplace_back();
+      in_file_ = true;
+      return;
+    }
+    out_.files.clear();
+    out_.files_listed = false;
   }
 
   bool scalar(Value&& v) {
@@ -111,6 +139,10 @@ class FlatSax {
     } else if (depth_ == 2 && in_error_ && v.kind == Value::Kind::kString) {
       if (std::string_view(error_key_) == "code"sv) out_.error_code = std::move(v.s);
       if (std::string_view(error_key_) == "message"sv) out_.error_message = std::move(v.s);
+    } else if (depth_ == 2 && in_files_) {
+      file_element(false);
+    } else if (depth_ == 3 && in_file_) {
+      out_.files.back().set(file_key_, std::move(v));
     }
     return true;
   }
@@ -127,6 +159,9 @@ class FlatSax {
     } else if (key == "error"sv && v.kind != Value::Kind::kNested) {
       out_.error_code.reset();  // a later "error" that is not an object replaces it
       out_.error_message.reset();
+    } else if (key == "files"sv && v.kind != Value::Kind::kNested) {
+      out_.files.clear();  // and a "files" that is not a list
+      out_.files_listed = false;
     }
     for (auto& [k, old] : out_.fields) {
       if (same_key(k, key)) {
@@ -142,7 +177,10 @@ class FlatSax {
   int depth_ = 0;
   std::string key_;
   std::string error_key_;
+  std::string file_key_;
   bool in_error_ = false;
+  bool in_files_ = false;  // in the top-level "files" array
+  bool in_file_ = false;   // in one of its objects
   std::string problem_;
 };
 
@@ -155,6 +193,65 @@ Status wrong_type(std::string_view key, std::string_view want) {
                "acquire reply: field \"" + std::string(key) + "\" must be " + std::string(want));
 }
 
+Status file_error(std::string_view what) {
+  return error(ErrorCode::kProtocol, "acquire reply: file: " + std::string(what));
+}
+
+// One element of "files", checked as decode_files (messages.cc) checks it.
+Result<FileRef> file_from(const FlatReply::Fields& f) {
+  FileRef out;
+  struct Field {
+    std::string_view key;
+    Value::Kind kind;
+    std::string_view want;
+  };
+  static constexpr Field kFields[] = {
+      {"name", Value::Kind::kString, "a string"},
+      {"offset", Value::Kind::kUnsigned, "a non-negative integer"},
+      {"size", Value::Kind::kUnsigned, "a non-negative integer"},
+      {"generation", Value::Kind::kUnsigned, "a non-negative integer"},
+      {"checksum", Value::Kind::kString, "a string"},
+      {"format", Value::Kind::kString, "a string"}};
+  const Value* v[std::size(kFields)] = {};
+  for (std::size_t i = 0; i < std::size(kFields); ++i) {
+    v[i] = f.find(kFields[i].key);
+    if (v[i] == nullptr) {
+      return file_error("missing field \"" + std::string(kFields[i].key) + "\"");
+    }
+    if (v[i]->kind != kFields[i].kind) {
+      return file_error("field \"" + std::string(kFields[i].key) + "\" must be " +
+                        std::string(kFields[i].want));
+    }
+  }
+  auto sum = checksum_from_hex(v[4]->s);
+  if (!sum) return file_error("bad checksum");
+  out.name = v[0]->s;
+  out.offset = v[1]->u;
+  out.size = v[2]->u;
+  out.generation = v[3]->u;
+  out.checksum = *sum;
+  out.format = v[5]->s;
+  const Value* weights = f.find("weights"sv);
+  out.weights = weights != nullptr && weights->kind == Value::Kind::kBool && weights->b;
+  return out;
+}
+
+// The reply's "files", which it has: a list of 1 to kMaxReplyFiles files.
+Result<std::vector<FileRef>> files_from(const FlatReply& r) {
+  if (!r.files_listed || r.files.empty()) {
+    return error(ErrorCode::kProtocol, "acquire reply: \"files\" is not a list of 1 to " +
+                                           std::to_string(kMaxReplyFiles) + " files");
+  }
+  std::vector<FileRef> out;
+  out.reserve(r.files.size());
+  for (const FlatReply::Fields& f : r.files) {
+    auto file = file_from(f);
+    if (!file.ok()) return file.status();
+    out.push_back(std::move(file).value());
+  }
+  return out;
+}
+
 }  // namespace
 
 const FlatReply::Value* FlatReply::find(std::string_view key) const {
@@ -162,6 +259,25 @@ const FlatReply::Value* FlatReply::find(std::string_view key) const {
     if (same_key(k, key)) return &v;
   }
   return nullptr;
+}
+
+const FlatReply::Value* FlatReply::Fields::find(std::string_view key) const {
+  for (const auto& [k, v] : items) {
+    if (same_key(k, key)) return &v;
+  }
+  return nullptr;
+}
+
+void FlatReply::Fields::set(std::string_view key, Value&& v) {
+  for (auto& [k, old] : items) {
+    if (same_key(k, key)) {
+      old = std::move(v);
+      return;
+    }
+  }
+  if (items.empty()) items.reserve(8);  // a file's seven, without regrowing
+  items.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                     std::forward_as_tuple(std::move(v)));
 }
 
 Result<FlatReply> parse_flat_reply(std::string_view payload) {
@@ -232,6 +348,14 @@ Result<AcquireReply> acquire_reply_from(const FlatReply& r) {
   m.checksum = *sum;
   const Value* cached = r.find("cached"sv);
   m.cached = cached != nullptr && cached->kind == Value::Kind::kBool && cached->b;
+  if (r.find("files"sv) != nullptr) {
+    auto files = files_from(r);
+    if (!files.ok()) return files.status();
+    m.files = std::move(files).value();
+  }
+  if (const Value* commit = r.find("commit"sv); commit && commit->kind == Value::Kind::kString) {
+    m.commit = commit->s;
+  }
   return m;
 }
 

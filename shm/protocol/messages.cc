@@ -3,6 +3,8 @@
 
 #include <charconv>
 
+#include "shm/protocol/hot_path.hpp"  // kMaxReplyFiles
+
 namespace modelpool::proto {
 namespace {
 
@@ -243,9 +245,6 @@ json to_json(const AcquireReply& m) {
 }
 
 namespace {
-
-// The most files one reply may list: a sharded checkpoint has tens.
-constexpr std::size_t kMaxReplyFiles = 65536;
 
 Result<std::vector<FileRef>> decode_files(const json& body) {
   std::vector<FileRef> out;

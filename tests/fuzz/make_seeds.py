@@ -33,6 +33,18 @@ REPLIES = [
      "generation": 1, "checksum": "00000000deadbeef", "format": "gguf", "cached": False},
     {"id": 3, "ok": False, "error": {"code": "pool_full", "message": "no room"}},
     {"ok": False, "error": {"code": "no_such_code", "message": "?"}},
+    {"id": 4, "ok": True, "handle": 5, "model": "org/repo", "offset": 2097152, "size": 24,
+     "generation": 1, "checksum": "00000000deadbeef", "format": "safetensors", "cached": True,
+     "files": [{"name": "model-00001-of-00002.safetensors", "offset": 2097152, "size": 24,
+                "generation": 1, "checksum": "00000000deadbeef", "format": "safetensors",
+                "weights": True},
+               {"name": "config.json", "offset": 4194304, "size": 2, "generation": 1,
+                "checksum": "0000000000000001", "format": "raw", "weights": False}],
+     "commit": "0123456789abcdef0123456789abcdef01234567"},
+    {"id": 5, "ok": True, "handle": 6, "model": "r", "offset": 0, "size": 1, "generation": 1,
+     "checksum": "00000000000000ff", "format": "raw",
+     "files": [{"name": "a", "offset": 0, "size": 1, "generation": 1, "checksum": "ff",
+                "format": "raw"}, [1], None]},
 ]
 
 

@@ -58,7 +58,7 @@ void hot_request(std::string_view payload) {
 }
 
 // The DOM-free reply decoder of the hot path judges every payload as
-// decode_reply does, and reads the same acquire reply.
+// decode_reply does, and reads the same acquire reply, its files included.
 void flat_reply(std::string_view payload) {
   auto dom = proto::decode_reply(payload);
   auto flat = proto::parse_flat_reply(payload);
@@ -75,7 +75,8 @@ void flat_reply(std::string_view payload) {
     require(ref->handle == fast->handle && ref->model == fast->model &&
                 ref->offset == fast->offset && ref->size == fast->size &&
                 ref->generation == fast->generation && ref->checksum == fast->checksum &&
-                ref->format == fast->format && ref->cached == fast->cached,
+                ref->format == fast->format && ref->cached == fast->cached &&
+                ref->files == fast->files && ref->commit == fast->commit,
             "flat and DOM acquire replies carry the same fields");
   }
 }
