@@ -111,6 +111,59 @@ BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply>)->Name("BM_HotDecod
 BENCHMARK(BM_HotDecodeAcquireReply<&proto::parse_flat_reply_reference>)
     ->Name("BM_HotDecodeAcquireReply/nlohmann_sax");
 
+// A repository's acquire reply (four shards, an index, a config): written
+// by the broker, read by the library; the DOM pair as the reference.
+proto::AcquireReply repository_reply() {
+  proto::AcquireReply r = sample_reply();
+  r.model = "org/repo-7b";
+  r.format = "safetensors";
+  for (int i = 1; i <= 4; ++i) {
+    r.files.push_back({"model-0000" + std::to_string(i) + "-of-00004.safetensors", (1ull << 30) * i,
+                       536'877'152, 1, 0x0123456789abcdefULL, "safetensors", true});
+  }
+  r.files.push_back({"config.json", 5ull << 30, 155, 1, 7, "raw", false});
+  r.files.push_back({"model.safetensors.index.json", 6ull << 30, 17'116, 1, 9, "raw", false});
+  return r;
+}
+
+void BM_RepositoryEncodeAcquireReply(benchmark::State& state) {
+  const auto reply = repository_reply();
+  for (auto _ : state) {
+    std::string payload = proto::encode_acquire_reply(7, reply);
+    benchmark::DoNotOptimize(payload);
+  }
+}
+BENCHMARK(BM_RepositoryEncodeAcquireReply);
+
+void BM_RepositoryEncodeAcquireReplyDom(benchmark::State& state) {
+  const auto reply = repository_reply();
+  for (auto _ : state) {
+    std::string payload = proto::encode_ok(7, proto::to_json(reply));
+    benchmark::DoNotOptimize(payload);
+  }
+}
+BENCHMARK(BM_RepositoryEncodeAcquireReplyDom);
+
+void BM_RepositoryDecodeAcquireReply(benchmark::State& state) {
+  const std::string payload = proto::encode_acquire_reply(7, repository_reply());
+  for (auto _ : state) {
+    auto flat = proto::parse_flat_reply(payload);
+    auto acq = proto::acquire_reply_from(*flat);
+    benchmark::DoNotOptimize(acq);
+  }
+}
+BENCHMARK(BM_RepositoryDecodeAcquireReply);
+
+void BM_RepositoryDecodeAcquireReplyDom(benchmark::State& state) {
+  const std::string payload = proto::encode_acquire_reply(7, repository_reply());
+  for (auto _ : state) {
+    auto rep = proto::decode_reply(payload);
+    auto acq = proto::decode_acquire_reply(rep->body);
+    benchmark::DoNotOptimize(acq);
+  }
+}
+BENCHMARK(BM_RepositoryDecodeAcquireReplyDom);
+
 // A stream of many small frames fed in 4 KiB chunks, as a busy connection sees it.
 void BM_FrameDecoderStream(benchmark::State& state) {
   std::string stream;

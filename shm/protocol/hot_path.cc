@@ -48,6 +48,23 @@ void append_id(std::string& out, const json& id) {
   }
 }
 
+void append_file(std::string& out, const FileRef& f) {
+  out += R"({"name":)";
+  append_string(out, f.name, false);
+  out += R"(,"offset":)";
+  append_uint(out, f.offset);
+  out += R"(,"size":)";
+  append_uint(out, f.size);
+  out += R"(,"generation":)";
+  append_uint(out, f.generation);
+  out += R"(,"checksum":")";
+  append_checksum_hex(out, f.checksum);
+  out += R"(","format":)";
+  append_string(out, f.format, false);
+  out += R"(,"weights":)";
+  out += f.weights ? "true}" : "false}";
+}
+
 }  // namespace
 
 std::string encode_acquire_request(std::uint64_t id, const AcquireRequest& m) {
@@ -85,11 +102,8 @@ std::string encode_flush_request(std::uint64_t id) {
 }
 
 std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
-  // A model of several files: its file list through the DOM (rarer, and
-  // the reply is read once per acquire of a repository).
-  if (!m.files.empty() || !m.commit.empty()) return encode_ok(id, to_json(m));
   std::string out;
-  out.reserve(192 + m.model.size());
+  out.reserve(192 + m.model.size() + m.files.size() * 160 + m.commit.size());
   out += R"({"id":)";
   append_id(out, id);
   out += R"(,"ok":true,"handle":)";
@@ -108,6 +122,18 @@ std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
   append_string(out, m.format, false);
   out += R"(,"cached":)";
   out += m.cached ? "true" : "false";
+  if (!m.files.empty()) {
+    out += R"(,"files":[)";
+    for (std::size_t i = 0; i < m.files.size(); ++i) {
+      if (i != 0) out += ',';
+      append_file(out, m.files[i]);
+    }
+    out += ']';
+  }
+  if (!m.commit.empty()) {
+    out += R"(,"commit":)";
+    append_string(out, m.commit, false);
+  }
   out += '}';
   return out;
 }

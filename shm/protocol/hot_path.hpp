@@ -2,10 +2,12 @@
 //
 // The warm acquire/release round trip without a JSON DOM. A worker repeats
 // acquire + release, so these messages are written straight into a string
-// and replies are read with nlohmann's SAX parser into a flat record of
-// their top-level scalars: no map of nodes to build and free. Same wire
-// format as messages.hpp (the protocol tests hold both to each other), same
-// limits (nesting over 64 levels is refused).
+// (a repository's list of files too) and replies are read into a flat
+// record of their top-level scalars and of the "files" list, by a scanner of
+// the plain JSON the broker writes, else by nlohmann's SAX parser: no map of
+// nodes to build and free. Same wire format as messages.hpp (the protocol
+// tests and the messages fuzzer hold both to each other), same limits
+// (nesting over 64 levels is refused).
 #ifndef MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
 #define MODELPOOL_SHM_PROTOCOL_HOT_PATH_HPP_
 
