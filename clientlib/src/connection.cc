@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clientlib/src/peer_check.hpp"
+#include "shm/layout/segment_layout.hpp"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22  // Linux 5.14
@@ -141,27 +142,60 @@ Status set_range_lock(int fd, std::uint64_t offset, std::uint64_t size, short ty
 
 }  // namespace
 
-Status SegmentFile::lock_extent(std::uint64_t offset, std::uint64_t size) {
-  if (size == 0) return {};  // a zero length would lock to the end of the file
-  std::lock_guard lock(lock_mu_);
-  auto [it, fresh] = locks_.try_emplace(offset, 0);
-  if (fresh) {
-    if (Status s = set_range_lock(fd_.get(), offset, size, F_RDLCK); !s.ok()) {
-      locks_.erase(it);
+SegmentFile::Extent SegmentFile::lock_range(const Extent& e) const {
+  // Extents start on 2 MiB boundaries (the page size when larger), and the
+  // rest of an extent's last block is its own: no other extent starts there.
+  const std::uint64_t block = std::max<std::uint64_t>(layout::kDefaultAlignment, page_size_);
+  const std::uint64_t end = e.first + e.second;  // checked against the segment's size
+  return {e.first, end > UINT64_MAX - block ? end : layout::align_up(end, block)};
+}
+
+Status SegmentFile::set_locks(std::vector<Extent> ranges, short type) {
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<Extent> done;
+  for (std::size_t i = 0; i < ranges.size();) {
+    Extent run = ranges[i];
+    for (++i; i < ranges.size() && ranges[i].first <= run.second; ++i) {
+      run.second = std::max(run.second, ranges[i].second);
+    }
+    if (Status s = set_range_lock(fd_.get(), run.first, run.second - run.first, type); !s.ok()) {
+      for (const Extent& d : done)
+        (void)set_range_lock(fd_.get(), d.first, d.second - d.first, F_UNLCK);
       return s;
     }
+    done.push_back(run);
   }
-  ++it->second;
   return {};
 }
 
-void SegmentFile::unlock_extent(std::uint64_t offset, std::uint64_t size) {
-  if (size == 0) return;
+Status SegmentFile::lock_extents(const std::vector<Extent>& extents) {
   std::lock_guard lock(lock_mu_);
-  auto it = locks_.find(offset);
-  if (it == locks_.end() || --it->second > 0) return;
-  locks_.erase(it);
-  (void)set_range_lock(fd_.get(), offset, size, F_UNLCK);  // unlocking cannot fail here
+  std::vector<Extent> fresh;  // the extents this call holds first
+  for (const Extent& e : extents) {
+    if (e.second == 0) continue;  // a zero length would lock to the end of the file
+    if (locks_[e.first]++ == 0) fresh.push_back(lock_range(e));
+  }
+  Status s = set_locks(std::move(fresh), F_RDLCK);
+  if (!s.ok()) {
+    for (const Extent& e : extents) {
+      if (e.second == 0) continue;
+      if (auto it = locks_.find(e.first); it != locks_.end() && --it->second == 0) locks_.erase(it);
+    }
+  }
+  return s;
+}
+
+void SegmentFile::unlock_extents(const std::vector<Extent>& extents) {
+  std::lock_guard lock(lock_mu_);
+  std::vector<Extent> idle;  // the extents no Model holds any more
+  for (const Extent& e : extents) {
+    if (e.second == 0) continue;
+    auto it = locks_.find(e.first);
+    if (it == locks_.end() || --it->second > 0) continue;
+    locks_.erase(it);
+    idle.push_back(lock_range(e));
+  }
+  (void)set_locks(std::move(idle), F_UNLCK);  // unlocking cannot fail here
 }
 
 Connection::Connection(std::string socket_path, std::unique_ptr<Channel> channel,
@@ -230,7 +264,7 @@ Result<Acquired> Connection::acquire(std::string_view model, std::optional<std::
   }
   // The broker's reference protects the extents until the locks are in place.
   if (bytes.ok()) {
-    if (Status s = lock_extents(*lease, *segment); !s.ok()) {
+    if (Status s = segment->lock_extents(lease->extents()); !s.ok()) {
       bytes = s;
     } else {
       std::lock_guard lock(mu_);
@@ -250,18 +284,6 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> Lease::extents() const {
   if (files.empty()) out.emplace_back(offset, size);
   for (const proto::FileRef& f : files) out.emplace_back(f.offset, f.size);
   return out;
-}
-
-Status Connection::lock_extents(const Lease& lease, SegmentFile& segment) {
-  const auto extents = lease.extents();
-  for (std::size_t i = 0; i < extents.size(); ++i) {
-    if (Status s = segment.lock_extent(extents[i].first, extents[i].second); !s.ok()) {
-      for (std::size_t j = 0; j < i; ++j)
-        segment.unlock_extent(extents[j].first, extents[j].second);
-      return s;
-    }
-  }
-  return {};
 }
 
 Result<proto::AcquireReply> Connection::request_acquire_calling(
@@ -340,7 +362,7 @@ Status Connection::release(const std::shared_ptr<Lease>& lease) {
   // reference it keeps the extent anyway, and once it has the release it
   // finds the extent unlocked and may free it at once.
   if (locked_in) {
-    for (const auto& [offset, size] : lease->extents()) locked_in->unlock_extent(offset, size);
+    locked_in->unlock_extents(lease->extents());
   }
   {
     std::lock_guard lock(mu_);

@@ -33,6 +33,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "clientlib/src/channel.hpp"
 #include "clientlib/src/mapping.hpp"
@@ -101,15 +103,19 @@ class SegmentFile {
   // faults its pages in first (MADV_POPULATE_READ).
   Result<std::span<const std::byte>> view(std::uint64_t offset, std::uint64_t size, bool populate);
 
-  // A read lock (F_OFD_SETLK, F_RDLCK) on [offset, offset + size) through
-  // this file's descriptor while this process holds the extent: the broker
-  // never punches or reuses a locked range, and the kernel drops the lock
-  // when the process dies, so the guarantee outlives a broker restart
-  // without depending on a reconnect. Counted per extent: two Models of one
-  // extent take one lock, and the last unlock_extent() drops it.
-  // Errors: kInternal when the kernel refuses the lock.
-  Status lock_extent(std::uint64_t offset, std::uint64_t size);
-  void unlock_extent(std::uint64_t offset, std::uint64_t size);
+  // Read locks (F_OFD_SETLK, F_RDLCK) on `extents` (offset, size) through
+  // this file's descriptor while this process holds them: the broker never
+  // punches or reuses a locked range, and the kernel drops the locks when
+  // the process dies, so the guarantee outlives a broker restart without
+  // depending on a reconnect. Each lock covers its extent's reservation: its
+  // bytes and the rest of its last 2 MiB block (docs/protocol.md), so the
+  // extents of a repository placed one after another are locked and
+  // unlocked with one fcntl per run, not one per file. Counted per extent:
+  // two Models of one extent take one lock, and the last unlock drops it.
+  // All or none. Errors: kInternal when the kernel refuses a lock.
+  using Extent = std::pair<std::uint64_t, std::uint64_t>;
+  Status lock_extents(const std::vector<Extent>& extents);
+  void unlock_extents(const std::vector<Extent>& extents);
 
  private:
   const UniqueFd fd_;
@@ -120,6 +126,12 @@ class SegmentFile {
   std::atomic<std::uint64_t> file_size_;
   std::mutex map_mu_;
   Mapping mapping_;  // GUARDED_BY(map_mu_): empty until the first view
+  // [start, end) of the lock of the extent (offset, size).
+  Extent lock_range(const Extent& e) const;
+  // Sets `type` on the union of `ranges` ([start, end)), one fcntl per
+  // run of touching ranges; a lock that fails undoes the ones before it.
+  Status set_locks(std::vector<Extent> ranges, short type);
+
   std::mutex lock_mu_;
   std::unordered_map<std::uint64_t, std::uint32_t>
       locks_;  // GUARDED_BY(lock_mu_): offset -> holders
@@ -173,8 +185,6 @@ class Connection {
   Status check_reply(const proto::AcquireReply& reply, SegmentFile& segment);
   static Status check_extent(std::uint64_t offset, std::uint64_t size, std::string_view format,
                              SegmentFile& segment);
-  // Takes the byte-range lock of each of `lease`'s extents (all or none).
-  static Status lock_extents(const Lease& lease, SegmentFile& segment);
   std::shared_ptr<Channel> channel();
 
   const std::string socket_path_;
