@@ -72,6 +72,9 @@ std::uint64_t fork_generation() {
   return g_forks.load(std::memory_order_relaxed);
 }
 
+// Pages of this size or larger are populated on an extent's first view.
+constexpr std::uint64_t kHugePage = 2ULL << 20;
+
 bool valid_format(std::string_view f) { return f == "raw" || f == "safetensors" || f == "gguf"; }
 
 // Faults in the pages of `bytes` ahead of use: one madvise where the kernel
@@ -102,6 +105,7 @@ void SegmentFile::refresh_file_size() {
 Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::uint64_t size,
                                                      bool populate_pages) {
   std::span<const std::byte> all;
+  bool first_on_huge_pages = false;
   {
     std::lock_guard lock(map_mu_);
     if (mapping_.bytes().empty()) {
@@ -110,13 +114,16 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
       mapping_ = std::move(m).value();
     }
     all = mapping_.bytes();
+    if (page_size_ >= kHugePage && offset <= all.size() && size <= all.size() - offset) {
+      first_on_huge_pages = populated_.emplace(offset, size).second;
+    }
   }
   if (offset > all.size() || size > all.size() - offset) {
     return error(ErrorCode::kProtocol, "acquire reply: extent [" + std::to_string(offset) + ", +" +
                                            std::to_string(size) + ") lies outside the segment");
   }
   std::span<const std::byte> bytes = all.subspan(offset, size);
-  if (populate_pages) populate(bytes);
+  if (populate_pages || first_on_huge_pages) populate(bytes);
   return bytes;
 }
 

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -100,7 +101,10 @@ class SegmentFile {
   void refresh_file_size();
 
   // [offset, offset + size) of the segment, mapped read-only; `populate`
-  // faults its pages in first (MADV_POPULATE_READ).
+  // faults its pages in first (MADV_POPULATE_READ). On 2 MiB pages the
+  // first view of an extent in this process is populated anyway: one
+  // madvise fills its page-table entries (a 2 MiB entry each) for less than
+  // the page faults it saves, and later views find them in place.
   Result<std::span<const std::byte>> view(std::uint64_t offset, std::uint64_t size, bool populate);
 
   // Read locks (F_OFD_SETLK, F_RDLCK) on `extents` (offset, size) through
@@ -126,6 +130,8 @@ class SegmentFile {
   std::atomic<std::uint64_t> file_size_;
   std::mutex map_mu_;
   Mapping mapping_;  // GUARDED_BY(map_mu_): empty until the first view
+  std::set<std::pair<std::uint64_t, std::uint64_t>>
+      populated_;  // GUARDED_BY(map_mu_): extents viewed on 2 MiB pages
   // [start, end) of the lock of the extent (offset, size).
   Extent lock_range(const Extent& e) const;
   // Sets `type` on the union of `ranges` ([start, end)), one fcntl per
