@@ -78,14 +78,14 @@ constexpr std::uint64_t kHugePage = 2ULL << 20;
 bool valid_format(std::string_view f) { return f == "raw" || f == "safetensors" || f == "gguf"; }
 
 // Faults in the pages of `bytes` ahead of use: one madvise where the kernel
-// has MADV_POPULATE_READ, else a read of every page.
-void populate(std::span<const std::byte> bytes) {
+// has MADV_POPULATE_READ, else (with `or_read`) a read of every page.
+void populate(std::span<const std::byte> bytes, bool or_read) {
   if (bytes.empty()) return;
   const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto start = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
   const auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
   if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_READ) == 0) return;
-  if (errno != EINVAL) return;  // best effort, as MAP_POPULATE is
+  if (errno != EINVAL || !or_read) return;  // best effort, as MAP_POPULATE is
   unsigned char sink = 0;
   for (std::uintptr_t p = start; p < end; p += page) {
     sink ^= *reinterpret_cast<const volatile unsigned char*>(p);
@@ -123,7 +123,9 @@ Result<std::span<const std::byte>> SegmentFile::view(std::uint64_t offset, std::
                                            std::to_string(size) + ") lies outside the segment");
   }
   std::span<const std::byte> bytes = all.subspan(offset, size);
-  if (populate_pages || first_on_huge_pages) populate(bytes);
+  // Unasked, only the madvise: reading every page ahead is not cheaper
+  // than the faults it would save.
+  if (populate_pages || first_on_huge_pages) populate(bytes, populate_pages);
   return bytes;
 }
 
