@@ -64,14 +64,22 @@ void CloseHandoff(Napi::Env, std::shared_ptr<Handoff>* handoff, Handoff*) {
 void SettleOnJsThread(Napi::Env env, Napi::Function, Handoff*, SerialQueue::Job* raw) {
   const std::unique_ptr<SerialQueue::Job> job(raw);
   if (env == nullptr) return;  // the environment is being torn down
-  const Napi::HandleScope scope(env);
+  // Nothing may leave this function: node-addon-api 5 (Debian bookworm's)
+  // lets an exception from here through into Node, which aborts the process.
+  // Settling fails only in a Worker being terminated (Node 18 still calls
+  // here then), where nothing waits for the Promise any more: the job is
+  // dropped.
   try {
-    if (job->code) throw Error(*job->code, job->message);
-    job->deferred.Resolve(job->settle(env));
-  } catch (const Error& e) {
-    job->deferred.Reject(MakeError(env, e).Value());
-  } catch (const Napi::Error& e) {
-    job->deferred.Reject(e.Value());
+    const Napi::HandleScope scope(env);
+    try {
+      if (job->code) throw Error(*job->code, job->message);
+      job->deferred.Resolve(job->settle(env));
+    } catch (const Error& e) {
+      job->deferred.Reject(MakeError(env, e).Value());
+    } catch (const Napi::Error& e) {
+      job->deferred.Reject(e.Value());
+    }
+  } catch (const Napi::Error&) {  // NOLINT(bugprone-empty-catch): see above
   }
 }
 
