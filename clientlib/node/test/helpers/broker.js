@@ -17,6 +17,10 @@ const os = require('node:os');
 const path = require('node:path');
 
 const START_TIMEOUT_MS = 60_000;
+// util-linux's setpriv starts the broker with a parent-death signal, so that
+// a test file that crashes leaves no broker behind (one would hold the test
+// runner's stderr open, and the runner would wait for it for ever).
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
 
 function brokerBinary() {
   const bin = process.env.MODELPOOL_TEST_BROKER || '';
@@ -60,10 +64,11 @@ class Broker {
     b.pool = pool || `mpnode-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
     b.runDir = runDir || fs.mkdtempSync(path.join(os.tmpdir(), 'mp-run-node-'));
     b.memory = memory;
-    b.proc = spawn(brokerBinary(), ['--models', modelsDir, '--name', b.pool, '--run-dir', b.runDir,
-                                    '--memory', memory, '--log-level', 'warn',
-                                    '--huge-tmpfs', 'no', ...args],
-                   { stdio: ['ignore', 'pipe', 'inherit'] });
+    const argv = [brokerBinary(), '--models', modelsDir, '--name', b.pool, '--run-dir', b.runDir,
+                  '--memory', memory, '--log-level', 'warn', '--huge-tmpfs', 'no',
+                  '--remove-on-exit', ...args];
+    if (SETPRIV) argv.unshift(SETPRIV, '--pdeathsig', 'SIGTERM');
+    b.proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
     b.exited = new Promise((resolve) => b.proc.on('exit', (code, sig) => resolve({ code, sig })));
     const line = await firstLine(b.proc.stdout, START_TIMEOUT_MS);
     b.proc.stdout.resume();
