@@ -146,7 +146,8 @@ TEST_F(OneCopy, ANameThatPromisesAnotherFormatDoesNotShare) {
 
 // The row of `name`'s current generation.
 json current_row(const Broker& b, const std::string& name) {
-  for (const json& r : b.admin("list")["models"]) {
+  const json list = b.admin("list");  // the rows live as long as the loop
+  for (const json& r : list["models"]) {
     if (r["name"] == name && r["current"] == true) return r;
   }
   return json();
