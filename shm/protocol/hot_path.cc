@@ -48,19 +48,26 @@ void append_id(std::string& out, const json& id) {
   }
 }
 
+// ,"offset":N,"size":N,"generation":N,"checksum":"HEX","format":"F" of an
+// extent: the reply's own and each of its files'.
+void append_extent(std::string& out, std::uint64_t offset, std::uint64_t size,
+                   std::uint64_t generation, std::uint64_t checksum, const std::string& format) {
+  out += R"(,"offset":)";
+  append_uint(out, offset);
+  out += R"(,"size":)";
+  append_uint(out, size);
+  out += R"(,"generation":)";
+  append_uint(out, generation);
+  out += R"(,"checksum":")";
+  append_checksum_hex(out, checksum);
+  out += R"(","format":)";
+  append_string(out, format, false);
+}
+
 void append_file(std::string& out, const FileRef& f) {
   out += R"({"name":)";
   append_string(out, f.name, false);
-  out += R"(,"offset":)";
-  append_uint(out, f.offset);
-  out += R"(,"size":)";
-  append_uint(out, f.size);
-  out += R"(,"generation":)";
-  append_uint(out, f.generation);
-  out += R"(,"checksum":")";
-  append_checksum_hex(out, f.checksum);
-  out += R"(","format":)";
-  append_string(out, f.format, false);
+  append_extent(out, f.offset, f.size, f.generation, f.checksum, f.format);
   out += R"(,"weights":)";
   out += f.weights ? "true}" : "false}";
 }
@@ -110,16 +117,7 @@ std::string encode_acquire_reply(const json& id, const AcquireReply& m) {
   append_uint(out, m.handle);
   out += R"(,"model":)";
   append_string(out, m.model, false);
-  out += R"(,"offset":)";
-  append_uint(out, m.offset);
-  out += R"(,"size":)";
-  append_uint(out, m.size);
-  out += R"(,"generation":)";
-  append_uint(out, m.generation);
-  out += R"(,"checksum":")";
-  append_checksum_hex(out, m.checksum);
-  out += R"(","format":)";
-  append_string(out, m.format, false);
+  append_extent(out, m.offset, m.size, m.generation, m.checksum, m.format);
   out += R"(,"cached":)";
   out += m.cached ? "true" : "false";
   if (!m.files.empty()) {

@@ -9,22 +9,11 @@
 #include <vector>
 
 #include "shm/protocol/hot_path.hpp"
+#include "tests/protocol/reply_compare.hpp"
 
 namespace modelpool::proto {
 namespace {
 
-void expect_same_reply(const AcquireReply& got, const AcquireReply& want) {
-  EXPECT_EQ(got.handle, want.handle);
-  EXPECT_EQ(got.model, want.model);
-  EXPECT_EQ(got.offset, want.offset);
-  EXPECT_EQ(got.size, want.size);
-  EXPECT_EQ(got.generation, want.generation);
-  EXPECT_EQ(got.checksum, want.checksum);
-  EXPECT_EQ(got.format, want.format);
-  EXPECT_EQ(got.cached, want.cached);
-  EXPECT_EQ(got.files, want.files);
-  EXPECT_EQ(got.commit, want.commit);
-}
 // A reply of several files, as the broker writes it.
 AcquireReply repository_reply() {
   AcquireReply m{7,    "org/repo", 2 << 21,   4096, 1, 0x1122334455667788ULL, "safetensors",

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/protocol/reply_compare.hpp"
+
 namespace modelpool::proto {
 namespace {
 
@@ -145,19 +147,6 @@ TEST(HotPath, BrokerLeavesEverythingElseToTheReferenceCodec) {
 TEST(HotPath, InvalidUtf8InARequestThrowsLikeTheReferenceCodec) {
   EXPECT_THROW((void)encode_acquire_request(1, AcquireRequest{"bad \xff", std::nullopt}),
                json::type_error);
-}
-
-// Every field of two acquire replies, compared one by one (the struct has
-// no operator==: the wire codec compares fields, not layouts).
-void expect_same_reply(const AcquireReply& got, const AcquireReply& want) {
-  EXPECT_EQ(got.handle, want.handle);
-  EXPECT_EQ(got.model, want.model);
-  EXPECT_EQ(got.offset, want.offset);
-  EXPECT_EQ(got.size, want.size);
-  EXPECT_EQ(got.generation, want.generation);
-  EXPECT_EQ(got.checksum, want.checksum);
-  EXPECT_EQ(got.format, want.format);
-  EXPECT_EQ(got.cached, want.cached);
 }
 
 TEST(HotPath, AcquireReplyRoundTrip) {
